@@ -1,0 +1,2 @@
+//! keyward quickstart (filled in as the crate grows).
+fn main() {}
