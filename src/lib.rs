@@ -4,9 +4,15 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod lockout;
 pub mod secret;
+pub mod store;
+pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
+pub use store::UserStore;
+pub use store::memory::InMemoryStore;

@@ -1,0 +1,631 @@
+//! The store contract and its backends.
+//!
+//! A store keeps [`UserRecord`]s and audit events. It takes no decisions of its own: where a
+//! decision must be taken inside a transaction (the lock decision on a failed attempt), the
+//! store calls the same pure function the rest of keyward uses ([`lockout::transition`]).
+//!
+//! Backends: [`memory::InMemoryStore`] (always built, the reference),
+//! `sqlite::SqliteStore` (feature `sqlite`, the embedded default) and
+//! `postgres::PostgresStore` (feature `postgres`).
+//!
+//! The trait is synchronous and `Send + Sync`. Async applications call keyward through
+//! `tokio::task::spawn_blocking` (hashing is CPU-bound anyway).
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::audit::{AuditEvent, AuditQuery};
+pub use crate::error::StoreError;
+use crate::lockout::{self, LockDecision, LockEvent, LockState, LockoutRule};
+use crate::user::{
+    BatchId, OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState,
+    User, UserId, UserRecord, UserStatus,
+};
+
+pub mod memory;
+
+/// The largest page a query may ask for.
+pub const MAX_PAGE: u32 = 1000;
+
+/// One page of results and the total number of matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// Matches over all pages.
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    /// A page.
+    #[must_use]
+    pub fn new(items: Vec<T>, total: u64) -> Self {
+        Self { items, total }
+    }
+}
+
+/// Sort order of a user search; ties are broken by user id so paging is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UserSort {
+    /// Surname, then forename, then username (case-insensitive).
+    #[default]
+    Surname,
+    /// Forename, then surname, then username (case-insensitive).
+    Forename,
+    /// Username (case-insensitive).
+    Username,
+    /// Creation time.
+    Created,
+}
+
+/// A user search for admin screens.
+///
+/// `text` matches, case-insensitively, users whose forename, surname, username or email
+/// *starts with* it (prefix search keeps every backend on an index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserQuery {
+    /// The site to search.
+    pub site: SiteId,
+    /// Prefix of forename, surname, username or email.
+    pub text: Option<String>,
+    /// Only members of this group (exact name).
+    pub group: Option<String>,
+    /// Only this user type.
+    pub user_type: Option<String>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+    /// Only users whose password or TOTP lock holds at `as_of`.
+    pub locked_only: bool,
+    /// Only users who never signed in.
+    pub unclaimed_only: bool,
+    /// Only users holding an unconsumed temporary password (expired ones included, so admins
+    /// see them).
+    pub temporary_password_only: bool,
+    /// The instant at which "locked" is judged.
+    pub as_of: OffsetDateTime,
+    /// Sort order.
+    pub sort: UserSort,
+    /// Reverse the sort order.
+    pub descending: bool,
+    /// Matches to skip.
+    pub offset: u64,
+    /// Most matches to return (at most [`MAX_PAGE`]).
+    pub limit: u32,
+}
+
+impl UserQuery {
+    /// All users of `site`, sorted by surname, first page of 50.
+    #[must_use]
+    pub fn new(site: SiteId, as_of: OffsetDateTime) -> Self {
+        Self {
+            site,
+            text: None,
+            group: None,
+            user_type: None,
+            status: None,
+            locked_only: false,
+            unclaimed_only: false,
+            temporary_password_only: false,
+            as_of,
+            sort: UserSort::Surname,
+            descending: false,
+            offset: 0,
+            limit: 50,
+        }
+    }
+
+    /// Prefix text search.
+    #[must_use]
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Group filter.
+    #[must_use]
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// User-type filter.
+    #[must_use]
+    pub fn user_type(mut self, user_type: impl Into<String>) -> Self {
+        self.user_type = Some(user_type.into());
+        self
+    }
+
+    /// Only locked users.
+    #[must_use]
+    pub fn locked_only(mut self) -> Self {
+        self.locked_only = true;
+        self
+    }
+
+    /// Only unclaimed users.
+    #[must_use]
+    pub fn unclaimed_only(mut self) -> Self {
+        self.unclaimed_only = true;
+        self
+    }
+
+    /// Only users with a temporary password.
+    #[must_use]
+    pub fn temporary_password_only(mut self) -> Self {
+        self.temporary_password_only = true;
+        self
+    }
+
+    /// Sort order.
+    #[must_use]
+    pub fn sort(mut self, sort: UserSort, descending: bool) -> Self {
+        self.sort = sort;
+        self.descending = descending;
+        self
+    }
+
+    /// Page.
+    #[must_use]
+    pub fn page(mut self, offset: u64, limit: u32) -> Self {
+        self.offset = offset;
+        self.limit = limit;
+        self
+    }
+
+    /// Checks the page size.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`] when `limit` is 0 or above [`MAX_PAGE`].
+    pub fn validate(&self) -> Result<(), StoreError> {
+        validate_limit(self.limit)
+    }
+
+    /// The lowercased search text, if any. Backends compare it against lowercased columns.
+    #[must_use]
+    pub fn text_key(&self) -> Option<String> {
+        self.text.as_deref().map(fold).filter(|t| !t.is_empty())
+    }
+
+    /// Whether `record` passes the filters (paging and sorting aside). The in-memory backend
+    /// uses this; SQL backends translate the same rules, and the conformance suite checks
+    /// that they agree.
+    #[must_use]
+    pub fn matches(&self, record: &UserRecord) -> bool {
+        let u = &record.user;
+        let text_ok = self.text_key().is_none_or(|t| {
+            [
+                Some(u.forename.as_str()),
+                Some(u.surname.as_str()),
+                Some(u.username.as_str()),
+                u.email.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|field| fold(field).starts_with(&t))
+        });
+        text_ok
+            && u.site == self.site
+            && self.group.as_ref().is_none_or(|g| u.groups.contains(g))
+            && self.user_type.as_ref().is_none_or(|t| &u.user_type == t)
+            && self.status.is_none_or(|s| u.status == s)
+            && (!self.locked_only
+                || record.password_lock.is_locked(self.as_of)
+                || record.totp_lock.is_locked(self.as_of))
+            && (!self.unclaimed_only || u.last_sign_in_at.is_none())
+            && (!self.temporary_password_only || has_live_temporary(record))
+    }
+}
+
+/// Whether the record holds an unconsumed temporary password (expired or not).
+#[must_use]
+pub fn has_live_temporary(record: &UserRecord) -> bool {
+    record
+        .password
+        .as_ref()
+        .and_then(|p| p.temporary.as_ref())
+        .is_some_and(|t| t.consumed_at.is_none())
+}
+
+/// Case folding used for every case-insensitive comparison (usernames, search text).
+#[must_use]
+pub fn fold(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+fn validate_limit(limit: u32) -> Result<(), StoreError> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(StoreError::InvalidQuery {
+            reason: format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        });
+    }
+    Ok(())
+}
+
+/// A group-picker query: groups of a site whose name starts with `text` (case-insensitive),
+/// sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupQuery {
+    /// The site.
+    pub site: SiteId,
+    /// Prefix of the group name.
+    pub text: Option<String>,
+    /// Groups to skip.
+    pub offset: u64,
+    /// Most groups to return (at most [`MAX_PAGE`]).
+    pub limit: u32,
+}
+
+impl GroupQuery {
+    /// All groups of `site`, first page of 50.
+    #[must_use]
+    pub fn new(site: SiteId) -> Self {
+        Self {
+            site,
+            text: None,
+            offset: 0,
+            limit: 50,
+        }
+    }
+
+    /// Prefix filter.
+    #[must_use]
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Page.
+    #[must_use]
+    pub fn page(mut self, offset: u64, limit: u32) -> Self {
+        self.offset = offset;
+        self.limit = limit;
+        self
+    }
+
+    /// Checks the page size.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`] when `limit` is 0 or above [`MAX_PAGE`].
+    pub fn validate(&self) -> Result<(), StoreError> {
+        validate_limit(self.limit)
+    }
+}
+
+/// A group and how many users of the site are in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupSummary {
+    /// The group's name.
+    pub name: String,
+    /// Members in the site.
+    pub members: u64,
+}
+
+impl GroupSummary {
+    /// A summary.
+    #[must_use]
+    pub fn new(name: String, members: u64) -> Self {
+        Self { name, members }
+    }
+}
+
+/// Which failure counter of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LockCounter {
+    /// Password (and PIN) failures.
+    Password,
+    /// TOTP code failures.
+    Totp,
+}
+
+/// Which single-use code of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OneTimeKind {
+    /// The password-reset token.
+    ResetToken,
+    /// The device-authorization code after a TOTP reset.
+    DeviceCode,
+}
+
+/// The result of taking a try at a single-use code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum OneTimeTry {
+    /// A try was counted; compare the presented code against this credential.
+    Available(OneTimeCredential),
+    /// There is no such code (never issued, consumed, or voided).
+    Absent,
+    /// The code has expired.
+    Expired,
+    /// The code has used up its tries; a new one is needed.
+    Exhausted,
+}
+
+/// The result of consuming a single-use credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Consumed {
+    /// This call consumed it: the caller may proceed.
+    Now,
+    /// It was already consumed, replaced or removed: the caller must not proceed.
+    AlreadyGone,
+}
+
+/// The result of offering a TOTP time step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum StepAcceptance {
+    /// The step was newer than the last accepted one and is now the last accepted one.
+    Accepted,
+    /// The step was the last accepted one or older: a replay.
+    Replayed,
+}
+
+/// The result of a compare-and-swap on a password hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Swap {
+    /// The stored hash was the expected one and is now the new one.
+    Swapped,
+    /// The stored hash had changed meanwhile; nothing was written.
+    Changed,
+}
+
+/// Temporary passwords for a set of users, replacing whatever each of them held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TemporaryBatch {
+    /// The batch identifier written into every credential.
+    pub batch: BatchId,
+    /// One credential per user.
+    pub entries: Vec<(UserId, PasswordCredential)>,
+}
+
+impl TemporaryBatch {
+    /// A batch.
+    #[must_use]
+    pub fn new(batch: BatchId, entries: Vec<(UserId, PasswordCredential)>) -> Self {
+        Self { batch, entries }
+    }
+}
+
+/// Applies a lock event to one counter of a record: the shared body of every backend's
+/// [`UserStore::apply_lock_event`], run under the backend's lock or transaction.
+pub fn apply_lock_event_to(
+    record: &mut UserRecord,
+    counter: LockCounter,
+    rule: &LockoutRule,
+    event: &LockEvent,
+    now: OffsetDateTime,
+) -> (LockState, LockDecision) {
+    let state = match counter {
+        LockCounter::Password => &mut record.password_lock,
+        LockCounter::Totp => &mut record.totp_lock,
+    };
+    let (next, decision) = lockout::transition(rule, state, event, now);
+    *state = next.clone();
+    (next, decision)
+}
+
+/// The store contract.
+///
+/// # Contract
+/// Every backend must meet all of the following; [`crate::conformance`] checks them.
+///
+/// - **Uniqueness.** A user id is unique; a username is unique per site after case folding
+///   ([`fold`]). Breaking either is [`StoreError::Conflict`], and nothing is written.
+/// - **Missing rows.** Reads of a missing user return `Ok(None)`; writes to a missing user
+///   return [`StoreError::NotFound`].
+/// - **Atomic operations.** Each of [`apply_lock_event`](Self::apply_lock_event),
+///   [`replace_password_hash`](Self::replace_password_hash),
+///   [`consume_temporary_password`](Self::consume_temporary_password),
+///   [`try_one_time`](Self::try_one_time), [`consume_one_time`](Self::consume_one_time),
+///   [`accept_totp_step`](Self::accept_totp_step) and
+///   [`replace_batch`](Self::replace_batch) is one atomic step, also across processes
+///   sharing the backend: no increment is lost, a single-use credential is consumed exactly
+///   once, a TOTP step is accepted exactly once, and a batch is written whole or not at all.
+/// - **Rules live elsewhere.** `apply_lock_event` calls [`lockout::transition`] (through
+///   [`apply_lock_event_to`]) on the stored state; a backend never re-implements the rule.
+/// - **Plain writes.** `set_*`, `update_profile` and `record_sign_in` overwrite their part of
+///   the record (last writer wins) and leave every other part untouched.
+/// - **Untrusted rows.** Data read back that does not parse (a corrupted row, an unknown enum
+///   value) is [`StoreError::Corrupt`], never a panic.
+/// - **Queries.** Searches follow [`UserQuery::matches`] and [`AuditQuery::matches`], return
+///   the total count of matches, sort as documented with ties broken by id (users) or by
+///   insertion order (audit events, oldest first), and refuse a `limit` of 0 or above
+///   [`MAX_PAGE`].
+pub trait UserStore: Send + Sync + fmt::Debug {
+    /// Creates a user with the credentials and lock state in `record`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a used id or username; backend failures.
+    fn create_user(&self, record: &UserRecord) -> Result<(), StoreError>;
+
+    /// Reads a user by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for unreadable rows; backend failures.
+    fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Reads a user by site and username (case-insensitive).
+    ///
+    /// # Errors
+    /// As [`get_user`](Self::get_user).
+    fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Overwrites the profile of `user.id` (credentials and lock state stay).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Conflict`] when the new username is taken.
+    fn update_profile(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Searches users of a site.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`]; backend failures.
+    fn search_users(&self, query: &UserQuery) -> Result<Page<UserRecord>, StoreError>;
+
+    /// Lists the groups of a site with member counts.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`]; backend failures.
+    fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError>;
+
+    /// Sets or removes the password credential.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn set_password(
+        &self,
+        id: &UserId,
+        credential: Option<&PasswordCredential>,
+    ) -> Result<(), StoreError>;
+
+    /// Sets or removes the PIN.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError>;
+
+    /// Overwrites the TOTP state.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError>;
+
+    /// Sets or removes a single-use code (the newest voids the older one).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn set_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        credential: Option<&OneTimeCredential>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a successful sign-in time.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Atomically applies `event` to one lock counter with [`lockout::transition`] and
+    /// returns the new state and the decision.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn apply_lock_event(
+        &self,
+        id: &UserId,
+        counter: LockCounter,
+        rule: &LockoutRule,
+        event: &LockEvent,
+        now: OffsetDateTime,
+    ) -> Result<(LockState, LockDecision), StoreError>;
+
+    /// Atomically replaces the password hash if it is still `expected` (hash upgrade at
+    /// sign-in), keeping the credential's kind and times.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn replace_password_hash(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &StoredHash,
+    ) -> Result<Swap, StoreError>;
+
+    /// Atomically marks a single-use temporary password with hash `expected` as consumed at
+    /// `now`, exactly once.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn consume_temporary_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        now: OffsetDateTime,
+    ) -> Result<Consumed, StoreError>;
+
+    /// Atomically takes a try at a single-use code: when one exists, has not expired at `now`
+    /// and has fewer than `max_tries` failed tries, counts this try and returns the code.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn try_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        max_tries: u32,
+        now: OffsetDateTime,
+    ) -> Result<OneTimeTry, StoreError>;
+
+    /// Atomically removes the single-use code if its hash is still `expected`, exactly once.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn consume_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        expected: &StoredHash,
+    ) -> Result<Consumed, StoreError>;
+
+    /// Atomically accepts a TOTP time step only if it is newer than the last accepted one.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError>;
+
+    /// Atomically sets the password credential of every user in `batch`, or of none: if any
+    /// user is missing or any write fails, every user keeps what they had.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] naming a missing user; backend failures.
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError>;
+
+    /// Appends an audit event.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Queries audit events, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`]; backend failures.
+    fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// Compares two records by the query's sort order (ties by id), for in-memory sorting.
+#[must_use]
+pub fn compare_for_sort(sort: UserSort, a: &UserRecord, b: &UserRecord) -> std::cmp::Ordering {
+    let (a, b) = (&a.user, &b.user);
+    let key = |u: &User| -> (String, String, String) {
+        match sort {
+            UserSort::Surname => (fold(&u.surname), fold(&u.forename), fold(&u.username)),
+            UserSort::Forename => (fold(&u.forename), fold(&u.surname), fold(&u.username)),
+            UserSort::Username | UserSort::Created => {
+                (fold(&u.username), String::new(), String::new())
+            }
+        }
+    };
+    let primary = if sort == UserSort::Created {
+        a.created_at.cmp(&b.created_at)
+    } else {
+        key(a).cmp(&key(b))
+    };
+    primary.then_with(|| a.id.cmp(&b.id))
+}

@@ -1,0 +1,595 @@
+//! The user model: identities, profile, credentials and lock state as the store keeps them.
+//!
+//! These are plain data. Decisions about them live elsewhere: the lockout rules in
+//! [`crate::lockout`], password rules in [`crate::policy`], the sign-in flow in
+//! [`crate::signin`].
+
+use std::fmt;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use crate::lockout::LockState;
+
+/// A user's identifier: 128 random bits, shown as 32 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// A fresh identifier from the OS random source.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(data_encoding::HEXLOWER.encode(&bytes))
+    }
+
+    /// Wraps an identifier read back from a store or given by the application.
+    ///
+    /// # Errors
+    /// [`InvalidId`] when the text is empty, longer than 64 bytes, or holds anything but ASCII
+    /// letters, digits, `-` and `_`.
+    pub fn parse(text: &str) -> Result<Self, InvalidId> {
+        validate_id(text).map(|()| Self(text.to_owned()))
+    }
+
+    /// The identifier as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A site (tenant). Every user belongs to one; administrators may manage several.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SiteId(String);
+
+impl SiteId {
+    /// Wraps a site identifier.
+    ///
+    /// # Errors
+    /// [`InvalidId`] under the same rules as [`UserId::parse`].
+    pub fn new(text: &str) -> Result<Self, InvalidId> {
+        validate_id(text).map(|()| Self(text.to_owned()))
+    }
+
+    /// The identifier as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An identifier was empty, too long or held characters outside `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid identifier ({len} bytes): only 1 to 64 ASCII letters, digits, '-' and '_' are allowed"
+)]
+pub struct InvalidId {
+    /// Length of the rejected text in bytes.
+    pub len: usize,
+}
+
+fn validate_id(text: &str) -> Result<(), InvalidId> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidId { len: text.len() })
+    }
+}
+
+/// What a user may do beyond signing in. Permissions per role are configured in
+/// [`crate::admin::Permissions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Role {
+    /// An ordinary user.
+    User,
+    /// A moderator: may act on users, never on administrators.
+    Moderator,
+    /// An administrator of one or more sites.
+    Administrator,
+}
+
+impl Role {
+    /// The stable text stored for this role.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Moderator => "moderator",
+            Self::Administrator => "administrator",
+        }
+    }
+
+    /// Parses the stored text of a role.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(Self::User),
+            "moderator" => Some(Self::Moderator),
+            "administrator" => Some(Self::Administrator),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an account may sign in at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UserStatus {
+    /// The account can sign in.
+    Active,
+    /// The account is switched off by an administrator.
+    Disabled,
+}
+
+impl UserStatus {
+    /// The stable text stored for this status.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the stored text of a status.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A user's profile: everything but credentials and lock state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct User {
+    /// Identifier, unique across all sites.
+    pub id: UserId,
+    /// The site the user belongs to.
+    pub site: SiteId,
+    /// Sign-in name, unique per site without regard to case.
+    pub username: String,
+    /// Email address, if any.
+    pub email: Option<String>,
+    /// Whether the user has proven control of `email`.
+    pub email_verified: bool,
+    /// Phone number, if any.
+    pub phone: Option<String>,
+    /// Whether the user has proven control of `phone`.
+    pub phone_verified: bool,
+    /// Given name.
+    pub forename: String,
+    /// Family name.
+    pub surname: String,
+    /// Date of birth, if known (shown as day of birth on printed cohort lists).
+    pub date_of_birth: Option<Date>,
+    /// User type, e.g. `student` or `staff`: selects the password and temporary-password policy.
+    pub user_type: String,
+    /// Groups, e.g. `Year 1`.
+    pub groups: Vec<String>,
+    /// The user's role.
+    pub role: Role,
+    /// Further sites an administrator or moderator manages beside `site`.
+    pub managed_sites: Vec<SiteId>,
+    /// Active or disabled.
+    pub status: UserStatus,
+    /// The user normally signs in through the organisation's directory (SSO).
+    pub sso_linked: bool,
+    /// When the account was created.
+    pub created_at: OffsetDateTime,
+    /// The last successful sign-in; `None` means the account is unclaimed.
+    pub last_sign_in_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    /// A new active user with role [`Role::User`], no groups, no contact details.
+    #[must_use]
+    pub fn new(
+        site: SiteId,
+        username: impl Into<String>,
+        forename: impl Into<String>,
+        surname: impl Into<String>,
+        user_type: impl Into<String>,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: UserId::generate(),
+            site,
+            username: username.into(),
+            email: None,
+            email_verified: false,
+            phone: None,
+            phone_verified: false,
+            forename: forename.into(),
+            surname: surname.into(),
+            date_of_birth: None,
+            user_type: user_type.into(),
+            groups: Vec::new(),
+            role: Role::User,
+            managed_sites: Vec::new(),
+            status: UserStatus::Active,
+            sso_linked: false,
+            created_at,
+            last_sign_in_at: None,
+        }
+    }
+
+    /// Sets the email address and whether it is verified.
+    #[must_use]
+    pub fn with_email(mut self, email: impl Into<String>, verified: bool) -> Self {
+        self.email = Some(email.into());
+        self.email_verified = verified;
+        self
+    }
+
+    /// Sets the phone number and whether it is verified.
+    #[must_use]
+    pub fn with_phone(mut self, phone: impl Into<String>, verified: bool) -> Self {
+        self.phone = Some(phone.into());
+        self.phone_verified = verified;
+        self
+    }
+
+    /// Sets the groups.
+    #[must_use]
+    pub fn with_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the role.
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Adds further managed sites.
+    #[must_use]
+    pub fn with_managed_sites(mut self, sites: Vec<SiteId>) -> Self {
+        self.managed_sites = sites;
+        self
+    }
+
+    /// Marks the user as signing in through the organisation's directory.
+    #[must_use]
+    pub fn with_sso(mut self, sso_linked: bool) -> Self {
+        self.sso_linked = sso_linked;
+        self
+    }
+
+    /// Sets the date of birth.
+    #[must_use]
+    pub fn with_date_of_birth(mut self, date: Date) -> Self {
+        self.date_of_birth = Some(date);
+        self
+    }
+
+    /// Whether this user manages `site` (its own site or one of `managed_sites`).
+    #[must_use]
+    pub fn manages_site(&self, site: &SiteId) -> bool {
+        &self.site == site || self.managed_sites.contains(site)
+    }
+
+    /// The username folded for uniqueness and lookup: Unicode lowercase.
+    #[must_use]
+    pub fn username_key(&self) -> String {
+        username_key(&self.username)
+    }
+}
+
+/// Folds a username for case-insensitive uniqueness and lookup.
+#[must_use]
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+/// A stored hash string (password, PIN, code or token), opaque to the store.
+///
+/// `Debug` shows only the leading scheme tag: hashes are not plaintext, but there is no reason
+/// to spread them through logs either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredHash(String);
+
+impl StoredHash {
+    /// Wraps a hash string.
+    #[must_use]
+    pub fn new(hash: impl Into<String>) -> Self {
+        Self(hash.into())
+    }
+
+    /// The hash string, for the hasher or the store.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Show the scheme tag only (`$argon2id$…`); anything long or odd is not shown at all.
+        let scheme = self.0.split('$').nth(1).unwrap_or("");
+        let scheme = if scheme.len() <= 24 && scheme.bytes().all(|b| b.is_ascii_graphic()) {
+            scheme
+        } else {
+            "?"
+        };
+        write!(f, "StoredHash(${scheme}$…)")
+    }
+}
+
+/// How a temporary password may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TemporaryMode {
+    /// Valid for one sign-in, which must set a new password.
+    SingleUse,
+    /// Reusable until it expires or an administrator removes it; the user cannot change it.
+    AdminManaged,
+}
+
+impl TemporaryMode {
+    /// The stable text stored for this mode.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SingleUse => "single_use",
+            Self::AdminManaged => "admin_managed",
+        }
+    }
+
+    /// Parses the stored text of a mode.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "single_use" => Some(Self::SingleUse),
+            "admin_managed" => Some(Self::AdminManaged),
+            _ => None,
+        }
+    }
+}
+
+/// Identifies one bulk regeneration; regenerating replaces the whole batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(String);
+
+impl BatchId {
+    /// A fresh batch identifier.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(UserId::generate().0)
+    }
+
+    /// Wraps a stored batch identifier.
+    ///
+    /// # Errors
+    /// [`InvalidId`] under the rules of [`UserId::parse`].
+    pub fn parse(text: &str) -> Result<Self, InvalidId> {
+        validate_id(text).map(|()| Self(text.to_owned()))
+    }
+
+    /// The identifier as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The details of a temporary password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TemporaryInfo {
+    /// Single-use or admin-managed.
+    pub mode: TemporaryMode,
+    /// After this instant the temporary password is refused.
+    pub expires_at: OffsetDateTime,
+    /// The administrator or moderator who issued it.
+    pub issued_by: UserId,
+    /// The bulk regeneration it came from, if any.
+    pub batch: Option<BatchId>,
+    /// When a single-use temporary password was used; it is dead from then on.
+    pub consumed_at: Option<OffsetDateTime>,
+}
+
+/// A password credential: a hash and what kind of password it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PasswordCredential {
+    /// The hash, in any format the hashing core knows.
+    pub hash: StoredHash,
+    /// When it was set.
+    pub set_at: OffsetDateTime,
+    /// `None` for a permanent password.
+    pub temporary: Option<TemporaryInfo>,
+}
+
+impl PasswordCredential {
+    /// A permanent password.
+    #[must_use]
+    pub fn permanent(hash: StoredHash, set_at: OffsetDateTime) -> Self {
+        Self {
+            hash,
+            set_at,
+            temporary: None,
+        }
+    }
+
+    /// A temporary password.
+    #[must_use]
+    pub fn temporary(
+        hash: StoredHash,
+        set_at: OffsetDateTime,
+        mode: TemporaryMode,
+        expires_at: OffsetDateTime,
+        issued_by: UserId,
+        batch: Option<BatchId>,
+    ) -> Self {
+        Self {
+            hash,
+            set_at,
+            temporary: Some(TemporaryInfo {
+                mode,
+                expires_at,
+                issued_by,
+                batch,
+                consumed_at: None,
+            }),
+        }
+    }
+}
+
+/// A hashed PIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PinCredential {
+    /// The PIN's hash.
+    pub hash: StoredHash,
+    /// When it was set.
+    pub set_at: OffsetDateTime,
+}
+
+impl PinCredential {
+    /// A PIN credential.
+    #[must_use]
+    pub fn new(hash: StoredHash, set_at: OffsetDateTime) -> Self {
+        Self { hash, set_at }
+    }
+}
+
+/// A hashed single-use code with an expiry and a bounded number of wrong tries
+/// (password-reset tokens, device-authorization codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OneTimeCredential {
+    /// The code's hash.
+    pub hash: StoredHash,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
+    /// After this instant it is refused.
+    pub expires_at: OffsetDateTime,
+    /// Wrong tries so far.
+    pub failed_tries: u32,
+}
+
+impl OneTimeCredential {
+    /// A fresh code credential with no failed tries.
+    #[must_use]
+    pub fn new(hash: StoredHash, issued_at: OffsetDateTime, expires_at: OffsetDateTime) -> Self {
+        Self {
+            hash,
+            issued_at,
+            expires_at,
+            failed_tries: 0,
+        }
+    }
+}
+
+/// A user's second factor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TotpState {
+    /// The confirmed secret, sealed (see [`crate::totp`]); `None` when TOTP is off.
+    pub secret: Option<StoredSecret>,
+    /// The last accepted time step: a code from this step or an older one is a replay.
+    pub last_step: Option<u64>,
+    /// An administrator reset the authenticator: device authorization then enrollment follow.
+    pub reset_pending: bool,
+    /// A secret offered during enrollment, active only once confirmed with a valid code.
+    pub pending_secret: Option<StoredSecret>,
+    /// The outstanding device-authorization code after a reset.
+    pub device_code: Option<OneTimeCredential>,
+}
+
+/// A sealed (or explicitly plain) TOTP secret as stored; opaque to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret(String);
+
+impl StoredSecret {
+    /// Wraps the stored text.
+    #[must_use]
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The stored text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredSecret(***)")
+    }
+}
+
+/// Everything a store keeps for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserRecord {
+    /// The profile.
+    pub user: User,
+    /// The password, if standard login is possible.
+    pub password: Option<PasswordCredential>,
+    /// The PIN, if the user must give one.
+    pub pin: Option<PinCredential>,
+    /// The second factor.
+    pub totp: TotpState,
+    /// The outstanding password-reset token (the newest voids older ones).
+    pub reset_token: Option<OneTimeCredential>,
+    /// Password failures and lock.
+    pub password_lock: LockState,
+    /// TOTP code failures and lock, counted apart from password failures.
+    pub totp_lock: LockState,
+}
+
+impl UserRecord {
+    /// A record for a new user with no credentials.
+    #[must_use]
+    pub fn new(user: User) -> Self {
+        Self {
+            user,
+            password: None,
+            pin: None,
+            totp: TotpState::default(),
+            reset_token: None,
+            password_lock: LockState::default(),
+            totp_lock: LockState::default(),
+        }
+    }
+}
