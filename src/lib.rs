@@ -8,6 +8,8 @@ pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod lockout;
+pub mod notify;
+pub mod policy;
 pub mod secret;
 pub mod store;
 pub mod user;
