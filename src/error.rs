@@ -89,11 +89,59 @@ impl StoreError {
     }
 }
 
-/// Placeholder so the crate builds before the other sections land.
+/// What a keyward operation can fail with.
+///
+/// A user failing to sign in is not an error but an outcome ([`crate::signin::SignIn`]).
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The operation is not implemented yet.
-    #[error("not implemented: {0}")]
-    Unimplemented(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed or a stored hash is invalid.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// An import record was refused; nothing was stored.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// A TOTP operation failed.
+    #[error(transparent)]
+    Totp(#[from] TotpError),
+    /// Delivery through the notifier failed.
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    /// A password or temporary password breaks the policy.
+    #[error("password policy: {0}")]
+    Policy(#[from] crate::policy::PolicyViolation),
+    /// An admin action was refused; nothing changed.
+    #[error(transparent)]
+    PermissionDenied(#[from] crate::admin::PermissionDenied),
+    /// No user with this id.
+    #[error("no user with id {user}")]
+    UserNotFound {
+        /// The missing user.
+        user: crate::user::UserId,
+    },
+    /// Delivery was asked for but the user has no verified contact on that channel.
+    #[error("the user has no verified {channel}")]
+    NoVerifiedContact {
+        /// `email` or `phone`.
+        channel: &'static str,
+    },
+    /// The user's password is not a temporary password.
+    #[error("user {user} has no temporary password")]
+    NoTemporaryPassword {
+        /// The user.
+        user: crate::user::UserId,
+    },
+    /// TOTP secrets cannot be stored: no sealing key was configured and plain storage was
+    /// not opted into (see [`crate::service::KeywardBuilder::totp_sealer`]).
+    #[error("no TOTP sealing key is configured")]
+    TotpKeyMissing,
+    /// Writing an output document (the printable list) failed.
+    #[error("output failed: {reason}")]
+    Output {
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -4,17 +4,24 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod lockout;
 pub mod notify;
 pub mod policy;
+pub mod recovery;
 pub mod secret;
+pub mod service;
+pub mod signin;
 pub mod store;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, StoreError};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
+pub use service::{Keyward, KeywardBuilder};
+pub use signin::{Denial, DenialReason, SignIn};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;

@@ -428,7 +428,7 @@ pub fn apply_lock_event_to(
 /// - **Missing rows.** Reads of a missing user return `Ok(None)`; writes to a missing user
 ///   return [`StoreError::NotFound`].
 /// - **Atomic operations.** Each of [`apply_lock_event`](Self::apply_lock_event),
-///   [`replace_password_hash`](Self::replace_password_hash),
+///   [`replace_password`](Self::replace_password),
 ///   [`consume_temporary_password`](Self::consume_temporary_password),
 ///   [`try_one_time`](Self::try_one_time), [`consume_one_time`](Self::consume_one_time),
 ///   [`accept_totp_step`](Self::accept_totp_step) and
@@ -535,16 +535,16 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<(LockState, LockDecision), StoreError>;
 
-    /// Atomically replaces the password hash if it is still `expected` (hash upgrade at
-    /// sign-in), keeping the credential's kind and times.
+    /// Atomically replaces the whole password credential if its hash is still `expected`
+    /// (hash upgrade at sign-in, the change after a temporary password).
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; backend failures.
-    fn replace_password_hash(
+    fn replace_password(
         &self,
         id: &UserId,
         expected: &StoredHash,
-        new: &StoredHash,
+        new: &PasswordCredential,
     ) -> Result<Swap, StoreError>;
 
     /// Atomically marks a single-use temporary password with hash `expected` as consumed at

@@ -203,15 +203,15 @@ impl UserStore for InMemoryStore {
         self.with_user(id, |r| apply_lock_event_to(r, counter, rule, event, now))
     }
 
-    fn replace_password_hash(
+    fn replace_password(
         &self,
         id: &UserId,
         expected: &StoredHash,
-        new: &StoredHash,
+        new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
-        self.with_user(id, |r| match r.password.as_mut() {
+        self.with_user(id, |r| match r.password.as_ref() {
             Some(p) if &p.hash == expected => {
-                p.hash = new.clone();
+                r.password = Some(new.clone());
                 Swap::Swapped
             }
             _ => Swap::Changed,

@@ -1,0 +1,748 @@
+//! Administrator and moderator operations, each checked against [`Permissions`] and the
+//! actor's sites, and each audited — also when refused, in which case nothing changes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use time::{Date, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::error::Error;
+use crate::lockout::LockEvent;
+use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
+use crate::policy::PolicyViolation;
+use crate::secret::{Password, TemporaryPassword};
+use crate::service::{FirstFactor, Keyward, stored};
+use crate::store::{
+    LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary,
+};
+use crate::user::{
+    BatchId, PasswordCredential, Role, SiteId, TemporaryMode, TotpState, User, UserId, UserRecord,
+    UserStatus,
+};
+
+/// Something an administrator or moderator may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Permission {
+    /// Search and view users, groups and the audit trail.
+    ViewUsers,
+    /// Give a user a temporary password who has none.
+    CreateTemporaryPassword,
+    /// Replace a user's temporary password.
+    ChangeTemporaryPassword,
+    /// Remove a user's temporary password.
+    RemoveTemporaryPassword,
+    /// Send a temporary password to the user's verified phone or email.
+    SendTemporaryPassword,
+    /// Unlock a locked account.
+    Unlock,
+    /// Reset a user's authenticator (TOTP).
+    ResetTotp,
+    /// Send a password-reset link.
+    SendPasswordReset,
+    /// Regenerate the temporary passwords of whole groups.
+    BulkRegenerate,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Self; 9] = [
+        Self::ViewUsers,
+        Self::CreateTemporaryPassword,
+        Self::ChangeTemporaryPassword,
+        Self::RemoveTemporaryPassword,
+        Self::SendTemporaryPassword,
+        Self::Unlock,
+        Self::ResetTotp,
+        Self::SendPasswordReset,
+        Self::BulkRegenerate,
+    ];
+
+    /// The stable text used in the audit trail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ViewUsers => "view_users",
+            Self::CreateTemporaryPassword => "create_temporary_password",
+            Self::ChangeTemporaryPassword => "change_temporary_password",
+            Self::RemoveTemporaryPassword => "remove_temporary_password",
+            Self::SendTemporaryPassword => "send_temporary_password",
+            Self::Unlock => "unlock",
+            Self::ResetTotp => "reset_totp",
+            Self::SendPasswordReset => "send_password_reset",
+            Self::BulkRegenerate => "bulk_regenerate",
+        }
+    }
+}
+
+/// Permissions per role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    by_role: HashMap<Role, BTreeSet<Permission>>,
+}
+
+impl Default for Permissions {
+    /// Administrators: everything. Moderators: everything but bulk regeneration. Users:
+    /// nothing.
+    fn default() -> Self {
+        let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
+        let mut moderator = all.clone();
+        moderator.remove(&Permission::BulkRegenerate);
+        Self::none().with_role(Role::Administrator, all).with_role(Role::Moderator, moderator)
+    }
+}
+
+impl Permissions {
+    /// No role may do anything.
+    #[must_use]
+    pub fn none() -> Self {
+        Self { by_role: HashMap::new() }
+    }
+
+    /// Sets the permissions of one role.
+    #[must_use]
+    pub fn with_role(mut self, role: Role, permissions: impl IntoIterator<Item = Permission>) -> Self {
+        self.by_role.insert(role, permissions.into_iter().collect());
+        self
+    }
+
+    /// Whether `role` holds `permission`.
+    #[must_use]
+    pub fn allows(&self, role: Role, permission: Permission) -> bool {
+        self.by_role.get(&role).is_some_and(|set| set.contains(&permission))
+    }
+
+    /// Decides whether `actor` may do `permission` in `site`, to `target` if any.
+    ///
+    /// # Errors
+    /// [`PermissionDenied`] with the precise reason.
+    pub fn authorize(
+        &self,
+        actor: &User,
+        permission: Permission,
+        site: &SiteId,
+        target: Option<&User>,
+    ) -> Result<(), PermissionDenied> {
+        let deny = |reason| Err(PermissionDenied { permission, reason });
+        if actor.status != UserStatus::Active {
+            return deny(DenyReason::ActorDisabled);
+        }
+        if !self.allows(actor.role, permission) {
+            return deny(DenyReason::MissingPermission { role: actor.role });
+        }
+        if !actor.manages_site(site) {
+            return deny(DenyReason::OtherSite);
+        }
+        if let Some(target) = target {
+            if &target.site != site {
+                return deny(DenyReason::OtherSite);
+            }
+            if actor.role == Role::Moderator && target.role == Role::Administrator {
+                return deny(DenyReason::TargetOutranksActor);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why an admin action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// The actor's account is disabled.
+    ActorDisabled,
+    /// The actor's role lacks the permission.
+    MissingPermission {
+        /// The actor's role.
+        role: Role,
+    },
+    /// The site (or the target's site) is not one the actor manages.
+    OtherSite,
+    /// A moderator cannot act on an administrator.
+    TargetOutranksActor,
+    /// The actor's own password, asked for as confirmation, was wrong (or the actor is
+    /// locked).
+    ConfirmationFailed,
+}
+
+impl DenyReason {
+    /// The stable text recorded in the audit trail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ActorDisabled => "actor_disabled",
+            Self::MissingPermission { .. } => "missing_permission",
+            Self::OtherSite => "other_site",
+            Self::TargetOutranksActor => "target_outranks_actor",
+            Self::ConfirmationFailed => "confirmation_failed",
+        }
+    }
+}
+
+/// An admin action was refused; nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} refused: {}", permission.as_str(), reason.as_str())]
+#[non_exhaustive]
+pub struct PermissionDenied {
+    /// What was attempted.
+    pub permission: Permission,
+    /// Why it was refused.
+    pub reason: DenyReason,
+}
+
+/// How a temporary password is issued.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct IssueOptions {
+    /// Single-use or admin-managed; `None` takes the user type's policy.
+    pub mode: Option<TemporaryMode>,
+    /// A password the administrator typed; `None` generates one (the default).
+    pub chosen: Option<TemporaryPassword>,
+    /// Deliver it to the user's verified contact instead of showing it to the administrator.
+    pub deliver: Option<Channel>,
+}
+
+impl IssueOptions {
+    /// Generate, per the policy's mode, and show it to the administrator.
+    #[must_use]
+    pub fn generated() -> Self {
+        Self::default()
+    }
+
+    /// Sets the mode.
+    #[must_use]
+    pub fn mode(mut self, mode: TemporaryMode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Uses a password the administrator chose (only where the policy allows it).
+    #[must_use]
+    pub fn chosen(mut self, password: TemporaryPassword) -> Self {
+        self.chosen = Some(password);
+        self
+    }
+
+    /// Delivers it through the notifier.
+    #[must_use]
+    pub fn deliver(mut self, channel: Channel) -> Self {
+        self.deliver = Some(channel);
+        self
+    }
+}
+
+/// A delivery channel for a temporary password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Channel {
+    /// The user's verified email.
+    Email,
+    /// The user's verified phone, by SMS.
+    Sms,
+}
+
+/// A temporary password just issued.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IssuedTemporaryPassword {
+    /// The password, to show the administrator once; `None` when it was delivered to the
+    /// user directly.
+    pub password: Option<TemporaryPassword>,
+    /// Single-use or admin-managed.
+    pub mode: TemporaryMode,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// Entropy in bits of a generated password; `None` for a chosen one.
+    pub entropy_bits: Option<f64>,
+    /// The notifier's confirmation, when delivered.
+    pub receipt: Option<DeliveryReceipt>,
+}
+
+/// One row of a printable cohort list.
+#[non_exhaustive]
+pub struct PrintableRow {
+    /// Forename and surname.
+    pub name: String,
+    /// Username.
+    pub username: String,
+    /// The selected group the user was picked through.
+    pub group: String,
+    /// The new temporary password.
+    pub password: TemporaryPassword,
+    /// Date of birth, to tell apart people of the same name.
+    pub date_of_birth: Option<Date>,
+}
+
+impl fmt::Debug for PrintableRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrintableRow")
+            .field("username", &self.username)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one-time printable list of a bulk regeneration. It exists only in memory: keyward
+/// stores hashes, so the list cannot be printed again — regenerating makes a new one and
+/// voids this one. Not `Clone`; zeroized on drop.
+#[non_exhaustive]
+pub struct PrintableList {
+    /// The batch every password in the list belongs to.
+    pub batch: BatchId,
+    /// When it was generated.
+    pub generated_at: OffsetDateTime,
+    /// When the passwords expire (the earliest expiry if user types differ).
+    pub expires_at: Option<OffsetDateTime>,
+    /// One row per user, sorted by group, surname, forename.
+    pub rows: Vec<PrintableRow>,
+}
+
+impl fmt::Debug for PrintableList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrintableList")
+            .field("batch", &self.batch)
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrintableList {
+    /// The list as CSV with the columns `name,username,group,password,date_of_birth`, and
+    /// nothing else.
+    ///
+    /// # Errors
+    /// Only if the CSV writer fails, which it does not for in-memory output.
+    pub fn to_csv(&self) -> Result<Zeroizing<String>, Error> {
+        let mut writer = csv::Writer::from_writer(Zeroizing::new(Vec::new()));
+        let io = |e: csv::Error| Error::Output { reason: e.to_string() };
+        writer.write_record(["name", "username", "group", "password", "date_of_birth"]).map_err(io)?;
+        for row in &self.rows {
+            let dob = row.date_of_birth.map(|d| d.to_string()).unwrap_or_default();
+            writer
+                .write_record([
+                    row.name.as_str(),
+                    row.username.as_str(),
+                    row.group.as_str(),
+                    row.password.expose_secret(),
+                    dob.as_str(),
+                ])
+                .map_err(io)?;
+        }
+        let bytes = writer.into_inner().map_err(|e| Error::Output { reason: e.to_string() })?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| Error::Output { reason: e.to_string() })?;
+        Ok(Zeroizing::new(text))
+    }
+}
+
+impl Keyward {
+    /// Loads the actor and target and authorizes; a refusal is audited and returned as
+    /// [`Error::PermissionDenied`].
+    fn authorize(
+        &self,
+        actor: &UserId,
+        permission: Permission,
+        action: AuditAction,
+        site: &SiteId,
+        target: Option<&UserId>,
+    ) -> Result<(User, Option<UserRecord>), Error> {
+        let actor_record = self.load(actor)?;
+        let target_record = match target {
+            Some(id) => Some(self.load(id)?),
+            None => None,
+        };
+        let verdict = self.permissions.authorize(
+            &actor_record.user,
+            permission,
+            site,
+            target_record.as_ref().map(|r| &r.user),
+        );
+        if let Err(denied) = verdict {
+            self.audit(
+                AuditEvent::new(
+                    self.now(),
+                    Some(actor.clone()),
+                    action,
+                    target.cloned(),
+                    site.clone(),
+                    AuditOutcome::Denied,
+                )
+                .with_reason(denied.reason.as_str())
+                .with_details(permission.as_str()),
+            )?;
+            return Err(denied.into());
+        }
+        Ok((actor_record.user, target_record))
+    }
+
+    fn audit_admin(
+        &self,
+        actor: &UserId,
+        action: AuditAction,
+        target: Option<&UserId>,
+        site: &SiteId,
+        details: Option<String>,
+    ) -> Result<(), Error> {
+        let mut event = AuditEvent::new(
+            self.now(),
+            Some(actor.clone()),
+            action,
+            target.cloned(),
+            site.clone(),
+            AuditOutcome::Succeeded,
+        );
+        event.details = details;
+        self.audit(event)
+    }
+
+    /// Searches users of a site for an admin screen (needs [`Permission::ViewUsers`]).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; store errors.
+    pub fn search_users(&self, actor: &UserId, query: &UserQuery) -> Result<Page<UserRecord>, Error> {
+        let actor_record = self.load(actor)?;
+        self.permissions
+            .authorize(&actor_record.user, Permission::ViewUsers, &query.site, None)?;
+        Ok(self.store.search_users(query)?)
+    }
+
+    /// Gives `target` a temporary password: generated by default from the user type's policy,
+    /// or chosen by the administrator where the policy allows it (then checked against the
+    /// policy and the common-password list). It replaces the user's password; for an
+    /// SSO-linked user it turns standard login on until it expires or is removed.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::Policy`] for a refused chosen password;
+    /// [`Error::NoVerifiedContact`] when delivery was asked for and the contact is missing
+    /// or unverified; store, hashing and delivery errors.
+    pub fn issue_temporary_password(
+        &self,
+        actor: &UserId,
+        target: &UserId,
+        options: IssueOptions,
+    ) -> Result<IssuedTemporaryPassword, Error> {
+        let current = self.load(target)?;
+        let target_site = current.user.site.clone();
+        let permission = if has_live_temporary(&current) {
+            Permission::ChangeTemporaryPassword
+        } else {
+            Permission::CreateTemporaryPassword
+        };
+        let (_, target_record) =
+            self.authorize(actor, permission, AuditAction::TemporaryPasswordSet, &target_site, Some(target))?;
+        if options.deliver.is_some() {
+            self.authorize(actor, Permission::SendTemporaryPassword, AuditAction::TemporaryPasswordSent, &target_site, Some(target))?;
+        }
+        let Some(record) = target_record else { return Err(Error::UserNotFound { user: target.clone() }) };
+        let user = &record.user;
+        let rules = self.temporary.temporary_rules(user);
+        let recipient = match options.deliver {
+            None => None,
+            Some(Channel::Email) => match (&user.email, user.email_verified) {
+                (Some(email), true) => Some(Recipient::Email(email.clone())),
+                _ => return Err(Error::NoVerifiedContact { channel: "email" }),
+            },
+            Some(Channel::Sms) => match (&user.phone, user.phone_verified) {
+                (Some(phone), true) => Some(Recipient::Sms(phone.clone())),
+                _ => return Err(Error::NoVerifiedContact { channel: "phone" }),
+            },
+        };
+        let (password, entropy_bits) = match options.chosen {
+            Some(chosen) => {
+                if !rules.allow_chosen {
+                    return Err(PolicyViolation::ChosenNotAllowed.into());
+                }
+                rules.chosen_rules.check(&chosen.to_password(), user)?;
+                (chosen, None)
+            }
+            None => {
+                let generated = rules.generate();
+                (generated.password, Some(generated.entropy_bits))
+            }
+        };
+        let now = self.now();
+        let mode = options.mode.unwrap_or(rules.mode);
+        let expires_at = now.saturating_add(rules.lifetime);
+        let hash = self.hasher.hash(&password.to_password())?;
+        let credential =
+            PasswordCredential::temporary(stored(&hash), now, mode, expires_at, actor.clone(), None);
+        self.store.set_password(target, Some(&credential))?;
+        let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
+        self.audit_admin(actor, AuditAction::TemporaryPasswordSet, Some(target), &user.site, Some(details))?;
+        let mut shown = Some(password);
+        let mut receipt = None;
+        if let (Some(to), Some(password)) = (recipient, shown.take()) {
+            let body = format!(
+                "Your temporary password is {}. It expires on {}.",
+                password.expose_secret(),
+                expires_at.date()
+            );
+            let message = Message::new(to, MessageKind::TemporaryPassword, "Your temporary password", body);
+            let sent = self.notifier.send(message)?;
+            self.audit_admin(actor, AuditAction::TemporaryPasswordSent, Some(target), &user.site, Some(format!("sent to {}", sent.to)))?;
+            receipt = Some(sent);
+        }
+        Ok(IssuedTemporaryPassword { password: shown, mode, expires_at, entropy_bits, receipt })
+    }
+
+    /// Removes a user's temporary password; standard login is off again until a new
+    /// password is set.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::NoTemporaryPassword`] when the user's password
+    /// is not temporary; store errors.
+    pub fn remove_temporary_password(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let site = self.load(target)?.user.site;
+        let (_, record) = self.authorize(actor, Permission::RemoveTemporaryPassword, AuditAction::TemporaryPasswordRemoved, &site, Some(target))?;
+        let is_temporary = record
+            .as_ref()
+            .and_then(|r| r.password.as_ref())
+            .is_some_and(|p| p.temporary.is_some());
+        if !is_temporary {
+            return Err(Error::NoTemporaryPassword { user: target.clone() });
+        }
+        self.store.set_password(target, None)?;
+        self.audit_admin(actor, AuditAction::TemporaryPasswordRemoved, Some(target), &site, None)
+    }
+
+    /// Unlocks an account: both the password and the TOTP counters are cleared, and the
+    /// unlocking administrator is recorded.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; store errors.
+    pub fn unlock(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let site = self.load(target)?.user.site;
+        let (_, record) = self.authorize(actor, Permission::Unlock, AuditAction::Unlocked, &site, Some(target))?;
+        let now = self.now();
+        let event = LockEvent::Unlock { by: actor.clone() };
+        if let Some(record) = record {
+            let rule = self.lockout.password_rule(&record.user);
+            let _ = self.store.apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
+            let rule = self.lockout.totp_rule(&record.user);
+            let _ = self.store.apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
+        }
+        self.audit_admin(actor, AuditAction::Unlocked, Some(target), &site, None)
+    }
+
+    /// Resets a user's authenticator: the secret is cleared and the user is marked
+    /// reset-pending, so the next sign-in asks for an emailed device-authorization code and
+    /// then a new enrollment. The TOTP lock is cleared too.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; store errors.
+    pub fn reset_totp(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let site = self.load(target)?.user.site;
+        let (_, record) = self.authorize(actor, Permission::ResetTotp, AuditAction::TotpReset, &site, Some(target))?;
+        let state = TotpState { reset_pending: true, ..TotpState::default() };
+        self.store.set_totp(target, &state)?;
+        if let Some(record) = record {
+            let rule = self.lockout.totp_rule(&record.user);
+            let event = LockEvent::Unlock { by: actor.clone() };
+            let _ = self.store.apply_lock_event(target, LockCounter::Totp, &rule, &event, self.now())?;
+        }
+        let note = match record.as_ref().map(|r| (r.user.email.is_some(), r.user.email_verified)) {
+            Some((true, true)) => None,
+            _ => Some("user has no verified email: device authorization will be refused".to_owned()),
+        };
+        self.audit_admin(actor, AuditAction::TotpReset, Some(target), &site, note)
+    }
+
+    /// Regenerates the temporary passwords of every user (role `user`) in `groups` of `site`,
+    /// after confirming the administrator's own password, and returns the one-time printable
+    /// list. The whole batch is written at once or not at all; it replaces the users'
+    /// passwords, so the previous list stops working.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] (also with [`DenyReason::ConfirmationFailed`] for a wrong
+    /// confirmation password, which counts as a failed attempt on the administrator's own
+    /// account); store and hashing errors.
+    pub fn bulk_regenerate(
+        &self,
+        actor: &UserId,
+        confirmation: &Password,
+        site: &SiteId,
+        groups: &[String],
+    ) -> Result<PrintableList, Error> {
+        let (actor_user, _) = self.authorize(actor, Permission::BulkRegenerate, AuditAction::BulkRegenerated, site, None)?;
+        let actor_record = self.load(actor)?;
+        let confirmed = match &actor_record.password {
+            Some(credential) if credential.temporary.is_none() => matches!(
+                self.check_first_factor(&actor_record, confirmation, None, &credential.hash)?,
+                FirstFactor::Passed { .. }
+            ),
+            _ => {
+                self.hasher.verify_dummy(confirmation);
+                false
+            }
+        };
+        if !confirmed {
+            let reason = DenyReason::ConfirmationFailed;
+            self.audit(
+                AuditEvent::new(self.now(), Some(actor.clone()), AuditAction::BulkRegenerated, None, site.clone(), AuditOutcome::Denied)
+                    .with_reason(reason.as_str()),
+            )?;
+            return Err(PermissionDenied { permission: Permission::BulkRegenerate, reason }.into());
+        }
+        let now = self.now();
+        // Collect the cohort: each user once, under the first selected group they are in.
+        let mut picked: Vec<(String, UserRecord)> = Vec::new();
+        for group in groups {
+            let mut offset = 0u64;
+            loop {
+                let query = UserQuery::new(site.clone(), now).group(group.clone()).page(offset, MAX_PAGE);
+                let page = self.store.search_users(&query)?;
+                let count = page.items.len() as u64;
+                for record in page.items {
+                    let eligible = record.user.role == Role::User
+                        && record.user.status == UserStatus::Active
+                        && self.permissions.authorize(&actor_user, Permission::BulkRegenerate, site, Some(&record.user)).is_ok();
+                    if eligible && !picked.iter().any(|(_, r)| r.user.id == record.user.id) {
+                        picked.push((group.clone(), record));
+                    }
+                }
+                offset += count;
+                if count == 0 || offset >= page.total {
+                    break;
+                }
+            }
+        }
+        let batch = BatchId::generate();
+        let mut rows = Vec::with_capacity(picked.len());
+        let mut entries = Vec::with_capacity(picked.len());
+        let mut expires_at: Option<OffsetDateTime> = None;
+        for (group, record) in picked {
+            let rules = self.temporary.temporary_rules(&record.user);
+            let generated = rules.generate();
+            let hash = self.hasher.hash(&generated.password.to_password())?;
+            let expiry = now.saturating_add(rules.lifetime);
+            expires_at = Some(expires_at.map_or(expiry, |e| e.min(expiry)));
+            let credential = PasswordCredential::temporary(
+                stored(&hash),
+                now,
+                rules.mode,
+                expiry,
+                actor.clone(),
+                Some(batch.clone()),
+            );
+            entries.push((record.user.id.clone(), credential));
+            rows.push(PrintableRow {
+                name: format!("{} {}", record.user.forename, record.user.surname),
+                username: record.user.username.clone(),
+                group,
+                password: generated.password,
+                date_of_birth: record.user.date_of_birth,
+            });
+        }
+        rows.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+        let targets: Vec<UserId> = entries.iter().map(|(id, _)| id.clone()).collect();
+        self.store.replace_batch(&TemporaryBatch::new(batch.clone(), entries))?;
+        let details = format!("batch={}; groups={}; users={}", batch.as_str(), groups.join(", "), targets.len());
+        self.audit_admin(actor, AuditAction::BulkRegenerated, None, site, Some(details))?;
+        for target in &targets {
+            let details = format!("batch={}", batch.as_str());
+            self.audit_admin(actor, AuditAction::TemporaryPasswordSet, Some(target), site, Some(details))?;
+        }
+        Ok(PrintableList { batch, generated_at: now, expires_at, rows })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn person(site: &str, role: Role) -> User {
+        User::new(SiteId::new(site).unwrap(), "x", "X", "Y", "staff", datetime!(2026-01-01 0:00 UTC))
+            .with_role(role)
+    }
+
+    /// The full allow/deny matrix of the default permissions: role x action x same/other site
+    /// x target role. Each line lists, for one actor role and one permission, the verdict on a
+    /// target in the same site with role user, moderator, administrator, then the same three
+    /// in another site ('Y' allowed, '.' denied).
+    #[test]
+    fn default_permission_matrix() {
+        #[rustfmt::skip]
+        let table: &[(Role, Permission, &str)] = &[
+            (Role::Administrator, Permission::ViewUsers,               "YYY ..."),
+            (Role::Administrator, Permission::CreateTemporaryPassword, "YYY ..."),
+            (Role::Administrator, Permission::ChangeTemporaryPassword, "YYY ..."),
+            (Role::Administrator, Permission::RemoveTemporaryPassword, "YYY ..."),
+            (Role::Administrator, Permission::SendTemporaryPassword,   "YYY ..."),
+            (Role::Administrator, Permission::Unlock,                  "YYY ..."),
+            (Role::Administrator, Permission::ResetTotp,               "YYY ..."),
+            (Role::Administrator, Permission::SendPasswordReset,       "YYY ..."),
+            (Role::Administrator, Permission::BulkRegenerate,          "YYY ..."),
+            (Role::Moderator,     Permission::ViewUsers,               "YY. ..."),
+            (Role::Moderator,     Permission::CreateTemporaryPassword, "YY. ..."),
+            (Role::Moderator,     Permission::ChangeTemporaryPassword, "YY. ..."),
+            (Role::Moderator,     Permission::RemoveTemporaryPassword, "YY. ..."),
+            (Role::Moderator,     Permission::SendTemporaryPassword,   "YY. ..."),
+            (Role::Moderator,     Permission::Unlock,                  "YY. ..."),
+            (Role::Moderator,     Permission::ResetTotp,               "YY. ..."),
+            (Role::Moderator,     Permission::SendPasswordReset,       "YY. ..."),
+            (Role::Moderator,     Permission::BulkRegenerate,          "... ..."),
+            (Role::User,          Permission::ViewUsers,               "... ..."),
+            (Role::User,          Permission::CreateTemporaryPassword, "... ..."),
+            (Role::User,          Permission::ChangeTemporaryPassword, "... ..."),
+            (Role::User,          Permission::RemoveTemporaryPassword, "... ..."),
+            (Role::User,          Permission::SendTemporaryPassword,   "... ..."),
+            (Role::User,          Permission::Unlock,                  "... ..."),
+            (Role::User,          Permission::ResetTotp,               "... ..."),
+            (Role::User,          Permission::SendPasswordReset,       "... ..."),
+            (Role::User,          Permission::BulkRegenerate,          "... ..."),
+        ];
+        assert_eq!(table.len(), 3 * Permission::ALL.len());
+        let permissions = Permissions::default();
+        let home = SiteId::new("home").unwrap();
+        for (role, permission, expected) in table {
+            let actor = person("home", *role);
+            let mut verdicts = String::new();
+            for site in ["home", "other"] {
+                if site == "other" {
+                    verdicts.push(' ');
+                }
+                for target_role in [Role::User, Role::Moderator, Role::Administrator] {
+                    let target = person(site, target_role);
+                    let target_site = SiteId::new(site).unwrap();
+                    let ok = permissions.authorize(&actor, *permission, &target_site, Some(&target)).is_ok();
+                    verdicts.push(if ok { 'Y' } else { '.' });
+                }
+            }
+            assert_eq!(&verdicts, expected, "{role:?} {permission:?}");
+            // Without a target, only role and site count.
+            let untargeted = permissions.authorize(&actor, *permission, &home, None).is_ok();
+            assert_eq!(untargeted, expected.starts_with('Y'), "{role:?} {permission:?} untargeted");
+        }
+    }
+
+    #[test]
+    fn denials_name_their_reason() {
+        let permissions = Permissions::default();
+        let site = SiteId::new("home").unwrap();
+        let moderator = person("home", Role::Moderator);
+        let admin = person("home", Role::Administrator);
+        let err = permissions.authorize(&moderator, Permission::Unlock, &site, Some(&admin)).unwrap_err();
+        assert_eq!(err.reason, DenyReason::TargetOutranksActor);
+        let err = permissions.authorize(&moderator, Permission::BulkRegenerate, &site, None).unwrap_err();
+        assert_eq!(err.reason, DenyReason::MissingPermission { role: Role::Moderator });
+        let mut disabled = admin.clone();
+        disabled.status = UserStatus::Disabled;
+        let err = permissions.authorize(&disabled, Permission::Unlock, &site, None).unwrap_err();
+        assert_eq!(err.reason, DenyReason::ActorDisabled);
+        // A site administered besides the home site counts as managed.
+        let other = SiteId::new("other").unwrap();
+        let multi = admin.with_managed_sites(vec![other.clone()]);
+        assert!(permissions.authorize(&multi, Permission::Unlock, &other, Some(&person("other", Role::User))).is_ok());
+    }
+
+    #[test]
+    fn custom_permissions_replace_the_defaults() {
+        let permissions = Permissions::default().with_role(Role::Moderator, [Permission::ViewUsers]);
+        let site = SiteId::new("home").unwrap();
+        let moderator = person("home", Role::Moderator);
+        assert!(permissions.authorize(&moderator, Permission::ViewUsers, &site, None).is_ok());
+        assert!(permissions.authorize(&moderator, Permission::Unlock, &site, None).is_err());
+    }
+}
