@@ -12,9 +12,13 @@ pub mod notify;
 pub mod policy;
 pub mod secret;
 pub mod store;
+pub mod totp;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;
+pub use totp::{
+    Enrollment, OtpauthUri, StoredTotpSecret, TotpAlgorithm, TotpCheck, TotpConfig, TotpSealer,
+};
