@@ -49,7 +49,7 @@ pub enum OtpauthUriError {
     /// The OTP type is not `totp` (HOTP and vendor types are not supported).
     #[error("unsupported OTP type {found:?}, only totp is supported")]
     UnsupportedType {
-        /// The type found (truncated to 16 characters).
+        /// The type found if it is a word of at most 8 ASCII letters and digits, else empty.
         found: String,
     },
     /// The label (issuer and account name) is missing or empty.

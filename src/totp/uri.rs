@@ -128,7 +128,14 @@ impl OtpauthUri {
         let rest = strip_prefix_ignore_case(input, "otpauth://").ok_or(OtpauthUriError::Scheme)?;
         let (kind, rest) = rest.split_once('/').unwrap_or((rest, ""));
         if !kind.eq_ignore_ascii_case("totp") {
-            let found = kind.chars().take(16).collect();
+            // Echo only a short word: a malformed URI may carry its query (and secret) in
+            // what would be the type.
+            let short_word = kind.len() <= 8 && kind.bytes().all(|b| b.is_ascii_alphanumeric());
+            let found = if short_word {
+                kind.to_owned()
+            } else {
+                String::new()
+            };
             return Err(OtpauthUriError::UnsupportedType { found }.into());
         }
         // A fragment is not part of the key; our printer escapes every '#'.
