@@ -32,6 +32,15 @@ fn seal_and_open_round_trip_through_the_stored_string() {
     assert_eq!(parsed.key_id(), Some("k1"));
     let opened = sealer.open(&parsed, ALICE).unwrap();
     assert_eq!(opened.expose_secret(), secret().expose_secret());
+
+    // Through the store's opaque column type.
+    let column = stored.to_stored();
+    assert_eq!(column.as_str(), text.as_str());
+    let back = StoredTotpSecret::from_stored(&column).unwrap();
+    assert_eq!(
+        sealer.open(&back, ALICE).unwrap().expose_secret(),
+        secret().expose_secret()
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use super::{MAX_SECRET_LEN, check_secret_len, os_random};
 use crate::error::TotpError;
 use crate::secret::TotpSecret;
+use crate::user::StoredSecret;
 
 const SEALED_PREFIX: &str = "sealed:v1:";
 const PLAIN_PREFIX: &str = "plain:v1:";
@@ -316,6 +317,20 @@ impl StoredTotpSecret {
             ),
             Repr::Plain(secret) => format!("{PLAIN_PREFIX}{}", secret.to_base32().as_str()),
         })
+    }
+
+    /// The store's opaque form of this value ([`crate::user::StoredSecret`]).
+    #[must_use]
+    pub fn to_stored(&self) -> StoredSecret {
+        StoredSecret::new(self.to_storage_string().as_str())
+    }
+
+    /// Parses the store's opaque form; see [`parse`](Self::parse).
+    ///
+    /// # Errors
+    /// As for [`parse`](Self::parse).
+    pub fn from_stored(stored: &StoredSecret) -> Result<Self, TotpError> {
+        Self::parse(stored.as_str())
     }
 
     /// Whether the secret is sealed under a key.
