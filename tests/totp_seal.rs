@@ -271,3 +271,46 @@ fn malformed_stored_strings_are_typed_errors() {
         Err(TotpError::MalformedStoredSecret { .. })
     ));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sealed_form_round_trips(
+            bytes in proptest::collection::vec(any::<u8>(), 16..=128),
+            key in any::<[u8; 32]>(),
+            key_id in "[A-Za-z0-9._-]{1,32}",
+            context in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let sealer = TotpSealer::new(&key_id, &key).unwrap();
+            let sealed = sealer.seal(&TotpSecret::from_bytes(bytes.clone()), &context).unwrap();
+            let text = sealed.to_storage_string();
+            let parsed = StoredTotpSecret::parse(&text).unwrap();
+            let reprinted = parsed.to_storage_string();
+            prop_assert_eq!(reprinted.as_str(), text.as_str());
+            prop_assert_eq!(parsed.key_id(), Some(key_id.as_str()));
+            let opened = sealer.open(&parsed, &context).unwrap();
+            prop_assert_eq!(opened.expose_secret(), bytes.as_slice());
+        }
+
+        #[test]
+        fn plain_form_round_trips(bytes in proptest::collection::vec(any::<u8>(), 16..=128)) {
+            let plain = StoredTotpSecret::plain(&TotpSecret::from_bytes(bytes.clone())).unwrap();
+            let text = plain.to_storage_string();
+            let parsed = StoredTotpSecret::parse(&text).unwrap();
+            let reprinted = parsed.to_storage_string();
+            prop_assert_eq!(reprinted.as_str(), text.as_str());
+            let opened = parsed.open_plain().unwrap();
+            prop_assert_eq!(opened.expose_secret(), bytes.as_slice());
+        }
+
+        #[test]
+        fn stored_parser_never_panics(input in "\\PC{0,300}") {
+            let _ = StoredTotpSecret::parse(&input);
+            let _ = StoredTotpSecret::parse(&format!("sealed:v1:{input}"));
+            let _ = StoredTotpSecret::parse(&format!("plain:v1:{input}"));
+        }
+    }
+}
