@@ -16,6 +16,7 @@ pub mod secret;
 pub mod service;
 pub mod signin;
 pub mod store;
+pub mod totp;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -25,3 +26,6 @@ pub use service::{Keyward, KeywardBuilder};
 pub use signin::{Denial, DenialReason, SignIn};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;
+pub use totp::{
+    Enrollment, OtpauthUri, StoredTotpSecret, TotpAlgorithm, TotpCheck, TotpConfig, TotpSealer,
+};
