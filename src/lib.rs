@@ -6,7 +6,13 @@
 
 pub mod clock;
 pub mod error;
+pub mod hash;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{HashError, ImportError};
+pub use hash::{
+    Argon2Policy, HashLimits, HashScheme, Hasher, HashingMethod, ImportRecord, PasswordHash,
+    SaltPosition, SchemeMatch, Verification,
+};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};

@@ -133,8 +133,14 @@ mod tests {
         let text = "correct horse battery staple";
         assert_eq!(format!("{:?}", Password::new(text)), "Password(***)");
         assert_eq!(format!("{:?}", Pin::new("4711")), "Pin(***)");
-        assert_eq!(format!("{:?}", TemporaryPassword::new(text)), "TemporaryPassword(***)");
-        assert_eq!(format!("{:?}", OneTimeCode::new("123456")), "OneTimeCode(***)");
+        assert_eq!(
+            format!("{:?}", TemporaryPassword::new(text)),
+            "TemporaryPassword(***)"
+        );
+        assert_eq!(
+            format!("{:?}", OneTimeCode::new("123456")),
+            "OneTimeCode(***)"
+        );
         let totp = TotpSecret::from_bytes(b"12345678901234567890".to_vec());
         let shown = format!("{totp:?} {:#?}", Password::new(text));
         assert!(!shown.contains("1234"));
