@@ -116,7 +116,7 @@ for pw in PASSWORDS:
                     alg, pos or "none", "" if salt is None else b64url(salt.encode()), digest.hex())
                 rows.append({"record": rec, "password": pw, "canonical": canon, "match": True})
                 rows.append({"record": rec, "password": "x" + pw, "canonical": canon, "match": False})
-            if salt is not None:
+            if salt is not None and pw:  # with an empty password both positions agree
                 other = "suffix" if pos == "prefix" else "prefix"
                 rec = {"hashed_password": digest.hex(), "hashing_method": alg, "salt": salt,
                        "salt_position": other}
