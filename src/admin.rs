@@ -14,9 +14,7 @@ use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, TemporaryPassword};
 use crate::service::{FirstFactor, Keyward, stored};
-use crate::store::{
-    LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary,
-};
+use crate::store::{LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary};
 use crate::user::{
     BatchId, PasswordCredential, Role, SiteId, TemporaryMode, TotpState, User, UserId, UserRecord,
     UserStatus,
@@ -90,7 +88,9 @@ impl Default for Permissions {
         let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
         let mut moderator = all.clone();
         moderator.remove(&Permission::BulkRegenerate);
-        Self::none().with_role(Role::Administrator, all).with_role(Role::Moderator, moderator)
+        Self::none()
+            .with_role(Role::Administrator, all)
+            .with_role(Role::Moderator, moderator)
     }
 }
 
@@ -98,12 +98,18 @@ impl Permissions {
     /// No role may do anything.
     #[must_use]
     pub fn none() -> Self {
-        Self { by_role: HashMap::new() }
+        Self {
+            by_role: HashMap::new(),
+        }
     }
 
     /// Sets the permissions of one role.
     #[must_use]
-    pub fn with_role(mut self, role: Role, permissions: impl IntoIterator<Item = Permission>) -> Self {
+    pub fn with_role(
+        mut self,
+        role: Role,
+        permissions: impl IntoIterator<Item = Permission>,
+    ) -> Self {
         self.by_role.insert(role, permissions.into_iter().collect());
         self
     }
@@ -111,7 +117,9 @@ impl Permissions {
     /// Whether `role` holds `permission`.
     #[must_use]
     pub fn allows(&self, role: Role, permission: Permission) -> bool {
-        self.by_role.get(&role).is_some_and(|set| set.contains(&permission))
+        self.by_role
+            .get(&role)
+            .is_some_and(|set| set.contains(&permission))
     }
 
     /// Decides whether `actor` may do `permission` in `site`, to `target` if any.
@@ -315,9 +323,16 @@ impl PrintableList {
     /// # Errors
     /// Only if the CSV writer fails, which it does not for in-memory output.
     pub fn to_csv(&self) -> Result<Zeroizing<String>, Error> {
-        let mut writer = csv::Writer::from_writer(Zeroizing::new(Vec::new()));
-        let io = |e: csv::Error| Error::Output { reason: e.to_string() };
-        writer.write_record(["name", "username", "group", "password", "date_of_birth"]).map_err(io)?;
+        // Reserve generously up front so the buffer is not reallocated (which would leave
+        // unzeroized copies of passwords behind on the heap).
+        let capacity = 128 * (self.rows.len() + 1);
+        let mut writer = csv::Writer::from_writer(Vec::with_capacity(capacity));
+        let io = |e: csv::Error| Error::Output {
+            reason: e.to_string(),
+        };
+        writer
+            .write_record(["name", "username", "group", "password", "date_of_birth"])
+            .map_err(io)?;
         for row in &self.rows {
             let dob = row.date_of_birth.map(|d| d.to_string()).unwrap_or_default();
             writer
@@ -330,8 +345,12 @@ impl PrintableList {
                 ])
                 .map_err(io)?;
         }
-        let bytes = writer.into_inner().map_err(|e| Error::Output { reason: e.to_string() })?;
-        let text = String::from_utf8(bytes.to_vec()).map_err(|e| Error::Output { reason: e.to_string() })?;
+        let bytes = writer.into_inner().map_err(|e| Error::Output {
+            reason: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Output {
+            reason: e.to_string(),
+        })?;
         Ok(Zeroizing::new(text))
     }
 }
@@ -400,7 +419,11 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::PermissionDenied`]; store errors.
-    pub fn search_users(&self, actor: &UserId, query: &UserQuery) -> Result<Page<UserRecord>, Error> {
+    pub fn search_users(
+        &self,
+        actor: &UserId,
+        query: &UserQuery,
+    ) -> Result<Page<UserRecord>, Error> {
         let actor_record = self.load(actor)?;
         self.permissions
             .authorize(&actor_record.user, Permission::ViewUsers, &query.site, None)?;
@@ -429,12 +452,27 @@ impl Keyward {
         } else {
             Permission::CreateTemporaryPassword
         };
-        let (_, target_record) =
-            self.authorize(actor, permission, AuditAction::TemporaryPasswordSet, &target_site, Some(target))?;
+        let (_, target_record) = self.authorize(
+            actor,
+            permission,
+            AuditAction::TemporaryPasswordSet,
+            &target_site,
+            Some(target),
+        )?;
         if options.deliver.is_some() {
-            self.authorize(actor, Permission::SendTemporaryPassword, AuditAction::TemporaryPasswordSent, &target_site, Some(target))?;
+            self.authorize(
+                actor,
+                Permission::SendTemporaryPassword,
+                AuditAction::TemporaryPasswordSent,
+                &target_site,
+                Some(target),
+            )?;
         }
-        let Some(record) = target_record else { return Err(Error::UserNotFound { user: target.clone() }) };
+        let Some(record) = target_record else {
+            return Err(Error::UserNotFound {
+                user: target.clone(),
+            });
+        };
         let user = &record.user;
         let rules = self.temporary.temporary_rules(user);
         let recipient = match options.deliver {
@@ -465,11 +503,23 @@ impl Keyward {
         let mode = options.mode.unwrap_or(rules.mode);
         let expires_at = now.saturating_add(rules.lifetime);
         let hash = self.hasher.hash(&password.to_password())?;
-        let credential =
-            PasswordCredential::temporary(stored(&hash), now, mode, expires_at, actor.clone(), None);
+        let credential = PasswordCredential::temporary(
+            stored(&hash),
+            now,
+            mode,
+            expires_at,
+            actor.clone(),
+            None,
+        );
         self.store.set_password(target, Some(&credential))?;
         let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
-        self.audit_admin(actor, AuditAction::TemporaryPasswordSet, Some(target), &user.site, Some(details))?;
+        self.audit_admin(
+            actor,
+            AuditAction::TemporaryPasswordSet,
+            Some(target),
+            &user.site,
+            Some(details),
+        )?;
         let mut shown = Some(password);
         let mut receipt = None;
         if let (Some(to), Some(password)) = (recipient, shown.take()) {
@@ -478,12 +528,29 @@ impl Keyward {
                 password.expose_secret(),
                 expires_at.date()
             );
-            let message = Message::new(to, MessageKind::TemporaryPassword, "Your temporary password", body);
+            let message = Message::new(
+                to,
+                MessageKind::TemporaryPassword,
+                "Your temporary password",
+                body,
+            );
             let sent = self.notifier.send(message)?;
-            self.audit_admin(actor, AuditAction::TemporaryPasswordSent, Some(target), &user.site, Some(format!("sent to {}", sent.to)))?;
+            self.audit_admin(
+                actor,
+                AuditAction::TemporaryPasswordSent,
+                Some(target),
+                &user.site,
+                Some(format!("sent to {}", sent.to)),
+            )?;
             receipt = Some(sent);
         }
-        Ok(IssuedTemporaryPassword { password: shown, mode, expires_at, entropy_bits, receipt })
+        Ok(IssuedTemporaryPassword {
+            password: shown,
+            mode,
+            expires_at,
+            entropy_bits,
+            receipt,
+        })
     }
 
     /// Removes a user's temporary password; standard login is off again until a new
@@ -494,16 +561,30 @@ impl Keyward {
     /// is not temporary; store errors.
     pub fn remove_temporary_password(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
         let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(actor, Permission::RemoveTemporaryPassword, AuditAction::TemporaryPasswordRemoved, &site, Some(target))?;
+        let (_, record) = self.authorize(
+            actor,
+            Permission::RemoveTemporaryPassword,
+            AuditAction::TemporaryPasswordRemoved,
+            &site,
+            Some(target),
+        )?;
         let is_temporary = record
             .as_ref()
             .and_then(|r| r.password.as_ref())
             .is_some_and(|p| p.temporary.is_some());
         if !is_temporary {
-            return Err(Error::NoTemporaryPassword { user: target.clone() });
+            return Err(Error::NoTemporaryPassword {
+                user: target.clone(),
+            });
         }
         self.store.set_password(target, None)?;
-        self.audit_admin(actor, AuditAction::TemporaryPasswordRemoved, Some(target), &site, None)
+        self.audit_admin(
+            actor,
+            AuditAction::TemporaryPasswordRemoved,
+            Some(target),
+            &site,
+            None,
+        )
     }
 
     /// Unlocks an account: both the password and the TOTP counters are cleared, and the
@@ -513,14 +594,24 @@ impl Keyward {
     /// [`Error::PermissionDenied`]; store errors.
     pub fn unlock(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
         let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(actor, Permission::Unlock, AuditAction::Unlocked, &site, Some(target))?;
+        let (_, record) = self.authorize(
+            actor,
+            Permission::Unlock,
+            AuditAction::Unlocked,
+            &site,
+            Some(target),
+        )?;
         let now = self.now();
         let event = LockEvent::Unlock { by: actor.clone() };
         if let Some(record) = record {
             let rule = self.lockout.password_rule(&record.user);
-            let _ = self.store.apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
+            let _ =
+                self.store
+                    .apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
             let rule = self.lockout.totp_rule(&record.user);
-            let _ = self.store.apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
+            let _ = self
+                .store
+                .apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
         }
         self.audit_admin(actor, AuditAction::Unlocked, Some(target), &site, None)
     }
@@ -533,17 +624,37 @@ impl Keyward {
     /// [`Error::PermissionDenied`]; store errors.
     pub fn reset_totp(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
         let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(actor, Permission::ResetTotp, AuditAction::TotpReset, &site, Some(target))?;
-        let state = TotpState { reset_pending: true, ..TotpState::default() };
+        let (_, record) = self.authorize(
+            actor,
+            Permission::ResetTotp,
+            AuditAction::TotpReset,
+            &site,
+            Some(target),
+        )?;
+        let state = TotpState {
+            reset_pending: true,
+            ..TotpState::default()
+        };
         self.store.set_totp(target, &state)?;
-        if let Some(record) = record {
+        if let Some(record) = &record {
             let rule = self.lockout.totp_rule(&record.user);
             let event = LockEvent::Unlock { by: actor.clone() };
-            let _ = self.store.apply_lock_event(target, LockCounter::Totp, &rule, &event, self.now())?;
+            let _ = self.store.apply_lock_event(
+                target,
+                LockCounter::Totp,
+                &rule,
+                &event,
+                self.now(),
+            )?;
         }
-        let note = match record.as_ref().map(|r| (r.user.email.is_some(), r.user.email_verified)) {
+        let note = match record
+            .as_ref()
+            .map(|r| (r.user.email.is_some(), r.user.email_verified))
+        {
             Some((true, true)) => None,
-            _ => Some("user has no verified email: device authorization will be refused".to_owned()),
+            _ => {
+                Some("user has no verified email: device authorization will be refused".to_owned())
+            }
         };
         self.audit_admin(actor, AuditAction::TotpReset, Some(target), &site, note)
     }
@@ -564,7 +675,13 @@ impl Keyward {
         site: &SiteId,
         groups: &[String],
     ) -> Result<PrintableList, Error> {
-        let (actor_user, _) = self.authorize(actor, Permission::BulkRegenerate, AuditAction::BulkRegenerated, site, None)?;
+        let (actor_user, _) = self.authorize(
+            actor,
+            Permission::BulkRegenerate,
+            AuditAction::BulkRegenerated,
+            site,
+            None,
+        )?;
         let actor_record = self.load(actor)?;
         let confirmed = match &actor_record.password {
             Some(credential) if credential.temporary.is_none() => matches!(
@@ -579,10 +696,21 @@ impl Keyward {
         if !confirmed {
             let reason = DenyReason::ConfirmationFailed;
             self.audit(
-                AuditEvent::new(self.now(), Some(actor.clone()), AuditAction::BulkRegenerated, None, site.clone(), AuditOutcome::Denied)
-                    .with_reason(reason.as_str()),
+                AuditEvent::new(
+                    self.now(),
+                    Some(actor.clone()),
+                    AuditAction::BulkRegenerated,
+                    None,
+                    site.clone(),
+                    AuditOutcome::Denied,
+                )
+                .with_reason(reason.as_str()),
             )?;
-            return Err(PermissionDenied { permission: Permission::BulkRegenerate, reason }.into());
+            return Err(PermissionDenied {
+                permission: Permission::BulkRegenerate,
+                reason,
+            }
+            .into());
         }
         let now = self.now();
         // Collect the cohort: each user once, under the first selected group they are in.
@@ -590,13 +718,23 @@ impl Keyward {
         for group in groups {
             let mut offset = 0u64;
             loop {
-                let query = UserQuery::new(site.clone(), now).group(group.clone()).page(offset, MAX_PAGE);
+                let query = UserQuery::new(site.clone(), now)
+                    .group(group.clone())
+                    .page(offset, MAX_PAGE);
                 let page = self.store.search_users(&query)?;
                 let count = page.items.len() as u64;
                 for record in page.items {
                     let eligible = record.user.role == Role::User
                         && record.user.status == UserStatus::Active
-                        && self.permissions.authorize(&actor_user, Permission::BulkRegenerate, site, Some(&record.user)).is_ok();
+                        && self
+                            .permissions
+                            .authorize(
+                                &actor_user,
+                                Permission::BulkRegenerate,
+                                site,
+                                Some(&record.user),
+                            )
+                            .is_ok();
                     if eligible && !picked.iter().any(|(_, r)| r.user.id == record.user.id) {
                         picked.push((group.clone(), record));
                     }
@@ -636,14 +774,37 @@ impl Keyward {
         }
         rows.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
         let targets: Vec<UserId> = entries.iter().map(|(id, _)| id.clone()).collect();
-        self.store.replace_batch(&TemporaryBatch::new(batch.clone(), entries))?;
-        let details = format!("batch={}; groups={}; users={}", batch.as_str(), groups.join(", "), targets.len());
-        self.audit_admin(actor, AuditAction::BulkRegenerated, None, site, Some(details))?;
+        self.store
+            .replace_batch(&TemporaryBatch::new(batch.clone(), entries))?;
+        let details = format!(
+            "batch={}; groups={}; users={}",
+            batch.as_str(),
+            groups.join(", "),
+            targets.len()
+        );
+        self.audit_admin(
+            actor,
+            AuditAction::BulkRegenerated,
+            None,
+            site,
+            Some(details),
+        )?;
         for target in &targets {
             let details = format!("batch={}", batch.as_str());
-            self.audit_admin(actor, AuditAction::TemporaryPasswordSet, Some(target), site, Some(details))?;
+            self.audit_admin(
+                actor,
+                AuditAction::TemporaryPasswordSet,
+                Some(target),
+                site,
+                Some(details),
+            )?;
         }
-        Ok(PrintableList { batch, generated_at: now, expires_at, rows })
+        Ok(PrintableList {
+            batch,
+            generated_at: now,
+            expires_at,
+            rows,
+        })
     }
 }
 
@@ -653,8 +814,15 @@ mod tests {
     use time::macros::datetime;
 
     fn person(site: &str, role: Role) -> User {
-        User::new(SiteId::new(site).unwrap(), "x", "X", "Y", "staff", datetime!(2026-01-01 0:00 UTC))
-            .with_role(role)
+        User::new(
+            SiteId::new(site).unwrap(),
+            "x",
+            "X",
+            "Y",
+            "staff",
+            datetime!(2026-01-01 0:00 UTC),
+        )
+        .with_role(role)
     }
 
     /// The full allow/deny matrix of the default permissions: role x action x same/other site
@@ -706,14 +874,22 @@ mod tests {
                 for target_role in [Role::User, Role::Moderator, Role::Administrator] {
                     let target = person(site, target_role);
                     let target_site = SiteId::new(site).unwrap();
-                    let ok = permissions.authorize(&actor, *permission, &target_site, Some(&target)).is_ok();
+                    let ok = permissions
+                        .authorize(&actor, *permission, &target_site, Some(&target))
+                        .is_ok();
                     verdicts.push(if ok { 'Y' } else { '.' });
                 }
             }
             assert_eq!(&verdicts, expected, "{role:?} {permission:?}");
             // Without a target, only role and site count.
-            let untargeted = permissions.authorize(&actor, *permission, &home, None).is_ok();
-            assert_eq!(untargeted, expected.starts_with('Y'), "{role:?} {permission:?} untargeted");
+            let untargeted = permissions
+                .authorize(&actor, *permission, &home, None)
+                .is_ok();
+            assert_eq!(
+                untargeted,
+                expected.starts_with('Y'),
+                "{role:?} {permission:?} untargeted"
+            );
         }
     }
 
@@ -723,26 +899,55 @@ mod tests {
         let site = SiteId::new("home").unwrap();
         let moderator = person("home", Role::Moderator);
         let admin = person("home", Role::Administrator);
-        let err = permissions.authorize(&moderator, Permission::Unlock, &site, Some(&admin)).unwrap_err();
+        let err = permissions
+            .authorize(&moderator, Permission::Unlock, &site, Some(&admin))
+            .unwrap_err();
         assert_eq!(err.reason, DenyReason::TargetOutranksActor);
-        let err = permissions.authorize(&moderator, Permission::BulkRegenerate, &site, None).unwrap_err();
-        assert_eq!(err.reason, DenyReason::MissingPermission { role: Role::Moderator });
+        let err = permissions
+            .authorize(&moderator, Permission::BulkRegenerate, &site, None)
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            DenyReason::MissingPermission {
+                role: Role::Moderator
+            }
+        );
         let mut disabled = admin.clone();
         disabled.status = UserStatus::Disabled;
-        let err = permissions.authorize(&disabled, Permission::Unlock, &site, None).unwrap_err();
+        let err = permissions
+            .authorize(&disabled, Permission::Unlock, &site, None)
+            .unwrap_err();
         assert_eq!(err.reason, DenyReason::ActorDisabled);
         // A site administered besides the home site counts as managed.
         let other = SiteId::new("other").unwrap();
         let multi = admin.with_managed_sites(vec![other.clone()]);
-        assert!(permissions.authorize(&multi, Permission::Unlock, &other, Some(&person("other", Role::User))).is_ok());
+        assert!(
+            permissions
+                .authorize(
+                    &multi,
+                    Permission::Unlock,
+                    &other,
+                    Some(&person("other", Role::User))
+                )
+                .is_ok()
+        );
     }
 
     #[test]
     fn custom_permissions_replace_the_defaults() {
-        let permissions = Permissions::default().with_role(Role::Moderator, [Permission::ViewUsers]);
+        let permissions =
+            Permissions::default().with_role(Role::Moderator, [Permission::ViewUsers]);
         let site = SiteId::new("home").unwrap();
         let moderator = person("home", Role::Moderator);
-        assert!(permissions.authorize(&moderator, Permission::ViewUsers, &site, None).is_ok());
-        assert!(permissions.authorize(&moderator, Permission::Unlock, &site, None).is_err());
+        assert!(
+            permissions
+                .authorize(&moderator, Permission::ViewUsers, &site, None)
+                .is_ok()
+        );
+        assert!(
+            permissions
+                .authorize(&moderator, Permission::Unlock, &site, None)
+                .is_err()
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod hash;
 pub mod lockout;
 pub mod notify;
 pub mod policy;
@@ -20,7 +21,11 @@ pub mod totp;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, StoreError};
+pub use error::{Error, HashError, ImportError, StoreError};
+pub use hash::{
+    Argon2Policy, HashLimits, HashScheme, Hasher, HashingMethod, ImportRecord, PasswordHash,
+    SaltPosition, SchemeMatch, Verification,
+};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use service::{Keyward, KeywardBuilder};
 pub use signin::{Denial, DenialReason, SignIn};

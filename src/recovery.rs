@@ -18,19 +18,26 @@ use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
 use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry};
-use crate::user::{OneTimeCredential, PasswordCredential, SiteId, StoredHash, User, UserId, UserStatus};
+use crate::user::{
+    OneTimeCredential, PasswordCredential, SiteId, StoredHash, User, UserId, UserStatus,
+};
 
 /// A numeric code of `digits` digits from the OS random source.
 pub(crate) fn numeric_code(digits: u32) -> OneTimeCode {
     let mut rng = rand::rngs::OsRng.unwrap_err();
-    let code: String = (0..digits.max(1)).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect();
+    let code: String = (0..digits.max(1))
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect();
     OneTimeCode::new(code)
 }
 
 const TOKEN_HASH_PREFIX: &str = "$sha256$";
 
 fn token_digest(secret: &str) -> String {
-    format!("{TOKEN_HASH_PREFIX}{}", data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes())))
+    format!(
+        "{TOKEN_HASH_PREFIX}{}",
+        data_encoding::HEXLOWER.encode(&Sha256::digest(secret.as_bytes()))
+    )
 }
 
 /// The outcome of [`Keyward::reset_password`].
@@ -62,10 +69,21 @@ impl Keyward {
                 let _ = self.send_reset(&record.user, None)?;
             }
             found => {
-                let reason = if found.is_some() { "disabled" } else { "unknown_user" };
+                let reason = if found.is_some() {
+                    "disabled"
+                } else {
+                    "unknown_user"
+                };
                 self.audit(
-                    AuditEvent::new(self.now(), None, AuditAction::PasswordResetSent, found.map(|r| r.user.id), site.clone(), AuditOutcome::Denied)
-                        .with_reason(reason),
+                    AuditEvent::new(
+                        self.now(),
+                        None,
+                        AuditAction::PasswordResetSent,
+                        found.map(|r| r.user.id),
+                        site.clone(),
+                        AuditOutcome::Denied,
+                    )
+                    .with_reason(reason),
                 )?;
             }
         }
@@ -76,25 +94,53 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::PermissionDenied`]; [`Error::NoVerifiedContact`]; store and delivery errors.
-    pub fn send_password_reset(&self, actor: &UserId, target: &UserId) -> Result<DeliveryReceipt, Error> {
+    pub fn send_password_reset(
+        &self,
+        actor: &UserId,
+        target: &UserId,
+    ) -> Result<DeliveryReceipt, Error> {
         let record = self.load(target)?;
         let actor_record = self.load(actor)?;
-        if let Err(denied) = self.permissions.authorize(&actor_record.user, Permission::SendPasswordReset, &record.user.site, Some(&record.user)) {
+        if let Err(denied) = self.permissions.authorize(
+            &actor_record.user,
+            Permission::SendPasswordReset,
+            &record.user.site,
+            Some(&record.user),
+        ) {
             self.audit(
-                AuditEvent::new(self.now(), Some(actor.clone()), AuditAction::PasswordResetSent, Some(target.clone()), record.user.site.clone(), AuditOutcome::Denied)
-                    .with_reason(denied.reason.as_str()),
+                AuditEvent::new(
+                    self.now(),
+                    Some(actor.clone()),
+                    AuditAction::PasswordResetSent,
+                    Some(target.clone()),
+                    record.user.site.clone(),
+                    AuditOutcome::Denied,
+                )
+                .with_reason(denied.reason.as_str()),
             )?;
             return Err(denied.into());
         }
-        self.send_reset(&record.user, Some(actor))?.ok_or(Error::NoVerifiedContact { channel: "email" })
+        self.send_reset(&record.user, Some(actor))?
+            .ok_or(Error::NoVerifiedContact { channel: "email" })
     }
 
-    fn send_reset(&self, user: &User, actor: Option<&UserId>) -> Result<Option<DeliveryReceipt>, Error> {
+    fn send_reset(
+        &self,
+        user: &User,
+        actor: Option<&UserId>,
+    ) -> Result<Option<DeliveryReceipt>, Error> {
         let now = self.now();
         let Some(email) = user.email.as_ref().filter(|_| user.email_verified) else {
             self.audit(
-                AuditEvent::new(now, actor.cloned(), AuditAction::PasswordResetSent, Some(user.id.clone()), user.site.clone(), AuditOutcome::Denied)
-                    .with_reason("no_verified_email"),
+                AuditEvent::new(
+                    now,
+                    actor.cloned(),
+                    AuditAction::PasswordResetSent,
+                    Some(user.id.clone()),
+                    user.site.clone(),
+                    AuditOutcome::Denied,
+                )
+                .with_reason("no_verified_email"),
             )?;
             return Ok(None);
         };
@@ -108,17 +154,30 @@ impl Keyward {
             now,
             now.saturating_add(self.codes.reset_token_lifetime),
         );
-        self.store.set_one_time(&user.id, OneTimeKind::ResetToken, Some(&credential))?;
+        self.store
+            .set_one_time(&user.id, OneTimeKind::ResetToken, Some(&credential))?;
         let minutes = self.codes.reset_token_lifetime.whole_minutes();
         let body = format!(
             "Use this code to choose a new password: {}\nIt expires in {minutes} minutes and works once.",
             token.expose_secret()
         );
-        let message = Message::new(Recipient::Email(email.clone()), MessageKind::PasswordReset, "Reset your password", body);
+        let message = Message::new(
+            Recipient::Email(email.clone()),
+            MessageKind::PasswordReset,
+            "Reset your password",
+            body,
+        );
         let receipt = self.notifier.send(message)?;
         self.audit(
-            AuditEvent::new(now, actor.cloned(), AuditAction::PasswordResetSent, Some(user.id.clone()), user.site.clone(), AuditOutcome::Succeeded)
-                .with_details(format!("sent to {}", receipt.to)),
+            AuditEvent::new(
+                now,
+                actor.cloned(),
+                AuditAction::PasswordResetSent,
+                Some(user.id.clone()),
+                user.site.clone(),
+                AuditOutcome::Succeeded,
+            )
+            .with_details(format!("sent to {}", receipt.to)),
         )?;
         Ok(Some(receipt))
     }
@@ -129,41 +188,89 @@ impl Keyward {
     ///
     /// # Errors
     /// Store and hashing failures.
-    pub fn reset_password(&self, token: &OneTimeCode, new_password: Password) -> Result<PasswordReset, Error> {
+    pub fn reset_password(
+        &self,
+        token: &OneTimeCode,
+        new_password: Password,
+    ) -> Result<PasswordReset, Error> {
         let Some((id, secret)) = token.expose_secret().trim().split_once('.') else {
             return Ok(PasswordReset::InvalidToken);
         };
-        let Ok(id) = UserId::parse(id) else { return Ok(PasswordReset::InvalidToken) };
-        let Some(record) = self.store.get_user(&id)? else { return Ok(PasswordReset::InvalidToken) };
+        let Ok(id) = UserId::parse(id) else {
+            return Ok(PasswordReset::InvalidToken);
+        };
+        let Some(record) = self.store.get_user(&id)? else {
+            return Ok(PasswordReset::InvalidToken);
+        };
         let now = self.now();
         let deny = |reason: &str| -> Result<PasswordReset, Error> {
             self.audit(
-                AuditEvent::new(now, Some(id.clone()), AuditAction::PasswordReset, Some(id.clone()), record.user.site.clone(), AuditOutcome::Denied)
-                    .with_reason(reason),
+                AuditEvent::new(
+                    now,
+                    Some(id.clone()),
+                    AuditAction::PasswordReset,
+                    Some(id.clone()),
+                    record.user.site.clone(),
+                    AuditOutcome::Denied,
+                )
+                .with_reason(reason),
             )?;
             Ok(PasswordReset::InvalidToken)
         };
-        let credential = match self.store.try_one_time(&id, OneTimeKind::ResetToken, self.codes.reset_token_max_tries, now)? {
+        let credential = match self.store.try_one_time(
+            &id,
+            OneTimeKind::ResetToken,
+            self.codes.reset_token_max_tries,
+            now,
+        )? {
             OneTimeTry::Available(credential) => credential,
             OneTimeTry::Absent => return deny("no_token"),
             OneTimeTry::Expired => return deny("token_expired"),
             OneTimeTry::Exhausted => return deny("token_exhausted"),
         };
         let presented = token_digest(secret);
-        if !bool::from(presented.as_bytes().ct_eq(credential.hash.as_str().as_bytes())) {
+        if !bool::from(
+            presented
+                .as_bytes()
+                .ct_eq(credential.hash.as_str().as_bytes()),
+        ) {
             return deny("wrong_token");
         }
-        if let Err(violation) = self.passwords.password_rules(&record.user).check(&new_password, &record.user) {
+        if let Err(violation) = self
+            .passwords
+            .password_rules(&record.user)
+            .check(&new_password, &record.user)
+        {
             return Ok(PasswordReset::Rejected(violation));
         }
         let hash = self.hasher.hash(&new_password)?;
-        if self.store.consume_one_time(&id, OneTimeKind::ResetToken, &credential.hash)? != Consumed::Now {
+        if self
+            .store
+            .consume_one_time(&id, OneTimeKind::ResetToken, &credential.hash)?
+            != Consumed::Now
+        {
             return deny("token_used");
         }
-        self.store.set_password(&id, Some(&PasswordCredential::permanent(stored(&hash), now)))?;
+        self.store.set_password(
+            &id,
+            Some(&PasswordCredential::permanent(stored(&hash), now)),
+        )?;
         let rule = self.lockout.password_rule(&record.user);
-        let _ = self.store.apply_lock_event(&id, LockCounter::Password, &rule, &LockEvent::Unlock { by: id.clone() }, now)?;
-        self.audit(AuditEvent::new(now, Some(id.clone()), AuditAction::PasswordReset, Some(id.clone()), record.user.site.clone(), AuditOutcome::Succeeded))?;
+        let _ = self.store.apply_lock_event(
+            &id,
+            LockCounter::Password,
+            &rule,
+            &LockEvent::Unlock { by: id.clone() },
+            now,
+        )?;
+        self.audit(AuditEvent::new(
+            now,
+            Some(id.clone()),
+            AuditAction::PasswordReset,
+            Some(id.clone()),
+            record.user.site.clone(),
+            AuditOutcome::Succeeded,
+        ))?;
         Ok(PasswordReset::Done { user: id })
     }
 }

@@ -58,7 +58,7 @@ impl Default for CodeRules {
 }
 
 /// How TOTP secrets are kept at rest.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum SecretKeeping {
     /// Sealed with the application's key ring.
     Sealed(TotpSealer),
@@ -207,7 +207,10 @@ impl KeywardBuilder {
 #[derive(Debug)]
 pub(crate) enum FirstFactor {
     /// Both matched; the lock counter was cleared.
-    Passed { upgraded: Option<PasswordHash>, pin_upgraded: Option<PasswordHash> },
+    Passed {
+        upgraded: Option<PasswordHash>,
+        pin_upgraded: Option<PasswordHash>,
+    },
     /// Refused without evaluation.
     Locked { until: Option<OffsetDateTime> },
     /// Refused without evaluation: as many attempts as may fail are in flight.
@@ -270,22 +273,24 @@ impl Keyward {
         let now = self.now();
         let mut record = UserRecord::new(user);
         if let Some(password) = password {
-            self.passwords.password_rules(&record.user).check(&password, &record.user)?;
+            self.passwords
+                .password_rules(&record.user)
+                .check(&password, &record.user)?;
             let hash = self.hasher.hash(&password)?;
-            record.password =
-                Some(crate::user::PasswordCredential::permanent(stored(&hash), now));
+            record.password = Some(crate::user::PasswordCredential::permanent(
+                stored(&hash),
+                now,
+            ));
         }
         self.store.create_user(&record)?;
-        self.audit(
-            AuditEvent::new(
-                now,
-                actor.cloned(),
-                AuditAction::UserCreated,
-                Some(record.user.id.clone()),
-                record.user.site.clone(),
-                AuditOutcome::Succeeded,
-            ),
-        )?;
+        self.audit(AuditEvent::new(
+            now,
+            actor.cloned(),
+            AuditAction::UserCreated,
+            Some(record.user.id.clone()),
+            record.user.site.clone(),
+            AuditOutcome::Succeeded,
+        ))?;
         Ok(record.user)
     }
 
@@ -358,7 +363,9 @@ impl Keyward {
     }
 
     pub(crate) fn load(&self, id: &UserId) -> Result<UserRecord, Error> {
-        self.store.get_user(id)?.ok_or_else(|| Error::UserNotFound { user: id.clone() })
+        self.store
+            .get_user(id)?
+            .ok_or_else(|| Error::UserNotFound { user: id.clone() })
     }
 
     pub(crate) fn audit(&self, event: AuditEvent) -> Result<(), Error> {
@@ -374,8 +381,15 @@ impl Keyward {
     ) -> Result<(), Error> {
         let id = user.map(|u| u.id.clone());
         self.audit(
-            AuditEvent::new(self.now(), id.clone(), AuditAction::SignIn, id, site.clone(), outcome)
-                .with_reason(reason),
+            AuditEvent::new(
+                self.now(),
+                id.clone(),
+                AuditAction::SignIn,
+                id,
+                site.clone(),
+                outcome,
+            )
+            .with_reason(reason),
         )
     }
 
@@ -397,8 +411,13 @@ impl Keyward {
         let now = self.now();
         let id = &record.user.id;
         let rule = self.lockout.password_rule(&record.user);
-        let (_, decision) =
-            self.store.apply_lock_event(id, LockCounter::Password, &rule, &LockEvent::Attempt, now)?;
+        let (_, decision) = self.store.apply_lock_event(
+            id,
+            LockCounter::Password,
+            &rule,
+            &LockEvent::Attempt,
+            now,
+        )?;
         match decision {
             LockDecision::Proceed => {}
             LockDecision::Locked { until } => {
@@ -412,7 +431,7 @@ impl Keyward {
         }
         let parsed = self.parse_hash(password_hash);
         let verification = match parsed {
-            Ok(hash) => self.hasher.verify(password, &hash),
+            Ok(hash) => self.hasher.verify(password, &hash).map_err(Error::from),
             Err(e) => Err(e),
         };
         let verification = match verification {
@@ -444,7 +463,8 @@ impl Keyward {
             }
             (None, Some(given)) => {
                 // A PIN nobody asked for: spend the same time, ignore it.
-                self.hasher.verify_dummy(&Password::new(given.expose_secret()));
+                self.hasher
+                    .verify_dummy(&Password::new(given.expose_secret()));
                 None
             }
             (None, None) => None,
@@ -470,10 +490,18 @@ impl Keyward {
                 Some(Verification::MatchUpgraded { new_hash, .. }) => Some(new_hash),
                 _ => None,
             };
-            return Ok(FirstFactor::Passed { upgraded, pin_upgraded });
+            return Ok(FirstFactor::Passed {
+                upgraded,
+                pin_upgraded,
+            });
         }
-        let (_, decision) =
-            self.store.apply_lock_event(id, LockCounter::Password, &rule, &LockEvent::Failure, now)?;
+        let (_, decision) = self.store.apply_lock_event(
+            id,
+            LockCounter::Password,
+            &rule,
+            &LockEvent::Failure,
+            now,
+        )?;
         let now_locked = matches!(decision, LockDecision::NowLocked { .. });
         Ok(if password_ok {
             FirstFactor::WrongPin { now_locked }
@@ -492,7 +520,9 @@ impl Keyward {
             SecretKeeping::Plain => crate::totp::StoredTotpSecret::plain(secret)?,
             SecretKeeping::Refused => return Err(Error::TotpKeyMissing),
         };
-        Ok(crate::user::StoredSecret::new(stored.to_storage_string().as_str()))
+        Ok(crate::user::StoredSecret::new(
+            stored.to_storage_string().as_str(),
+        ))
     }
 
     pub(crate) fn open_secret(
@@ -503,7 +533,9 @@ impl Keyward {
         let parsed = crate::totp::StoredTotpSecret::parse(stored.as_str())?;
         if parsed.is_sealed() {
             match &self.keeping {
-                SecretKeeping::Sealed(sealer) => Ok(sealer.open(&parsed, user.as_str().as_bytes())?),
+                SecretKeeping::Sealed(sealer) => {
+                    Ok(sealer.open(&parsed, user.as_str().as_bytes())?)
+                }
                 _ => Err(Error::TotpKeyMissing),
             }
         } else {

@@ -372,7 +372,10 @@ impl Keyward {
         };
         let checked = self.check_first_factor(&record, password, pin, &credential.hash)?;
         let (upgraded, pin_upgraded) = match checked {
-            FirstFactor::Passed { upgraded, pin_upgraded } => (upgraded, pin_upgraded),
+            FirstFactor::Passed {
+                upgraded,
+                pin_upgraded,
+            } => (upgraded, pin_upgraded),
             FirstFactor::Locked { until } => {
                 return self.deny(site, Some(user), DenialReason::Locked { until });
             }
@@ -380,11 +383,11 @@ impl Keyward {
                 return self.deny(site, Some(user), DenialReason::Locked { until: None });
             }
             FirstFactor::Busy => return self.deny(site, Some(user), DenialReason::TooManyAttempts),
-            FirstFactor::WrongPassword { .. } => {
-                return self.deny(site, Some(user), DenialReason::WrongPassword);
+            FirstFactor::WrongPassword { now_locked } => {
+                return self.deny_failure(site, user, DenialReason::WrongPassword, now_locked);
             }
-            FirstFactor::WrongPin { .. } => {
-                return self.deny(site, Some(user), DenialReason::WrongPin);
+            FirstFactor::WrongPin { now_locked } => {
+                return self.deny_failure(site, user, DenialReason::WrongPin, now_locked);
             }
         };
         if let Some(temporary) = &credential.temporary {
@@ -396,9 +399,18 @@ impl Keyward {
             }
             if temporary.mode == TemporaryMode::SingleUse {
                 // Dead after first use, even when two sign-ins race: only one consumes it.
-                return match self.store.consume_temporary_password(&user.id, &credential.hash, now)? {
+                return match self.store.consume_temporary_password(
+                    &user.id,
+                    &credential.hash,
+                    now,
+                )? {
                     Consumed::Now => {
-                        self.audit_sign_in(Some(user), site, AuditOutcome::Continued, "password_change_required")?;
+                        self.audit_sign_in(
+                            Some(user),
+                            site,
+                            AuditOutcome::Continued,
+                            "password_change_required",
+                        )?;
                         Ok(SignIn::PasswordChangeRequired(PendingPasswordChange {
                             user: user.id.clone(),
                             site: site.clone(),
@@ -417,8 +429,13 @@ impl Keyward {
         let mut hash_upgraded = false;
         if let Some(new_hash) = upgraded {
             // Compare-and-swap: an administrator's change made meanwhile wins.
-            let upgraded = PasswordCredential { hash: stored(&new_hash), ..credential.clone() };
-            let swap = self.store.replace_password(&user.id, &credential.hash, &upgraded)?;
+            let upgraded = PasswordCredential {
+                hash: stored(&new_hash),
+                ..credential.clone()
+            };
+            let swap = self
+                .store
+                .replace_password(&user.id, &credential.hash, &upgraded)?;
             if swap == crate::store::Swap::Swapped {
                 hash_upgraded = true;
                 self.audit(
@@ -438,7 +455,14 @@ impl Keyward {
             let credential = crate::user::PinCredential::new(stored(&new_hash), pin.set_at);
             self.store.set_pin(&user.id, Some(&credential))?;
         }
-        self.second_factor(&record, Context { user: user.id.clone(), site: site.clone(), hash_upgraded })
+        self.second_factor(
+            &record,
+            Context {
+                user: user.id.clone(),
+                site: site.clone(),
+                hash_upgraded,
+            },
+        )
     }
 
     /// After the first factor (and any password change): TOTP, device authorization after a
@@ -459,18 +483,30 @@ impl Keyward {
             if !live {
                 self.send_device_code(user, &email)?;
             }
-            self.audit_sign_in(Some(user), &ctx.site, AuditOutcome::Continued, "device_authorization_required")?;
-            return Ok(SignIn::DeviceAuthorizationRequired(PendingDeviceAuthorization {
-                user: ctx.user,
-                site: ctx.site,
-                issued_at: now,
-                hash_upgraded: ctx.hash_upgraded,
-                retry: false,
-                sent_to: email,
-            }));
+            self.audit_sign_in(
+                Some(user),
+                &ctx.site,
+                AuditOutcome::Continued,
+                "device_authorization_required",
+            )?;
+            return Ok(SignIn::DeviceAuthorizationRequired(
+                PendingDeviceAuthorization {
+                    user: ctx.user,
+                    site: ctx.site,
+                    issued_at: now,
+                    hash_upgraded: ctx.hash_upgraded,
+                    retry: false,
+                    sent_to: email,
+                },
+            ));
         }
         if record.totp.secret.is_some() {
-            self.audit_sign_in(Some(user), &ctx.site, AuditOutcome::Continued, "totp_required")?;
+            self.audit_sign_in(
+                Some(user),
+                &ctx.site,
+                AuditOutcome::Continued,
+                "totp_required",
+            )?;
             return Ok(SignIn::TotpRequired(PendingTotp {
                 user: ctx.user,
                 site: ctx.site,
@@ -485,15 +521,55 @@ impl Keyward {
     fn finish(&self, record: &UserRecord, hash_upgraded: bool) -> Result<SignIn, Error> {
         let now = self.now();
         self.store.record_sign_in(&record.user.id, now)?;
-        self.audit_sign_in(Some(&record.user), &record.user.site, AuditOutcome::Succeeded, "authenticated")?;
+        self.audit_sign_in(
+            Some(&record.user),
+            &record.user.site,
+            AuditOutcome::Succeeded,
+            "authenticated",
+        )?;
         let mut user = record.user.clone();
         user.last_sign_in_at = Some(now);
-        Ok(SignIn::Authenticated(Authenticated { user, hash_upgraded }))
+        Ok(SignIn::Authenticated(Authenticated {
+            user,
+            hash_upgraded,
+        }))
     }
 
-    fn deny(&self, site: &SiteId, user: Option<&User>, reason: DenialReason) -> Result<SignIn, Error> {
+    /// A counted failure; the audit event says when it locked the account.
+    fn deny_failure(
+        &self,
+        site: &SiteId,
+        user: &User,
+        reason: DenialReason,
+        now_locked: bool,
+    ) -> Result<SignIn, Error> {
+        let mut event = AuditEvent::new(
+            self.now(),
+            Some(user.id.clone()),
+            AuditAction::SignIn,
+            Some(user.id.clone()),
+            site.clone(),
+            AuditOutcome::Denied,
+        )
+        .with_reason(reason.as_str());
+        if now_locked {
+            event = event.with_details("this failure locked the account");
+        }
+        self.audit(event)?;
+        Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))))
+    }
+
+    fn deny(
+        &self,
+        site: &SiteId,
+        user: Option<&User>,
+        reason: DenialReason,
+    ) -> Result<SignIn, Error> {
         self.audit_sign_in(user, site, AuditOutcome::Denied, reason.as_str())?;
-        Ok(SignIn::Denied(Denial::new(reason, user.map(|u| u.id.clone()))))
+        Ok(SignIn::Denied(Denial::new(
+            reason,
+            user.map(|u| u.id.clone()),
+        )))
     }
 
     /// Loads the user of a pending step, refusing a step that waited too long.
@@ -505,10 +581,14 @@ impl Keyward {
     ) -> Result<Result<UserRecord, SignIn>, Error> {
         let record = self.load(user)?;
         if self.now() >= issued_at.saturating_add(self.codes.pending_step_lifetime) {
-            return self.deny(site, Some(&record.user), DenialReason::StepExpired).map(Err);
+            return self
+                .deny(site, Some(&record.user), DenialReason::StepExpired)
+                .map(Err);
         }
         if record.user.status != UserStatus::Active {
-            return self.deny(site, Some(&record.user), DenialReason::Disabled).map(Err);
+            return self
+                .deny(site, Some(&record.user), DenialReason::Disabled)
+                .map(Err);
         }
         Ok(Ok(record))
     }
@@ -531,8 +611,16 @@ impl Keyward {
         // The temporary password must still be the one this step was issued for: an
         // administrator may have replaced or removed it meanwhile.
         if record.password.as_ref().map(|p| &p.hash) != Some(&pending.temporary_hash) {
-            let denial = Denial::new(DenialReason::TemporaryPasswordUsed, Some(pending.user.clone()));
-            self.audit_sign_in(Some(&record.user), &pending.site, AuditOutcome::Denied, "temporary_password_replaced")?;
+            let denial = Denial::new(
+                DenialReason::TemporaryPasswordUsed,
+                Some(pending.user.clone()),
+            );
+            self.audit_sign_in(
+                Some(&record.user),
+                &pending.site,
+                AuditOutcome::Denied,
+                "temporary_password_replaced",
+            )?;
             return Ok(PasswordChange::Denied(denial));
         }
         let rules = self.passwords.password_rules(&record.user);
@@ -541,16 +629,24 @@ impl Keyward {
         }
         let temporary = self.parse_hash(&pending.temporary_hash)?;
         if self.hasher.verify(&new_password, &temporary)?.is_match() {
-            return Ok(PasswordChange::Rejected(pending, PolicyViolation::SameAsTemporary));
+            return Ok(PasswordChange::Rejected(
+                pending,
+                PolicyViolation::SameAsTemporary,
+            ));
         }
         let now = self.now();
         let hash = self.hasher.hash(&new_password)?;
         // Compare-and-swap against the temporary hash, so a concurrent admin change wins.
         let credential = PasswordCredential::permanent(stored(&hash), now);
-        if self.store.replace_password(&pending.user, &pending.temporary_hash, &credential)?
+        if self
+            .store
+            .replace_password(&pending.user, &pending.temporary_hash, &credential)?
             != crate::store::Swap::Swapped
         {
-            let denial = Denial::new(DenialReason::TemporaryPasswordUsed, Some(pending.user.clone()));
+            let denial = Denial::new(
+                DenialReason::TemporaryPasswordUsed,
+                Some(pending.user.clone()),
+            );
             return Ok(PasswordChange::Denied(denial));
         }
         self.audit(AuditEvent::new(
@@ -562,7 +658,11 @@ impl Keyward {
             AuditOutcome::Succeeded,
         ))?;
         let record = self.load(&pending.user)?;
-        let ctx = Context { user: pending.user, site: pending.site, hash_upgraded: false };
+        let ctx = Context {
+            user: pending.user,
+            site: pending.site,
+            hash_upgraded: pending.hash_upgraded,
+        };
         Ok(PasswordChange::Changed(self.second_factor(&record, ctx)?))
     }
 
@@ -592,7 +692,10 @@ impl Keyward {
         match accepted {
             Ok(()) => self.finish(&record, pending.hash_upgraded),
             Err(Some(denial)) => Ok(SignIn::Denied(denial)),
-            Err(None) => Ok(SignIn::TotpRequired(PendingTotp { retry: true, ..pending })),
+            Err(None) => Ok(SignIn::TotpRequired(PendingTotp {
+                retry: true,
+                ..pending
+            })),
         }
     }
 
@@ -608,43 +711,82 @@ impl Keyward {
         let now = self.now();
         let id = &record.user.id;
         let rule = self.lockout.totp_rule(&record.user);
-        let (_, decision) = self.store.apply_lock_event(id, LockCounter::Totp, &rule, &LockEvent::Attempt, now)?;
+        let (_, decision) =
+            self.store
+                .apply_lock_event(id, LockCounter::Totp, &rule, &LockEvent::Attempt, now)?;
         match decision {
             LockDecision::Proceed => {}
             LockDecision::Locked { until } => {
                 let reason = DenialReason::TotpLocked { until };
-                self.audit_sign_in(Some(&record.user), site, AuditOutcome::Denied, reason.as_str())?;
+                self.audit_sign_in(
+                    Some(&record.user),
+                    site,
+                    AuditOutcome::Denied,
+                    reason.as_str(),
+                )?;
                 return Ok(Err(Some(Denial::new(reason, Some(id.clone())))));
             }
             _ => {
                 let reason = DenialReason::TotpLocked { until: None };
-                self.audit_sign_in(Some(&record.user), site, AuditOutcome::Denied, "too_many_attempts")?;
+                self.audit_sign_in(
+                    Some(&record.user),
+                    site,
+                    AuditOutcome::Denied,
+                    "too_many_attempts",
+                )?;
                 return Ok(Err(Some(Denial::new(reason, Some(id.clone())))));
             }
         }
         let ok = match check(now) {
             Ok(ok) => ok,
             Err(e) => {
-                let _ = self.store.apply_lock_event(id, LockCounter::Totp, &rule, &LockEvent::Failure, now);
+                let _ = self.store.apply_lock_event(
+                    id,
+                    LockCounter::Totp,
+                    &rule,
+                    &LockEvent::Failure,
+                    now,
+                );
                 return Err(e);
             }
         };
-        let event = if ok { LockEvent::Success } else { LockEvent::Failure };
-        let (_, decision) = self.store.apply_lock_event(id, LockCounter::Totp, &rule, &event, now)?;
+        let event = if ok {
+            LockEvent::Success
+        } else {
+            LockEvent::Failure
+        };
+        let (_, decision) =
+            self.store
+                .apply_lock_event(id, LockCounter::Totp, &rule, &event, now)?;
         match decision {
             LockDecision::Cleared => Ok(Ok(())),
             LockDecision::NowLocked { until } | LockDecision::Locked { until } => {
                 let reason = DenialReason::TotpLocked { until };
-                self.audit_sign_in(Some(&record.user), site, AuditOutcome::Denied, reason.as_str())?;
+                self.audit_sign_in(
+                    Some(&record.user),
+                    site,
+                    AuditOutcome::Denied,
+                    reason.as_str(),
+                )?;
                 Ok(Err(Some(Denial::new(reason, Some(id.clone())))))
             }
             LockDecision::SuccessWhileLocked => {
                 let reason = DenialReason::TotpLocked { until: None };
-                self.audit_sign_in(Some(&record.user), site, AuditOutcome::Denied, reason.as_str())?;
+                self.audit_sign_in(
+                    Some(&record.user),
+                    site,
+                    AuditOutcome::Denied,
+                    reason.as_str(),
+                )?;
                 Ok(Err(Some(Denial::new(reason, Some(id.clone())))))
             }
             _ => {
-                self.audit_sign_in(Some(&record.user), site, AuditOutcome::Denied, DenialReason::WrongTotpCode.as_str())?;
+                self.audit_sign_in(
+                    Some(&record.user),
+                    site,
+                    AuditOutcome::Denied,
+                    DenialReason::WrongTotpCode.as_str(),
+                )?;
                 Ok(Err(None))
             }
         }
@@ -659,7 +801,8 @@ impl Keyward {
             now,
             now.saturating_add(self.codes.device_code_lifetime),
         );
-        self.store.set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
+        self.store
+            .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
         let minutes = self.codes.device_code_lifetime.whole_minutes();
         let body = format!(
             "Your sign-in code is {}. It expires in {minutes} minutes. If you did not try to \
@@ -705,39 +848,86 @@ impl Keyward {
         let now = self.now();
         let id = &record.user.id;
         let max = self.codes.device_code_max_tries;
-        let credential = match self.store.try_one_time(id, OneTimeKind::DeviceCode, max, now)? {
+        let credential = match self
+            .store
+            .try_one_time(id, OneTimeKind::DeviceCode, max, now)?
+        {
             OneTimeTry::Available(credential) => credential,
             OneTimeTry::Expired | OneTimeTry::Absent => {
-                return self.deny(&pending.site, Some(&record.user), DenialReason::DeviceCodeExpired);
+                return self.deny(
+                    &pending.site,
+                    Some(&record.user),
+                    DenialReason::DeviceCodeExpired,
+                );
             }
             OneTimeTry::Exhausted => {
-                return self.deny(&pending.site, Some(&record.user), DenialReason::DeviceCodeExhausted);
+                return self.deny(
+                    &pending.site,
+                    Some(&record.user),
+                    DenialReason::DeviceCodeExhausted,
+                );
             }
         };
         let given = Password::new(code.expose_secret().trim());
-        let matched = self.hasher.verify(&given, &self.parse_hash(&credential.hash)?)?.is_match();
+        let matched = self
+            .hasher
+            .verify(&given, &self.parse_hash(&credential.hash)?)?
+            .is_match();
         if !matched {
-            self.audit_sign_in(Some(&record.user), &pending.site, AuditOutcome::Denied, "wrong_device_code")?;
+            self.audit_sign_in(
+                Some(&record.user),
+                &pending.site,
+                AuditOutcome::Denied,
+                "wrong_device_code",
+            )?;
             if credential.failed_tries >= max {
-                return self.deny(&pending.site, Some(&record.user), DenialReason::DeviceCodeExhausted);
+                return self.deny(
+                    &pending.site,
+                    Some(&record.user),
+                    DenialReason::DeviceCodeExhausted,
+                );
             }
-            return Ok(SignIn::DeviceAuthorizationRequired(PendingDeviceAuthorization {
-                retry: true,
-                ..pending
-            }));
+            return Ok(SignIn::DeviceAuthorizationRequired(
+                PendingDeviceAuthorization {
+                    retry: true,
+                    ..pending
+                },
+            ));
         }
-        if self.store.consume_one_time(id, OneTimeKind::DeviceCode, &credential.hash)? != Consumed::Now {
-            return self.deny(&pending.site, Some(&record.user), DenialReason::DeviceCodeExpired);
+        if self
+            .store
+            .consume_one_time(id, OneTimeKind::DeviceCode, &credential.hash)?
+            != Consumed::Now
+        {
+            return self.deny(
+                &pending.site,
+                Some(&record.user),
+                DenialReason::DeviceCodeExpired,
+            );
         }
-        self.audit_sign_in(Some(&record.user), &pending.site, AuditOutcome::Continued, "device_authorized")?;
-        let account = record.user.email.clone().unwrap_or_else(|| record.user.username.clone());
+        self.audit_sign_in(
+            Some(&record.user),
+            &pending.site,
+            AuditOutcome::Continued,
+            "device_authorized",
+        )?;
+        let account = record
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| record.user.username.clone());
         let enrollment = crate::totp::enroll(&self.totp, &account)?;
         let sealed = self.seal_secret(enrollment.secret(), id)?;
         let mut totp = record.totp.clone();
         totp.pending_secret = Some(sealed);
         totp.device_code = None;
         self.store.set_totp(id, &totp)?;
-        self.audit_sign_in(Some(&record.user), &pending.site, AuditOutcome::Continued, "totp_enrollment_required")?;
+        self.audit_sign_in(
+            Some(&record.user),
+            &pending.site,
+            AuditOutcome::Continued,
+            "totp_enrollment_required",
+        )?;
         Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
             user: pending.user,
             site: pending.site,
@@ -780,7 +970,10 @@ impl Keyward {
             Ok(()) => {}
             Err(Some(denial)) => return Ok(SignIn::Denied(denial)),
             Err(None) => {
-                return Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment { retry: true, ..pending }));
+                return Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
+                    retry: true,
+                    ..pending
+                }));
             }
         }
         let totp = TotpState {

@@ -1,0 +1,199 @@
+//! Malformed and hostile stored hashes are rejected without being evaluated.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use keyward::hash::{HashLimits, PasswordHash};
+use keyward::{HashError, Hasher, Password};
+
+fn kind(e: &HashError) -> &'static str {
+    match e {
+        HashError::UnknownFormat => "unknown",
+        HashError::Malformed { .. } => "malformed",
+        HashError::UnsupportedVariant { .. } => "unsupported",
+        HashError::ParamOutOfBounds { .. } => "bounds",
+        HashError::ParamBelowMinimum { .. } => "minimum",
+        _ => "other",
+    }
+}
+
+const BCRYPT: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+const ARGON: &str = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
+
+#[test]
+fn malformed_shapes() {
+    let huge = "A".repeat(1 << 20);
+    let huge_dollar = format!("$6${}", "$".repeat(1 << 16));
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "unknown"),
+        ("$".into(), "unknown"),
+        ("$$$$".into(), "unknown"),
+        (huge, "unknown"),
+        ("plaintext-password".into(), "unknown"),
+        (
+            "$sha1$40000$jtNX3nZ2$hBNaIXkt4wBI2o5rsi8KejSjNqIq".into(),
+            "unknown",
+        ),
+        // bcrypt
+        (BCRYPT[..59].into(), "malformed"),
+        (format!("{BCRYPT}A"), "malformed"),
+        (BCRYPT.replace("$05$", "$5$$"), "malformed"),
+        (BCRYPT.replace("$05$", "$xx$"), "malformed"),
+        (BCRYPT.replace("$05$", "$03$"), "minimum"),
+        (BCRYPT.replace("$05$", "$15$"), "bounds"),
+        (BCRYPT.replace("$05$", "$99$"), "bounds"),
+        (BCRYPT.replace('C', "!"), "malformed"),
+        (BCRYPT.replace("$2a$", "$2x$"), "unsupported"),
+        (BCRYPT.replace("$2a$", "$2c$"), "unsupported"),
+        (format!("$2$05${}", &BCRYPT[7..]), "unsupported"),
+        (BCRYPT.replacen('C', "é", 1), "malformed"),
+        // crypt
+        ("$1$".into(), "malformed"),
+        ("$1$saltsalt$qjXMvbEw8oaL.CzflDtaK".into(), "malformed"),
+        ("$1$toolongsalt$qjXMvbEw8oaL.CzflDtaK/".into(), "malformed"),
+        (
+            "$5$rounds=$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
+            "malformed",
+        ),
+        (
+            "$5$rounds=-1$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
+            "malformed",
+        ),
+        (
+            "$5$rounds=99999999999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
+            "bounds",
+        ),
+        (
+            "$5$rounds=999999999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
+            "bounds",
+        ),
+        (
+            "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc".into(),
+            "malformed",
+        ),
+        ("$6$saltstring$short".into(), "malformed"),
+        (huge_dollar, "malformed"),
+        ("_J9..SAL".into(), "malformed"),
+        ("_zzzzSALToYeEi67o2u.".into(), "bounds"),
+        ("_....".to_string() + "SALToYeEi67o2u.", "minimum"),
+        // phpass / wordpress
+        ("$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L".into(), "malformed"),
+        ("$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r!L0".into(), "malformed"),
+        ("$P$4IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0".into(), "minimum"),
+        ("$P$zIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0".into(), "bounds"),
+        (
+            "$wp$2x$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e".into(),
+            "unsupported",
+        ),
+        ("$wp$".into(), "malformed"),
+        // argon2
+        ("$argon2id$".into(), "malformed"),
+        (ARGON.replace("m=64", "m=4194304"), "bounds"),
+        (ARGON.replace("t=1", "t=4000000000"), "bounds"),
+        (ARGON.replace("p=1", "p=255"), "bounds"),
+        (ARGON.replace("m=64", "m=1"), "malformed"),
+        (ARGON.replace("argon2id", "argon2x"), "unsupported"),
+        (ARGON.replace("v=19", "v=20"), "unsupported"),
+        (ARGON.replace("$c29t", "$!!!"), "malformed"),
+        (
+            format!("$keyward-import$v=1{}", ARGON.replace("m=64", "m=4194304")),
+            "bounds",
+        ),
+        ("$keyward-import$v=2$argon2id$".into(), "malformed"),
+        // salted wrapper
+        (
+            "$keyward-salted$v=1$md5,prefix$$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,none$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,none$$5F4DCC3B5AA765D61D8327DEB882CF99".into(),
+            "malformed",
+        ),
+        ("$keyward-salted$v=1$md5,none$$5f4dcc3b".into(), "malformed"),
+        (
+            "$keyward-salted$v=1$sha1,none$$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,middle$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,prefix$eA==$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,prefix$eB$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,prefix$eA$5f4dcc3b5aa765d61d8327deb882cf99$".into(),
+            "malformed",
+        ),
+        (
+            "$keyward-salted$v=1$md5,prefix$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            "ok",
+        ),
+    ];
+    let h = Hasher::for_tests();
+    for (s, expected) in cases {
+        let shown: String = s.chars().take(80).collect();
+        match h.parse(&s) {
+            Ok(_) => assert_eq!(expected, "ok", "{shown} parsed"),
+            Err(e) => {
+                assert_eq!(kind(&e), expected, "{shown}: {e}");
+                // Display never contains the stored string.
+                if s.len() > 12 {
+                    assert!(!e.to_string().contains(&s), "{e}");
+                }
+            }
+        }
+    }
+}
+
+/// A hash that was valid under laxer limits is refused at verify under the strict ones,
+/// quickly.
+#[test]
+fn hostile_costs_are_refused_at_verify_too() {
+    let lax = HashLimits {
+        max_bcrypt_cost: 31,
+        max_sha_crypt_rounds: u32::MAX,
+        max_phpass_log2: 30,
+        max_argon2_m_kib: 1 << 22,
+        ..HashLimits::DEFAULT
+    };
+    let lax = Hasher::new(keyward::Argon2Policy::INSECURE_TEST, lax);
+    let strict = Hasher::for_tests();
+    let hostile = [
+        BCRYPT.replace("$05$", "$31$"),
+        "$6$rounds=999999999$salt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1".into(),
+        "$P$SIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0".into(),
+        ARGON.replace("m=64", "m=4194304"),
+    ];
+    for s in hostile {
+        let parsed: PasswordHash = lax.parse(&s).unwrap();
+        let started = Instant::now();
+        let err = strict.verify(&Password::new("pw"), &parsed).unwrap_err();
+        assert_eq!(kind(&err), "bounds", "{s}");
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn overlong_passwords_are_refused_before_hashing() {
+    let h = Hasher::for_tests();
+    let stored = h
+        .parse("$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5")
+        .unwrap();
+    let long = Password::new("a".repeat(1 << 20));
+    assert!(matches!(
+        h.verify(&long, &stored),
+        Err(HashError::PasswordTooLong { max: 4096, .. })
+    ));
+    assert!(h.hash(&long).is_err());
+    h.verify_dummy(&long); // bounded, no panic
+}
