@@ -520,30 +520,32 @@ impl Keyward {
             &user.site,
             Some(details),
         )?;
-        let mut shown = Some(password);
-        let mut receipt = None;
-        if let (Some(to), Some(password)) = (recipient, shown.take()) {
-            let body = format!(
-                "Your temporary password is {}. It expires on {}.",
-                password.expose_secret(),
-                expires_at.date()
-            );
-            let message = Message::new(
-                to,
-                MessageKind::TemporaryPassword,
-                "Your temporary password",
-                body,
-            );
-            let sent = self.notifier.send(message)?;
-            self.audit_admin(
-                actor,
-                AuditAction::TemporaryPasswordSent,
-                Some(target),
-                &user.site,
-                Some(format!("sent to {}", sent.to)),
-            )?;
-            receipt = Some(sent);
-        }
+        let (shown, receipt) = match recipient {
+            None => (Some(password), None),
+            Some(to) => {
+                let body = format!(
+                    "Your temporary password is {}. It expires on {}.",
+                    password.expose_secret(),
+                    expires_at.date()
+                );
+                let message = Message::new(
+                    to,
+                    MessageKind::TemporaryPassword,
+                    "Your temporary password",
+                    body,
+                );
+                let sent = self.notifier.send(message)?;
+                let details = format!("sent to {}", sent.to);
+                self.audit_admin(
+                    actor,
+                    AuditAction::TemporaryPasswordSent,
+                    Some(target),
+                    &user.site,
+                    Some(details),
+                )?;
+                (None, Some(sent))
+            }
+        };
         Ok(IssuedTemporaryPassword {
             password: shown,
             mode,

@@ -938,6 +938,33 @@ impl Keyward {
         }))
     }
 
+    /// Starts adding an authenticator for a signed-in user (self-service enrollment). The
+    /// secret is stored sealed as pending and becomes active only when
+    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it.
+    ///
+    /// # Errors
+    /// [`Error::TotpKeyMissing`] when no sealing key is configured; store and TOTP failures.
+    pub fn enroll_totp(&self, user: &UserId) -> Result<PendingEnrollment, Error> {
+        let record = self.load(user)?;
+        let account = record
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| record.user.username.clone());
+        let enrollment = crate::totp::enroll(&self.totp, &account)?;
+        let mut totp = record.totp.clone();
+        totp.pending_secret = Some(self.seal_secret(enrollment.secret(), user)?);
+        self.store.set_totp(user, &totp)?;
+        Ok(PendingEnrollment {
+            user: user.clone(),
+            site: record.user.site,
+            issued_at: self.now(),
+            hash_upgraded: false,
+            retry: false,
+            enrollment,
+        })
+    }
+
     /// Confirms a new authenticator with its first code: the secret becomes active and the
     /// sign-in completes. A wrong code hands the step back until the TOTP lock holds.
     ///
