@@ -59,7 +59,6 @@ impl fmt::Display for CharClass {
 
 /// Rules a password chosen by a user (or an administrator) must meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct PasswordRules {
     /// Fewest characters (Unicode scalar values).
     pub min_length: usize,
@@ -73,11 +72,16 @@ pub struct PasswordRules {
     /// Refuse passwords found in a list of common passwords (the `zxcvbn` crate's list,
     /// including reversed and l33t variants).
     pub forbid_common: bool,
+    /// Lowest `zxcvbn` strength score (0 to 4) accepted; 0 turns the estimate off. Catches
+    /// what a list cannot: `password123456`, keyboard walks, names followed by years.
+    pub min_strength: u8,
 }
 
 impl PasswordRules {
     /// The default: 12 to 128 characters, no composition rules, no personal information,
-    /// no common passwords.
+    /// no common passwords, and a `zxcvbn` strength score of at least 3 (an estimated
+    /// 10^10 guesses or more, out of reach of online guessing and costly offline against
+    /// argon2id).
     ///
     /// NIST SP 800-63B asks for length and a blocklist rather than composition rules, which
     /// push users to predictable patterns (`Password1!`). 12 sits between its minimum of 8
@@ -89,6 +93,7 @@ impl PasswordRules {
         required_classes: Vec::new(),
         forbid_personal_info: true,
         forbid_common: true,
+        min_strength: 3,
     };
 
     /// Checks `password` for `user`.
@@ -137,6 +142,24 @@ impl PasswordRules {
         }
         if self.forbid_common && is_common_password(text) {
             return Err(PolicyViolation::CommonPassword);
+        }
+        if self.min_strength > 0 {
+            let inputs: Vec<&str> = [
+                Some(user.username.as_str()),
+                Some(user.forename.as_str()),
+                Some(user.surname.as_str()),
+                user.email.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let score = u8::from(zxcvbn::zxcvbn(text, &inputs).score());
+            if score < self.min_strength {
+                return Err(PolicyViolation::TooGuessable {
+                    score,
+                    min: self.min_strength,
+                });
+            }
         }
         Ok(())
     }
@@ -205,6 +228,14 @@ pub enum PolicyViolation {
     /// The password is on the list of common passwords.
     #[error("the password is too common")]
     CommonPassword,
+    /// The password is too easy to guess (a common word with digits, a keyboard walk, …).
+    #[error("the password is too easy to guess (strength {score} of 4, at least {min} needed)")]
+    TooGuessable {
+        /// The password's `zxcvbn` score.
+        score: u8,
+        /// The lowest accepted score.
+        min: u8,
+    },
     /// The new password is the temporary password it replaces.
     #[error("the new password must differ from the temporary password")]
     SameAsTemporary,
@@ -237,7 +268,6 @@ pub enum GeneratorStyle {
 
 /// Rules for temporary passwords of one user type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TemporaryRules {
     /// How long a temporary password lives.
     pub lifetime: Duration,
@@ -529,6 +559,7 @@ mod tests {
         let rules = PasswordRules {
             min_length: 4,
             forbid_common: false,
+            min_strength: 0,
             ..PasswordRules::DEFAULT
         };
         assert_eq!(

@@ -22,7 +22,6 @@ use crate::user::{SiteId, StoredHash, User, UserId, UserRecord};
 
 /// Limits of the one-time codes keyward sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CodeRules {
     /// How long a device-authorization code lives (default 10 minutes).
     pub device_code_lifetime: Duration,

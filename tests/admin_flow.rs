@@ -1,0 +1,347 @@
+//! Admin operations through the service: permission and site checks with audit, delivery,
+//! bulk regeneration with its one-time list.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use keyward::admin::{Channel, DenyReason, IssueOptions, PermissionDenied};
+use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
+use keyward::notify::{MessageKind, Recipient};
+use keyward::user::{Role, SiteId, TemporaryMode, User};
+use keyward::{DenialReason, Error, Password, SignIn};
+use support::*;
+
+fn denied_reason(result: Result<impl std::fmt::Debug, Error>) -> DenyReason {
+    match result {
+        Err(Error::PermissionDenied(PermissionDenied { reason, .. })) => reason,
+        other => panic!("expected a permission denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn refused_admin_actions_change_nothing_and_are_audited() {
+    let f = fx();
+    let moderator =
+        User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
+    let moderator =
+        f.kw.create_user(None, moderator, Some(Password::new(USER_PASSWORD)))
+            .unwrap();
+    let before = f.kw.store().get_user(&f.admin.id).unwrap().unwrap();
+    // A moderator cannot act on an administrator.
+    let reason = denied_reason(f.kw.issue_temporary_password(
+        &moderator.id,
+        &f.admin.id,
+        IssueOptions::generated(),
+    ));
+    assert_eq!(reason, DenyReason::TargetOutranksActor);
+    assert_eq!(
+        denied_reason(f.kw.reset_totp(&moderator.id, &f.admin.id)),
+        DenyReason::TargetOutranksActor
+    );
+    assert_eq!(
+        f.kw.store().get_user(&f.admin.id).unwrap().unwrap(),
+        before,
+        "nothing changed"
+    );
+    // Nor regenerate a cohort (not in the default moderator permissions).
+    let reason = denied_reason(f.kw.bulk_regenerate(
+        &moderator.id,
+        &Password::new(USER_PASSWORD),
+        &f.site,
+        &["Year 7".into()],
+    ));
+    assert_eq!(
+        reason,
+        DenyReason::MissingPermission {
+            role: Role::Moderator
+        }
+    );
+    // An administrator of another site cannot act here.
+    let other = User::new(
+        SiteId::new("southfield").unwrap(),
+        "head2",
+        "Ed",
+        "Other",
+        "staff",
+        T0,
+    )
+    .with_role(Role::Administrator);
+    let other =
+        f.kw.create_user(None, other, Some(Password::new(USER_PASSWORD)))
+            .unwrap();
+    let sam = f.user("sam");
+    assert_eq!(
+        denied_reason(f.kw.unlock(&other.id, &sam.id)),
+        DenyReason::OtherSite
+    );
+    // Each refusal is in the audit trail with its reason.
+    let denials: Vec<_> =
+        f.kw.store()
+            .query_audit(&AuditQuery::default())
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.outcome == AuditOutcome::Denied)
+            .map(|e| (e.action, e.reason.unwrap()))
+            .collect();
+    assert_eq!(
+        denials,
+        [
+            (
+                AuditAction::TemporaryPasswordSet,
+                "target_outranks_actor".to_owned()
+            ),
+            (AuditAction::TotpReset, "target_outranks_actor".to_owned()),
+            (
+                AuditAction::BulkRegenerated,
+                "missing_permission".to_owned()
+            ),
+            (AuditAction::Unlocked, "other_site".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn temporary_password_delivered_to_a_verified_phone() {
+    let f = fx();
+    let user = User::new(f.site.clone(), "pat", "Pat", "Phone", "student", T0)
+        .with_phone("+44 7700 900123", true);
+    let pat = f.kw.create_user(None, user, None).unwrap();
+    let issued =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &pat.id,
+            IssueOptions::generated().deliver(Channel::Sms),
+        )
+        .unwrap();
+    assert!(
+        issued.password.is_none(),
+        "a delivered password is not shown to the admin"
+    );
+    assert_eq!(
+        issued.receipt.unwrap().to,
+        Recipient::Sms("+44 7700 900123".into())
+    );
+    let message = f
+        .outbox
+        .take_last_to(&Recipient::Sms("+44 7700 900123".into()))
+        .unwrap();
+    assert_eq!(message.kind, MessageKind::TemporaryPassword);
+    let password: String = message
+        .expose_body()
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches('.')
+        .to_owned();
+    assert!(matches!(
+        f.kw.sign_in(&f.site, "pat", &Password::new(password), None)
+            .unwrap(),
+        SignIn::PasswordChangeRequired(_)
+    ));
+    // No verified email: a clear error, nothing sent.
+    let err =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &pat.id,
+            IssueOptions::generated().deliver(Channel::Email),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::NoVerifiedContact { channel: "email" }));
+    assert!(f.outbox.is_empty());
+}
+
+#[test]
+fn chosen_temporary_passwords_need_the_policy_and_pass_its_checks() {
+    use keyward::policy::{PolicySet, PolicyViolation, TemporaryRules};
+    let f = fx();
+    let sam = f.user("sam");
+    let chosen = keyward::TemporaryPassword::new("welcome-to-school-2026");
+    let err =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &sam.id,
+            IssueOptions::generated().chosen(chosen),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Policy(PolicyViolation::ChosenNotAllowed)
+    ));
+    // With a policy that allows it, a common password is still refused.
+    let rules = TemporaryRules {
+        allow_chosen: true,
+        ..TemporaryRules::DEFAULT
+    };
+    let kw = keyward::Keyward::builder(f.store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .policies(PolicySet::new().with_temporary_rules("student", rules))
+        .build();
+    let err = kw
+        .issue_temporary_password(
+            &f.admin.id,
+            &sam.id,
+            IssueOptions::generated().chosen(keyward::TemporaryPassword::new("password123456")),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Policy(PolicyViolation::CommonPassword | PolicyViolation::TooGuessable { .. })
+        ),
+        "{err:?}"
+    );
+    let ok = kw
+        .issue_temporary_password(
+            &f.admin.id,
+            &sam.id,
+            IssueOptions::generated()
+                .chosen(keyward::TemporaryPassword::new("maple-orbit-canvas-71")),
+        )
+        .unwrap();
+    assert_eq!(ok.entropy_bits, None);
+}
+
+#[test]
+fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
+    let f = fx();
+    let dob = time::macros::date!(2014 - 03 - 14);
+    let mut ids = Vec::new();
+    for (name, group) in [
+        ("amy", "Year 7"),
+        ("ben", "Year 7"),
+        ("cat", "Year 8"),
+        ("dan", "Year 9"),
+    ] {
+        let user = User::new(
+            f.site.clone(),
+            name,
+            name.to_uppercase(),
+            "Pupil",
+            "student",
+            T0,
+        )
+        .with_groups([group])
+        .with_date_of_birth(dob);
+        ids.push(f.kw.create_user(None, user, None).unwrap().id);
+    }
+    let groups = ["Year 7".to_owned(), "Year 8".to_owned()];
+    // The administrator's own password confirms the action.
+    let reason = denied_reason(f.kw.bulk_regenerate(
+        &f.admin.id,
+        &Password::new("not-my-password"),
+        &f.site,
+        &groups,
+    ));
+    assert_eq!(reason, DenyReason::ConfirmationFailed);
+    let first =
+        f.kw.bulk_regenerate(
+            &f.admin.id,
+            &Password::new(ADMIN_PASSWORD),
+            &f.site,
+            &groups,
+        )
+        .unwrap();
+    let names: Vec<_> = first
+        .rows
+        .iter()
+        .map(|r| (r.username.as_str(), r.group.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("amy", "Year 7"), ("ben", "Year 7"), ("cat", "Year 8")]
+    );
+    let csv = first.to_csv().unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("name,username,group,password,date_of_birth")
+    );
+    let amy = lines.next().unwrap();
+    assert!(amy.starts_with("AMY Pupil,amy,Year 7,"), "{amy}");
+    assert!(amy.ends_with(",2014-03-14"), "{amy}");
+    assert!(!format!("{first:?}").contains(first.rows[0].password.expose_secret()));
+    // Every listed password signs in (single-use: a change is required).
+    for row in &first.rows {
+        let outcome =
+            f.kw.sign_in(&f.site, &row.username, &row.password.to_password(), None)
+                .unwrap();
+        assert!(
+            matches!(outcome, SignIn::PasswordChangeRequired(_)),
+            "{}: {outcome:?}",
+            row.username
+        );
+    }
+    // Regenerating voids the previous list.
+    let second =
+        f.kw.bulk_regenerate(
+            &f.admin.id,
+            &Password::new(ADMIN_PASSWORD),
+            &f.site,
+            &groups,
+        )
+        .unwrap();
+    assert_ne!(second.batch, first.batch);
+    let amy_old = &first.rows[0].password;
+    let d = match f
+        .kw
+        .sign_in(&f.site, "amy", &amy_old.to_password(), None)
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(d.reason(), DenialReason::WrongPassword);
+    let record = f.kw.store().get_user(&ids[0]).unwrap().unwrap();
+    let info = record.password.unwrap().temporary.unwrap();
+    assert_eq!(info.batch.as_ref(), Some(&second.batch));
+    assert_eq!(info.mode, TemporaryMode::SingleUse);
+    assert_eq!(info.issued_by, f.admin.id);
+    // Year 9 was not selected.
+    assert!(
+        f.kw.store()
+            .get_user(&ids[3])
+            .unwrap()
+            .unwrap()
+            .password
+            .is_none()
+    );
+    let audit =
+        f.kw.store()
+            .query_audit(&AuditQuery::default().action(AuditAction::BulkRegenerated))
+            .unwrap();
+    assert_eq!(audit.items.last().unwrap().outcome, AuditOutcome::Succeeded);
+}
+
+#[test]
+fn a_user_can_read_their_own_audit_trail() {
+    let f = fx();
+    let sam = f.user("sam");
+    let _ =
+        f.kw.sign_in(&f.site, "sam", &Password::new("wrong-password-xyz"), None)
+            .unwrap();
+    let _ =
+        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap();
+    f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
+        .unwrap();
+    let page =
+        f.kw.store()
+            .query_audit(&AuditQuery::for_user(sam.id.clone()))
+            .unwrap();
+    let seen: Vec<_> = page.items.iter().map(|e| (e.action, e.outcome)).collect();
+    assert_eq!(
+        seen,
+        [
+            (AuditAction::UserCreated, AuditOutcome::Succeeded),
+            (AuditAction::SignIn, AuditOutcome::Denied),
+            (AuditAction::SignIn, AuditOutcome::Succeeded),
+            (AuditAction::TemporaryPasswordSet, AuditOutcome::Succeeded),
+        ]
+    );
+    assert!(
+        page.items
+            .iter()
+            .all(|e| e.target.as_ref() == Some(&sam.id))
+    );
+}
