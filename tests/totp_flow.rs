@@ -1,0 +1,537 @@
+//! TOTP in the sign-in flow: enrollment, replay-safe verification, its own lockout, admin
+//! reset with device authorization by email, and password reset tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use keyward::audit::{AuditAction, AuditQuery};
+use keyward::recovery::PasswordReset;
+use keyward::signin::{PendingEnrollment, PendingTotp};
+use keyward::totp::{self, TotpConfig};
+use keyward::user::{User, UserId};
+use keyward::{DenialReason, OneTimeCode, Password, SignIn};
+use support::*;
+use time::Duration;
+
+fn code_for(pending: &PendingEnrollment, at: time::OffsetDateTime) -> OneTimeCode {
+    totp::code_at(&TotpConfig::DEFAULT, pending.enrollment().secret(), at).unwrap()
+}
+
+/// Enrolls `user` outside sign-in and returns the raw secret bytes for computing codes.
+fn enrolled(f: &Fx, user: &UserId) -> Vec<u8> {
+    let pending = f.kw.enroll_totp(user).unwrap();
+    let secret = pending.enrollment().secret().expose_secret().to_vec();
+    let code = code_for(&pending, f.kw.now());
+    assert!(matches!(
+        f.kw.confirm_enrollment(pending, &code).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    secret
+}
+
+fn code(secret: &[u8], at: time::OffsetDateTime) -> OneTimeCode {
+    totp::code_at(
+        &TotpConfig::DEFAULT,
+        &keyward::TotpSecret::from_bytes(secret.to_vec()),
+        at,
+    )
+    .unwrap()
+}
+
+fn totp_step(f: &Fx, username: &str) -> PendingTotp {
+    match f
+        .kw
+        .sign_in(&f.site, username, &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("expected the TOTP step, got {other:?}"),
+    }
+}
+
+#[test]
+fn enrollment_then_replay_safe_codes() {
+    let f = fx();
+    let sam = f.user("sam");
+    let secret = enrolled(&f, &sam.id);
+    // The stored secret is sealed: neither raw nor base32 appears in the record.
+    let stored =
+        f.kw.store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .totp
+            .secret
+            .unwrap();
+    let b32 = data_encoding::BASE32_NOPAD.encode(&secret);
+    assert!(
+        stored.as_str().starts_with("sealed:"),
+        "{}",
+        stored.as_str()
+    );
+    assert!(!stored.as_str().contains(&b32));
+    // The enrollment code's step is used: the same code is refused as a replay.
+    f.clock.advance(Duration::seconds(30));
+    let pending = totp_step(&f, "sam");
+    let now = f.kw.now();
+    let first = f.kw.verify_totp(pending, &code(&secret, now)).unwrap();
+    assert!(matches!(first, SignIn::Authenticated(_)), "{first:?}");
+    let pending = totp_step(&f, "sam");
+    match f.kw.verify_totp(pending, &code(&secret, now)).unwrap() {
+        SignIn::TotpRequired(p) => assert!(p.is_retry()),
+        other => panic!("a replayed code must be refused: {other:?}"),
+    }
+    // An older step inside the window is refused too once a newer one was accepted.
+    f.clock.advance(Duration::seconds(30));
+    let pending = totp_step(&f, "sam");
+    let fresh = f.kw.now();
+    assert!(matches!(
+        f.kw.verify_totp(pending, &code(&secret, fresh)).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    let pending = totp_step(&f, "sam");
+    assert!(matches!(
+        f.kw.verify_totp(pending, &code(&secret, fresh - Duration::seconds(30)))
+            .unwrap(),
+        SignIn::TotpRequired(_)
+    ));
+}
+
+#[test]
+fn racing_submissions_of_one_code_succeed_once() {
+    let f = fx();
+    let sam = f.user("sam");
+    let secret = enrolled(&f, &sam.id);
+    f.clock.advance(Duration::seconds(60));
+    let pendings: Vec<PendingTotp> = (0..4).map(|_| totp_step(&f, "sam")).collect();
+    let the_code = code(&secret, f.kw.now());
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for pending in pendings {
+            let (f, the_code, wins) = (&f, &the_code, &wins);
+            s.spawn(move || {
+                let code = OneTimeCode::new(the_code.expose_secret());
+                if let SignIn::Authenticated(_) = f.kw.verify_totp(pending, &code).unwrap() {
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(wins.into_inner(), 1);
+}
+
+#[test]
+fn wrong_codes_lock_the_second_factor_apart_from_passwords() {
+    let f = fx();
+    let sam = f.user("sam");
+    let _ = enrolled(&f, &sam.id);
+    let mut pending = totp_step(&f, "sam");
+    for i in 0..4 {
+        pending = match f
+            .kw
+            .verify_totp(pending, &OneTimeCode::new("000000"))
+            .unwrap()
+        {
+            SignIn::TotpRequired(p) => p,
+            other => panic!("try {i}: {other:?}"),
+        };
+    }
+    let denial = match f
+        .kw
+        .verify_totp(pending, &OneTimeCode::new("000000"))
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
+    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    assert!(record.totp_lock.is_locked(f.kw.now()));
+    assert_eq!(
+        record.password_lock.failed_attempts, 0,
+        "password failures are counted apart"
+    );
+    // The password still passes; the second factor refuses without evaluating.
+    let pending = totp_step(&f, "sam");
+    assert!(matches!(
+        f.kw.verify_totp(pending, &OneTimeCode::new("123456"))
+            .unwrap(),
+        SignIn::Denied(_)
+    ));
+    f.kw.unlock(&f.admin.id, &sam.id).unwrap();
+    assert!(
+        !f.kw
+            .store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .totp_lock
+            .is_locked(f.kw.now())
+    );
+}
+
+#[test]
+fn lost_phone_reset_device_code_and_new_enrollment() {
+    let f = fx();
+    let sam = f.user("sam");
+    let old_secret = enrolled(&f, &sam.id);
+    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
+    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    assert!(record.totp.reset_pending && record.totp.secret.is_none());
+
+    let pending = match f
+        .kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::DeviceAuthorizationRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(pending.sent_to(), "sam@example.org");
+    let mail = f.mail_to("sam@example.org");
+    let device_code = digits_in(&mail, 8);
+    // The code is stored only as a hash.
+    let stored =
+        f.kw.store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .totp
+            .device_code
+            .unwrap();
+    assert!(!stored.hash.as_str().contains(&device_code));
+    // A wrong code hands the step back; the right one moves on to enrollment.
+    let pending = match f
+        .kw
+        .authorize_device(pending, &OneTimeCode::new("00000000"))
+        .unwrap()
+    {
+        SignIn::DeviceAuthorizationRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let enrollment = match f
+        .kw
+        .authorize_device(pending, &OneTimeCode::new(device_code.clone()))
+        .unwrap()
+    {
+        SignIn::TotpEnrollmentRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let uri = enrollment.enrollment().expose_uri().to_owned();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(enrollment.enrollment().expose_qr_svg().contains("<svg"));
+    assert_ne!(
+        enrollment.enrollment().secret().expose_secret(),
+        old_secret.as_slice()
+    );
+    // The old authenticator no longer works, the new one does.
+    let wrong = code(&old_secret, f.kw.now());
+    let enrollment = match f.kw.confirm_enrollment(enrollment, &wrong).unwrap() {
+        SignIn::TotpEnrollmentRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let right = code_for(&enrollment, f.kw.now());
+    assert!(matches!(
+        f.kw.confirm_enrollment(enrollment, &right).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    assert!(
+        !record.totp.reset_pending
+            && record.totp.secret.is_some()
+            && record.totp.device_code.is_none()
+    );
+    // Every step is audited.
+    let actions: Vec<_> =
+        f.kw.store()
+            .query_audit(&AuditQuery::for_user(sam.id.clone()))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+    for expected in [
+        AuditAction::TotpReset,
+        AuditAction::DeviceCodeSent,
+        AuditAction::TotpEnrolled,
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} missing from {actions:?}"
+        );
+    }
+    // The used code is gone.
+    let again = match f
+        .kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    drop(again);
+}
+
+#[test]
+fn device_codes_expire_and_run_out_of_tries() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
+    let sign_in = || match f
+        .kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::DeviceAuthorizationRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let pending = sign_in();
+    let first_code = digits_in(&f.mail_to("sam@example.org"), 8);
+    // A second sign-in within the lifetime reuses the live code: nothing new is sent.
+    let _ = sign_in();
+    assert!(f.outbox.is_empty());
+    f.clock.advance(Duration::minutes(15));
+    let denial = match f
+        .kw
+        .authorize_device(pending, &OneTimeCode::new(first_code.clone()))
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        denial.reason(),
+        DenialReason::StepExpired,
+        "the pending step outlived its code"
+    );
+    // A fresh sign-in sends a fresh code; five wrong tries exhaust it.
+    let mut pending = sign_in();
+    let fresh = digits_in(&f.mail_to("sam@example.org"), 8);
+    for _ in 0..4 {
+        pending = match f
+            .kw
+            .authorize_device(pending, &OneTimeCode::new("11111111"))
+            .unwrap()
+        {
+            SignIn::DeviceAuthorizationRequired(p) => p,
+            other => panic!("{other:?}"),
+        };
+    }
+    let denial = match f
+        .kw
+        .authorize_device(pending, &OneTimeCode::new("11111111"))
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(denial.reason(), DenialReason::DeviceCodeExhausted);
+    // Even the right code is refused now; the next sign-in sends a new one.
+    let pending = sign_in();
+    let newest = digits_in(&f.mail_to("sam@example.org"), 8);
+    let _ = fresh;
+    assert!(matches!(
+        f.kw.authorize_device(pending, &OneTimeCode::new(newest))
+            .unwrap(),
+        SignIn::TotpEnrollmentRequired(_)
+    ));
+}
+
+#[test]
+fn expired_device_code_within_a_live_step() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
+    let pending = match f
+        .kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::DeviceAuthorizationRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let device_code = digits_in(&f.mail_to("sam@example.org"), 8);
+    // Codes live 10 minutes; pending steps 15: at minute 10 the code is dead, the step not.
+    f.clock.advance(Duration::minutes(10));
+    let denial = match f
+        .kw
+        .authorize_device(pending, &OneTimeCode::new(device_code))
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(denial.reason(), DenialReason::DeviceCodeExpired);
+}
+
+#[test]
+fn reset_without_verified_email_tells_the_admin_what_to_do() {
+    let f = fx();
+    let user = User::new(f.site.clone(), "noemail", "No", "Email", "student", T0);
+    let u =
+        f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
+            .unwrap();
+    f.kw.reset_totp(&f.admin.id, &u.id).unwrap();
+    let denial = match f
+        .kw
+        .sign_in(&f.site, "noemail", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(denial.reason(), DenialReason::NoVerifiedEmail);
+    assert!(
+        denial
+            .reason()
+            .admin_hint()
+            .unwrap()
+            .contains("verify the user's email")
+    );
+    assert!(f.outbox.is_empty());
+}
+
+#[test]
+fn enrollment_without_a_key_is_refused_unless_opted_in() {
+    let store = std::sync::Arc::new(keyward::InMemoryStore::new());
+    let kw = keyward::Keyward::builder(store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .build();
+    let user = kw
+        .create_user(None, User::new(site(), "k", "K", "Ey", "staff", T0), None)
+        .unwrap();
+    assert!(matches!(
+        kw.enroll_totp(&user.id),
+        Err(keyward::Error::TotpKeyMissing)
+    ));
+    let plain = keyward::Keyward::builder(store)
+        .hasher(keyward::hash::Hasher::for_tests())
+        .insecure_plain_totp_secrets()
+        .build();
+    let pending = plain.enroll_totp(&user.id).unwrap();
+    let stored = plain
+        .store()
+        .get_user(&user.id)
+        .unwrap()
+        .unwrap()
+        .totp
+        .pending_secret
+        .unwrap();
+    assert!(stored.as_str().starts_with("plain:"));
+    drop(pending);
+}
+
+#[test]
+fn password_reset_token_is_single_use_expiring_and_newest_wins() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.request_password_reset(&f.site, "nobody").unwrap(); // unknown: same answer
+    assert!(f.outbox.is_empty());
+    f.kw.request_password_reset(&f.site, "sam").unwrap();
+    let old_token = f
+        .mail_to("sam@example.org")
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
+    let token = f
+        .mail_to("sam@example.org")
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        token.len() > 32 + 50,
+        "token carries at least 256 bits: {}",
+        token.len()
+    );
+    // The stored form is a hash.
+    let stored =
+        f.kw.store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .reset_token
+            .unwrap();
+    assert!(
+        !stored
+            .hash
+            .as_str()
+            .contains(token.split('.').nth(1).unwrap())
+    );
+    // The newest voids the older one.
+    assert!(matches!(
+        f.kw.reset_password(
+            &OneTimeCode::new(old_token),
+            Password::new("a-fresh-passphrase-9")
+        )
+        .unwrap(),
+        PasswordReset::InvalidToken
+    ));
+    // A weak password is rejected and the token stays valid.
+    assert!(matches!(
+        f.kw.reset_password(&OneTimeCode::new(token.clone()), Password::new("short"))
+            .unwrap(),
+        PasswordReset::Rejected(_)
+    ));
+    assert!(matches!(
+        f.kw.reset_password(
+            &OneTimeCode::new(token.clone()),
+            Password::new("a-fresh-passphrase-9")
+        )
+        .unwrap(),
+        PasswordReset::Done { .. }
+    ));
+    assert!(matches!(
+        f.kw.sign_in(&f.site, "sam", &Password::new("a-fresh-passphrase-9"), None)
+            .unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    // Single use.
+    assert!(matches!(
+        f.kw.reset_password(
+            &OneTimeCode::new(token),
+            Password::new("another-passphrase-77")
+        )
+        .unwrap(),
+        PasswordReset::InvalidToken
+    ));
+    // Expiry at one hour.
+    f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
+    let token = f
+        .mail_to("sam@example.org")
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    f.clock.advance(Duration::hours(1));
+    assert!(matches!(
+        f.kw.reset_password(
+            &OneTimeCode::new(token),
+            Password::new("another-passphrase-77")
+        )
+        .unwrap(),
+        PasswordReset::InvalidToken
+    ));
+    // Garbage tokens are just invalid.
+    for junk in ["", ".", "x.y", "not-a-token", "ZZZZ.", &"a".repeat(10_000)] {
+        assert!(matches!(
+            f.kw.reset_password(
+                &OneTimeCode::new(junk),
+                Password::new("another-passphrase-77")
+            )
+            .unwrap(),
+            PasswordReset::InvalidToken
+        ));
+    }
+}
