@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod lockout;
 pub mod secret;
@@ -16,3 +18,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
