@@ -18,5 +18,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;

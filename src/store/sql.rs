@@ -799,7 +799,6 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> Filter {
 
 /// Rewrites `?N` placeholders to PostgreSQL's `$N`.
 #[cfg(feature = "postgres")]
-#[allow(dead_code)] // until the PostgreSQL store lands
 pub(crate) fn dollar_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
