@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod audit;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod hash;
 pub mod lockout;
@@ -31,6 +33,10 @@ pub use service::{Keyward, KeywardBuilder};
 pub use signin::{Denial, DenialReason, SignIn};
 pub use store::UserStore;
 pub use store::memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
 pub use totp::{
     Enrollment, OtpauthUri, StoredTotpSecret, TotpAlgorithm, TotpCheck, TotpConfig, TotpSealer,
 };

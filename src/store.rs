@@ -24,6 +24,12 @@ use crate::user::{
 };
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// The largest page a query may ask for.
 pub const MAX_PAGE: u32 = 1000;

@@ -1,0 +1,1478 @@
+//! The behaviours every [`UserStore`] must show: the executable form of the trait's
+//! `# Contract`.
+//!
+//! Each behaviour is a public function taking a fresh, empty store. The concurrency behaviours
+//! take a function that opens another handle on the *same* database (for a server database:
+//! a new pool; for a file database: another open of the file), so races between application
+//! servers are exercised, not only races between threads of one handle.
+//!
+//! The [`conformance_tests!`](crate::conformance_tests) macro expands one `#[test]` per
+//! behaviour, so a failure names what broke:
+//!
+//! ```ignore
+//! // tests/my_store.rs
+//! keyward::conformance_tests!(|| {
+//!     let db = MyStore::create_test_database();
+//!     move || MyStore::connect(&db)
+//! });
+//! ```
+//!
+//! The argument is called once per test and returns an *opener*; each call of the opener
+//! returns a new handle (any `UserStore + 'static`, or a `Box<dyn UserStore>`) on that test's
+//! database. Drop-based cleanup of the test database belongs in the opener's captures: it is
+//! dropped after every handle.
+//!
+//! Behaviours are test assertions: they panic with a message naming what broke.
+
+// The functions here are assertions: a panic with a clear message is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use time::macros::{date, datetime, offset};
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+use crate::lockout::{
+    self, LockDecision, LockEvent, LockReason, LockState, LockoutMode, LockoutRule,
+};
+use crate::store::{
+    Consumed, GroupQuery, GroupSummary, LockCounter, MAX_PAGE, OneTimeKind, OneTimeTry,
+    StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserSort, UserStore,
+    compare_for_sort,
+};
+use crate::user::{
+    BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
+    StoredSecret, TemporaryMode, TotpState, User, UserId, UserRecord, UserStatus,
+};
+
+/// A handle the suite can test: any store, or a boxed one.
+pub trait StoreHandle: Send + 'static {
+    /// The handle as a trait object.
+    fn as_store(&self) -> &dyn UserStore;
+    /// The handle boxed.
+    fn into_boxed(self) -> Box<dyn UserStore>;
+}
+
+impl<S: UserStore + 'static> StoreHandle for S {
+    fn as_store(&self) -> &dyn UserStore {
+        self
+    }
+
+    fn into_boxed(self) -> Box<dyn UserStore> {
+        Box::new(self)
+    }
+}
+
+impl StoreHandle for Box<dyn UserStore> {
+    fn as_store(&self) -> &dyn UserStore {
+        &**self
+    }
+
+    fn into_boxed(self) -> Box<dyn UserStore> {
+        self
+    }
+}
+
+/// Expands one `#[test]` per behaviour of this module for a store.
+///
+/// - `conformance_tests!(make)`: every behaviour; `make()` returns an opener, a closure whose
+///   every call opens a new handle on one fresh database.
+/// - `conformance_tests!(optional make)`: as above, but `make()` returns `Option<opener>`;
+///   `None` skips the test (print why in `make`).
+/// - `conformance_tests!(single make)`: only the behaviours that need one handle (for a
+///   database that a second handle cannot reach, such as a private in-memory one).
+#[macro_export]
+macro_rules! conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@single $make;
+            create_get_find, duplicate_is_conflict_and_writes_nothing,
+            missing_user_reads_none_and_writes_not_found, update_profile_and_rename,
+            record_round_trips_exactly, search_text_prefix, search_filters, search_sorts,
+            search_paging_and_total, invalid_limits_are_refused, list_groups,
+            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas,
+            temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
+            replace_batch_all_or_nothing, audit_append_and_query);
+        $crate::conformance_tests!(@shared $make;
+            concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
+            concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
+            concurrent_totp_step_accepted_once);
+    };
+    (single $make:expr) => {
+        $crate::conformance_tests!(@single (|| ::core::option::Option::Some(($make)()));
+            create_get_find, duplicate_is_conflict_and_writes_nothing,
+            missing_user_reads_none_and_writes_not_found, update_profile_and_rename,
+            record_round_trips_exactly, search_text_prefix, search_filters, search_sorts,
+            search_paging_and_total, invalid_limits_are_refused, list_groups,
+            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas,
+            temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
+            replace_batch_all_or_nothing, audit_append_and_query);
+    };
+    (@single $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let ::core::option::Option::Some(open) = ($make)() else { return };
+                let handle = open();
+                $crate::conformance::$name($crate::conformance::StoreHandle::as_store(&handle));
+            }
+        )*
+    };
+    (@shared $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let ::core::option::Option::Some(open) = ($make)() else { return };
+                let boxed = || $crate::conformance::StoreHandle::into_boxed(open());
+                $crate::conformance::$name(&boxed);
+            }
+        )*
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(optional (|| ::core::option::Option::Some(($make)())));
+    };
+}
+
+/// Opens a new handle on the database under test.
+pub type Opener<'a> = &'a dyn Fn() -> Box<dyn UserStore>;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+const T0: OffsetDateTime = datetime!(2026-03-01 09:30:15.123_456_789 UTC);
+
+fn site() -> SiteId {
+    SiteId::new("site-a").unwrap()
+}
+
+fn other_site() -> SiteId {
+    SiteId::new("site-b").unwrap()
+}
+
+fn admin() -> UserId {
+    UserId::parse("admin-1").unwrap()
+}
+
+fn hash(text: &str) -> StoredHash {
+    StoredHash::new(format!("$argon2id$v=19$m=19456,t=2,p=1${text}"))
+}
+
+fn person(site: SiteId, username: &str, forename: &str, surname: &str) -> UserRecord {
+    UserRecord::new(User::new(site, username, forename, surname, "student", T0))
+}
+
+fn create(store: &dyn UserStore, record: &UserRecord) {
+    store
+        .create_user(record)
+        .unwrap_or_else(|e| panic!("create_user({}) failed: {e}", record.user.username));
+}
+
+fn get(store: &dyn UserStore, id: &UserId) -> UserRecord {
+    match store.get_user(id) {
+        Ok(Some(r)) => r,
+        Ok(None) => panic!("get_user({id}) found nothing"),
+        Err(e) => panic!("get_user({id}) failed: {e}"),
+    }
+}
+
+fn all(site: SiteId) -> UserQuery {
+    UserQuery::new(site, T0).page(0, MAX_PAGE)
+}
+
+fn ids(records: &[UserRecord]) -> Vec<UserId> {
+    records.iter().map(|r| r.user.id.clone()).collect()
+}
+
+fn search_ids(store: &dyn UserStore, q: &UserQuery) -> Vec<UserId> {
+    let page = store
+        .search_users(q)
+        .unwrap_or_else(|e| panic!("search_users({q:?}) failed: {e}"));
+    assert_eq!(
+        page.total,
+        page.items.len() as u64,
+        "total disagrees with a page holding every match of {q:?}"
+    );
+    ids(&page.items)
+}
+
+/// The matches of `q` among `records`, as [`UserQuery::matches`] and [`compare_for_sort`] say.
+fn expected(records: &[UserRecord], q: &UserQuery) -> Vec<UserId> {
+    let mut hits: Vec<&UserRecord> = records.iter().filter(|r| q.matches(r)).collect();
+    hits.sort_by(|a, b| {
+        let o = compare_for_sort(q.sort, a, b);
+        if q.descending { o.reverse() } else { o }
+    });
+    hits.into_iter().map(|r| r.user.id.clone()).collect()
+}
+
+fn temporary(h: &str, mode: TemporaryMode, batch: Option<BatchId>) -> PasswordCredential {
+    PasswordCredential::temporary(hash(h), T0, mode, T0 + Duration::days(7), admin(), batch)
+}
+
+fn is_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, id: &UserId, what: &str) {
+    match r {
+        Err(StoreError::NotFound { user }) => assert_eq!(&user, id, "{what}: wrong id"),
+        other => panic!("{what} on a missing user: expected NotFound, got {other:?}"),
+    }
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(r, Err(StoreError::Conflict { .. })),
+        "{what}: expected Conflict, got {r:?}"
+    );
+}
+
+fn is_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(r, Err(StoreError::InvalidQuery { .. })),
+        "{what}: expected InvalidQuery, got {r:?}"
+    );
+}
+
+/// A record with every optional part filled, non-ASCII text and sub-second timestamps.
+fn full_record() -> UserRecord {
+    let at = |s: i64| T0 + Duration::nanoseconds(s * 1_000_000_007);
+    let user = User::new(
+        site(),
+        "Zoë.Ångström",
+        "Zoë",
+        "Ångström-Łukasiewicz",
+        "staff",
+        at(1),
+    )
+    .with_email("Zoë@Example.ORG", true)
+    .with_phone("+44 20 7946 0958", true)
+    .with_groups(["Year 1", "Ünterricht", "staff room"])
+    .with_role(Role::Administrator)
+    .with_managed_sites(vec![other_site(), SiteId::new("site_c").unwrap()])
+    .with_sso(true)
+    .with_date_of_birth(date!(1987 - 02 - 28));
+    let mut user = user;
+    user.last_sign_in_at = Some(at(2).to_offset(offset!(+05:30)));
+    let mut record = UserRecord::new(user);
+    let mut password = temporary("pw", TemporaryMode::SingleUse, Some(BatchId::generate()));
+    if let Some(t) = password.temporary.as_mut() {
+        t.consumed_at = Some(at(3));
+    }
+    record.password = Some(password);
+    record.pin = Some(PinCredential::new(hash("pin"), at(4)));
+    let mut code = OneTimeCredential::new(hash("device"), at(5), at(500));
+    code.failed_tries = 2;
+    record.totp = TotpState {
+        secret: Some(StoredSecret::new("sealed:v1:secret")),
+        last_step: Some(59_000_123),
+        reset_pending: true,
+        pending_secret: Some(StoredSecret::new("sealed:v1:pending")),
+        device_code: Some(code),
+    };
+    let mut token = OneTimeCredential::new(hash("reset"), at(6), at(600));
+    token.failed_tries = 1;
+    record.reset_token = Some(token);
+    record.password_lock = LockState {
+        failed_attempts: 3,
+        in_flight: 1,
+        last_attempt_at: Some(at(7)),
+        last_failure_at: Some(at(8)),
+        locked_at: Some(at(9)),
+        lock_reason: Some(LockReason::Failures),
+        locked_until: Some(at(10)),
+        temporary_locks: 2,
+        unlocked_by: Some(admin()),
+        unlocked_at: Some(at(11)),
+    };
+    record.totp_lock = LockState {
+        failed_attempts: 1,
+        locked_at: Some(at(12)),
+        lock_reason: Some(LockReason::Administrative),
+        ..LockState::default()
+    };
+    record
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-handle behaviours
+// ---------------------------------------------------------------------------------------------
+
+/// Users are found by id and by username per site, case-insensitively; the same username may
+/// exist in another site.
+pub fn create_get_find(store: &dyn UserStore) {
+    let alice = person(site(), "Alice.Smith", "Alice", "Smith");
+    create(store, &alice);
+    assert_eq!(
+        get(store, &alice.user.id),
+        alice,
+        "get_user after create_user"
+    );
+    for name in ["Alice.Smith", "alice.smith", "ALICE.SMITH", " alice.smith "] {
+        let found = store.find_user(&site(), name).expect("find_user failed");
+        assert_eq!(found.as_ref(), Some(&alice), "find_user({name:?})");
+    }
+    assert_eq!(
+        store
+            .find_user(&other_site(), "alice.smith")
+            .expect("find_user failed"),
+        None,
+        "find_user in another site"
+    );
+    let twin = person(other_site(), "ALICE.smith", "Alice", "Jones");
+    create(store, &twin);
+    assert_eq!(
+        store
+            .find_user(&other_site(), "Alice.Smith")
+            .expect("find_user failed"),
+        Some(twin),
+        "same username in another site"
+    );
+    assert_eq!(
+        store
+            .find_user(&site(), "alice.smith")
+            .expect("find_user failed"),
+        Some(alice),
+        "the first site's user after creating the twin"
+    );
+}
+
+/// A taken username (after folding) or user id is a conflict, and nothing is written.
+pub fn duplicate_is_conflict_and_writes_nothing(store: &dyn UserStore) {
+    let alice = person(site(), "alice", "Alice", "Smith");
+    create(store, &alice);
+    let clash = person(site(), "ALICE", "Other", "Person").tap_groups(&["Clash group"]);
+    is_conflict(
+        store.create_user(&clash),
+        "create_user with a taken username",
+    );
+    assert_eq!(
+        store.get_user(&clash.user.id).expect("get_user failed"),
+        None
+    );
+    let mut same_id = person(site(), "someone-else", "Some", "One");
+    same_id.user.id = alice.user.id.clone();
+    is_conflict(store.create_user(&same_id), "create_user with a taken id");
+    assert_eq!(
+        get(store, &alice.user.id),
+        alice,
+        "the first user after conflicts"
+    );
+    assert_eq!(
+        store
+            .find_user(&site(), "someone-else")
+            .expect("find_user failed"),
+        None
+    );
+    assert_eq!(search_ids(store, &all(site())), vec![alice.user.id.clone()]);
+    let groups = store
+        .list_groups(&GroupQuery::new(site()))
+        .expect("list_groups failed");
+    assert_eq!(groups.total, 0, "a refused user's groups were written");
+}
+
+trait TapGroups {
+    fn tap_groups(self, groups: &[&str]) -> Self;
+}
+
+impl TapGroups for UserRecord {
+    fn tap_groups(mut self, groups: &[&str]) -> Self {
+        self.user.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        self
+    }
+}
+
+/// Reads of a missing user return `None`; every write returns `NotFound`.
+pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
+    let ghost = person(site(), "ghost", "G", "Host");
+    let id = &ghost.user.id;
+    assert_eq!(store.get_user(id).expect("get_user failed"), None);
+    assert_eq!(
+        store.find_user(&site(), "ghost").expect("find_user failed"),
+        None
+    );
+    is_not_found(store.update_profile(&ghost.user), id, "update_profile");
+    is_not_found(store.set_password(id, None), id, "set_password");
+    is_not_found(store.set_pin(id, None), id, "set_pin");
+    is_not_found(store.set_totp(id, &TotpState::default()), id, "set_totp");
+    is_not_found(
+        store.set_one_time(id, OneTimeKind::ResetToken, None),
+        id,
+        "set_one_time",
+    );
+    is_not_found(store.record_sign_in(id, T0), id, "record_sign_in");
+    is_not_found(
+        store.apply_lock_event(
+            id,
+            LockCounter::Password,
+            &LockoutRule::DEFAULT,
+            &LockEvent::Attempt,
+            T0,
+        ),
+        id,
+        "apply_lock_event",
+    );
+    is_not_found(
+        store.replace_password(id, &hash("a"), &PasswordCredential::permanent(hash("b"), T0)),
+        id,
+        "replace_password",
+    );
+    is_not_found(
+        store.consume_temporary_password(id, &hash("a"), T0),
+        id,
+        "consume_temporary_password",
+    );
+    is_not_found(
+        store.try_one_time(id, OneTimeKind::DeviceCode, 3, T0),
+        id,
+        "try_one_time",
+    );
+    is_not_found(
+        store.consume_one_time(id, OneTimeKind::ResetToken, &hash("a")),
+        id,
+        "consume_one_time",
+    );
+    is_not_found(store.accept_totp_step(id, 1), id, "accept_totp_step");
+    is_not_found(
+        store.replace_batch(&TemporaryBatch::new(
+            BatchId::generate(),
+            vec![(id.clone(), temporary("t", TemporaryMode::SingleUse, None))],
+        )),
+        id,
+        "replace_batch",
+    );
+    assert_eq!(
+        search_ids(store, &all(site())),
+        Vec::<UserId>::new(),
+        "a write created a user"
+    );
+}
+
+/// `update_profile` overwrites the profile only; a rename onto a taken username is a conflict.
+pub fn update_profile_and_rename(store: &dyn UserStore) {
+    let mut alice = person(site(), "alice", "Alice", "Smith").tap_groups(&["Year 1"]);
+    alice.password = Some(PasswordCredential::permanent(hash("pw"), T0));
+    let bob = person(site(), "bob", "Bob", "Brown");
+    create(store, &alice);
+    create(store, &bob);
+
+    let mut profile = alice.user.clone();
+    profile.username = "Alice.Jones".to_owned();
+    profile.surname = "Jones".to_owned();
+    profile.groups = vec!["Year 2".to_owned(), "Choir".to_owned()];
+    profile.email = Some("alice@example.org".to_owned());
+    profile.status = UserStatus::Disabled;
+    store
+        .update_profile(&profile)
+        .expect("update_profile failed");
+    let mut want = alice.clone();
+    want.user = profile.clone();
+    assert_eq!(
+        get(store, &alice.user.id),
+        want,
+        "profile after update_profile"
+    );
+    assert_eq!(
+        store
+            .find_user(&site(), "alice.jones")
+            .expect("find_user failed")
+            .map(|r| r.user.id),
+        Some(alice.user.id.clone())
+    );
+    assert_eq!(
+        store.find_user(&site(), "alice").expect("find_user failed"),
+        None,
+        "old username still found"
+    );
+
+    let mut clash = profile.clone();
+    clash.username = "BOB".to_owned();
+    clash.forename = "Changed".to_owned();
+    is_conflict(store.update_profile(&clash), "rename onto a taken username");
+    assert_eq!(
+        get(store, &alice.user.id),
+        want,
+        "a refused rename wrote something"
+    );
+
+    let mut recase = profile.clone();
+    recase.username = "ALICE.JONES".to_owned();
+    store
+        .update_profile(&recase)
+        .expect("changing only the case of a username failed");
+    want.user = recase;
+    assert_eq!(get(store, &alice.user.id), want);
+
+    create(store, &person(site(), "alice", "New", "Alice"));
+    assert_eq!(get(store, &bob.user.id), bob, "another user changed");
+}
+
+/// Every field of a record round-trips exactly, in both the filled and the empty shape, with
+/// every enum value.
+pub fn record_round_trips_exactly(store: &dyn UserStore) {
+    let full = full_record();
+    let empty = person(site(), "e", "", "");
+    let mut other = full_record();
+    other.user.id = UserId::generate();
+    other.user.username = "other".to_owned();
+    other.user.role = Role::Moderator;
+    other.user.status = UserStatus::Disabled;
+    other.user.email = None;
+    other.user.phone = None;
+    other.user.date_of_birth = Some(date!(2262 - 01 - 01));
+    other.user.created_at = datetime!(1970-01-01 0:00 UTC) - Duration::nanoseconds(1);
+    other.password = Some(temporary("admin", TemporaryMode::AdminManaged, None));
+    other.totp = TotpState {
+        last_step: Some(0),
+        ..TotpState::default()
+    };
+    other.password_lock.lock_reason = Some(LockReason::Administrative);
+    other.password_lock.locked_until = None;
+    let mut third = person(site(), "third", "Ω", "日本語");
+    third.user.role = Role::User;
+    third.password = Some(PasswordCredential::permanent(hash("perm"), T0));
+    for record in [&full, &empty, &other, &third] {
+        create(store, record);
+    }
+    for record in [&full, &empty, &other, &third] {
+        let back = get(store, &record.user.id);
+        assert_eq!(
+            &back, record,
+            "record {} did not round-trip",
+            record.user.username
+        );
+        // Exact instants, not only equal ones: the nanoseconds survive.
+        assert_eq!(
+            back.user.created_at.unix_timestamp_nanos(),
+            record.user.created_at.unix_timestamp_nanos()
+        );
+    }
+    let found = store
+        .find_user(&site(), "zoë.ångström")
+        .expect("find_user failed");
+    assert_eq!(found.as_ref(), Some(&full), "non-ASCII username lookup");
+    assert_eq!(search_ids(store, &all(site())).len(), 4);
+}
+
+/// `text` is a case-insensitive prefix of forename, surname, username or email, exactly as
+/// [`UserQuery::matches`] says; `%` and `_` are plain characters.
+pub fn search_text_prefix(store: &dyn UserStore) {
+    let records = vec![
+        person(site(), "ezola", "Émile", "Zola").email("E.Zola@Example.org"),
+        person(site(), "aodegaard", "Anna", "Ödegaard"),
+        person(site(), "b_smith", "Bob", "Smith%_x"),
+        person(site(), "bbrown", "Bobby", "Brown").email("bobby@b.org"),
+        person(site(), "b%rown", "Carl", "Ivory"),
+        person(other_site(), "anna", "Anna", "Other"),
+    ];
+    for r in &records {
+        create(store, r);
+    }
+    let probes = [
+        "émile",
+        "ÉMI",
+        "É",
+        "zo",
+        "ZOLA",
+        "ödE",
+        "AODE",
+        "e.zola@",
+        "E.ZOLA@EXAMPLE.ORG",
+        "bob",
+        "b_",
+        "b%",
+        "smith%",
+        "smith%_",
+        "smith_",
+        "x",
+        "anna",
+        "  Bob ",
+        "bobby@",
+        "i",
+        "z",
+        "ö",
+        "\u{10FFFF}",
+        "",
+    ];
+    for text in probes {
+        let q = all(site()).text(text);
+        let mut got = search_ids(store, &q);
+        let mut want = expected(&records, &q);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "search text {text:?}");
+    }
+    assert_eq!(
+        search_ids(store, &all(site()).text("b_")).len(),
+        1,
+        "`_` matched as a wildcard"
+    );
+    assert_eq!(
+        search_ids(store, &all(site()).text("b%")).len(),
+        1,
+        "`%` matched as a wildcard"
+    );
+    assert_eq!(search_ids(store, &all(site()).text("ÖDEGAARD")).len(), 1);
+    assert_eq!(
+        search_ids(store, &all(site()).text("anna")).len(),
+        1,
+        "search crossed sites"
+    );
+}
+
+trait Email {
+    fn email(self, email: &str) -> Self;
+}
+
+impl Email for UserRecord {
+    fn email(mut self, email: &str) -> Self {
+        self.user.email = Some(email.to_owned());
+        self
+    }
+}
+
+/// Each filter selects what [`UserQuery::matches`] selects.
+pub fn search_filters(store: &dyn UserStore) {
+    let mut records = Vec::new();
+    let mut add = |mut r: UserRecord, f: &dyn Fn(&mut UserRecord)| {
+        f(&mut r);
+        records.push(r);
+    };
+    add(
+        person(site(), "u1", "A", "One").tap_groups(&["Year 1", "Choir"]),
+        &|_| {},
+    );
+    add(
+        person(site(), "u2", "B", "Two").tap_groups(&["year 1"]),
+        &|r| {
+            r.user.user_type = "staff".to_owned();
+            r.user.last_sign_in_at = Some(T0);
+        },
+    );
+    add(person(site(), "u3", "C", "Three"), &|r| {
+        r.user.status = UserStatus::Disabled;
+        r.password_lock.locked_at = Some(T0 - Duration::hours(1));
+        r.password_lock.lock_reason = Some(LockReason::Failures);
+    });
+    add(person(site(), "u4", "D", "Four"), &|r| {
+        // A temporary lock that ran out before `as_of`.
+        r.totp_lock.locked_at = Some(T0 - Duration::hours(2));
+        r.totp_lock.locked_until = Some(T0);
+        r.password = Some(temporary("t4", TemporaryMode::SingleUse, None));
+    });
+    add(person(site(), "u5", "E", "Five"), &|r| {
+        r.totp_lock.locked_at = Some(T0 - Duration::hours(2));
+        r.totp_lock.locked_until = Some(T0 + Duration::nanoseconds(1));
+        let mut p = temporary("t5", TemporaryMode::AdminManaged, None);
+        if let Some(t) = p.temporary.as_mut() {
+            t.consumed_at = Some(T0);
+        }
+        r.password = Some(p);
+    });
+    add(person(site(), "u6", "F", "Six"), &|r| {
+        r.password = Some(PasswordCredential::permanent(hash("p6"), T0));
+        r.user.last_sign_in_at = Some(T0);
+    });
+    add(person(site(), "u7", "G", "Seven"), &|r| {
+        let mut p = temporary("t7", TemporaryMode::AdminManaged, None);
+        if let Some(t) = p.temporary.as_mut() {
+            t.expires_at = T0 - Duration::days(1);
+        }
+        r.password = Some(p);
+    });
+    add(
+        person(other_site(), "u1", "A", "One").tap_groups(&["Year 1"]),
+        &|_| {},
+    );
+    for r in &records {
+        create(store, r);
+    }
+    let mut queries = vec![
+        ("group", all(site()).group("Year 1"), 1),
+        ("group, exact case", all(site()).group("year 1"), 1),
+        ("group, none", all(site()).group("Year"), 0),
+        ("user type", all(site()).user_type("staff"), 1),
+        ("locked", all(site()).locked_only(), 2),
+        ("unclaimed", all(site()).unclaimed_only(), 5),
+        ("temporary", all(site()).temporary_password_only(), 2),
+        (
+            "combined",
+            all(site())
+                .unclaimed_only()
+                .temporary_password_only()
+                .group("Year 1"),
+            0,
+        ),
+    ];
+    let mut status = all(site());
+    status.status = Some(UserStatus::Disabled);
+    queries.push(("status disabled", status, 1));
+    let mut active = all(site());
+    active.status = Some(UserStatus::Active);
+    queries.push(("status active", active, 6));
+    let mut later = all(site()).locked_only();
+    later.as_of = T0 + Duration::hours(1);
+    queries.push(("locked, later", later, 1));
+    for (what, q, n) in queries {
+        let mut got = search_ids(store, &q);
+        let mut want = expected(&records, &q);
+        assert_eq!(want.len(), n, "fixture for {what}");
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "filter {what}");
+    }
+}
+
+/// Each sort, ascending and descending, orders as [`compare_for_sort`] with ties by id.
+pub fn search_sorts(store: &dyn UserStore) {
+    let at = |m: i64| T0 + Duration::minutes(m);
+    let mut records = vec![
+        person(site(), "zed", "Anna", "Smith"),
+        person(site(), "Amy", "anna", "smith"),
+        person(site(), "amy2", "Anna", "SMITH"),
+        person(site(), "odin", "Ödön", "Zola"),
+        person(site(), "Émile", "Émile", "Ångström"),
+        person(site(), "bob", "Bob", "Brown"),
+        person(site(), "bob_", "Bob", "Brown"),
+        person(site(), "Bob-", "bob", "brown"),
+        person(site(), "upper", "Zed", "zed"),
+    ];
+    for (i, r) in records.iter_mut().enumerate() {
+        // Pairs of equal creation times exercise the tie-break.
+        r.user.created_at = at(i64::try_from(i / 2).unwrap_or(0));
+        create(store, r);
+    }
+    for sort in [
+        UserSort::Surname,
+        UserSort::Forename,
+        UserSort::Username,
+        UserSort::Created,
+    ] {
+        for descending in [false, true] {
+            let q = all(site()).sort(sort, descending);
+            assert_eq!(
+                search_ids(store, &q),
+                expected(&records, &q),
+                "sort {sort:?}, descending {descending}"
+            );
+        }
+    }
+}
+
+/// Pages partition the sorted matches; `total` counts every match.
+pub fn search_paging_and_total(store: &dyn UserStore) {
+    let mut records = Vec::new();
+    for i in 0..7 {
+        let r = person(site(), &format!("user{i}"), "Same", "Name");
+        create(store, &r);
+        records.push(r);
+    }
+    create(store, &person(other_site(), "x", "Same", "Name"));
+    let q = all(site());
+    let want = expected(&records, &q);
+    let mut seen = Vec::new();
+    for offset in [0, 3, 6] {
+        let page = store
+            .search_users(&q.clone().page(offset, 3))
+            .expect("search_users failed");
+        assert_eq!(page.total, 7, "total at offset {offset}");
+        seen.extend(ids(&page.items));
+    }
+    assert_eq!(seen, want, "pages did not partition the sorted matches");
+    let beyond = store
+        .search_users(&q.clone().page(50, 10))
+        .expect("search_users failed");
+    assert!(beyond.items.is_empty());
+    assert_eq!(beyond.total, 7, "total past the last page");
+    let filtered = store
+        .search_users(&all(site()).text("user1").page(0, 1))
+        .expect("search_users failed");
+    assert_eq!(filtered.total, 1);
+}
+
+/// A `limit` of 0 or above [`MAX_PAGE`] is refused by every query; [`MAX_PAGE`] is allowed.
+pub fn invalid_limits_are_refused(store: &dyn UserStore) {
+    for limit in [0, MAX_PAGE + 1, u32::MAX] {
+        is_invalid(
+            store.search_users(&all(site()).page(0, limit)),
+            "search_users",
+        );
+        is_invalid(
+            store.list_groups(&GroupQuery::new(site()).page(0, limit)),
+            "list_groups",
+        );
+        is_invalid(
+            store.query_audit(&AuditQuery::default().page(0, limit)),
+            "query_audit",
+        );
+    }
+    store
+        .search_users(&all(site()).page(0, MAX_PAGE))
+        .expect("limit MAX_PAGE refused");
+    store
+        .list_groups(&GroupQuery::new(site()).page(0, MAX_PAGE))
+        .expect("limit MAX_PAGE refused");
+    store
+        .query_audit(&AuditQuery::default().page(0, MAX_PAGE))
+        .expect("limit MAX_PAGE refused");
+}
+
+/// Groups of a site are listed by name with member counts, filtered by a case-insensitive
+/// prefix and paged.
+pub fn list_groups(store: &dyn UserStore) {
+    let records = [
+        person(site(), "a", "A", "A").tap_groups(&["Year 1", "Choir", "Year 1"]),
+        person(site(), "b", "B", "B").tap_groups(&["Year 1", "year 10"]),
+        person(site(), "c", "C", "C").tap_groups(&["Year 2", "Ärzte"]),
+        person(site(), "d", "D", "D"),
+        person(other_site(), "a", "A", "A").tap_groups(&["Year 1", "Year 3"]),
+    ];
+    for r in &records {
+        create(store, r);
+    }
+    let g = |name: &str, n: u64| GroupSummary::new(name.to_owned(), n);
+    let list = |q: GroupQuery| store.list_groups(&q).expect("list_groups failed");
+    let every = list(GroupQuery::new(site()));
+    assert_eq!(
+        every.items,
+        vec![
+            g("Choir", 1),
+            g("Year 1", 2),
+            g("Year 2", 1),
+            g("year 10", 1),
+            g("Ärzte", 1)
+        ],
+        "all groups by name, bytewise"
+    );
+    assert_eq!(every.total, 5);
+    let year = list(GroupQuery::new(site()).text("YEAR"));
+    assert_eq!(
+        year.items,
+        vec![g("Year 1", 2), g("Year 2", 1), g("year 10", 1)]
+    );
+    assert_eq!(year.total, 3);
+    let paged = list(GroupQuery::new(site()).text("year").page(1, 1));
+    assert_eq!(paged.items, vec![g("Year 2", 1)]);
+    assert_eq!(paged.total, 3);
+    assert_eq!(
+        list(GroupQuery::new(site()).text("är")).items,
+        vec![g("Ärzte", 1)]
+    );
+    assert_eq!(list(GroupQuery::new(site()).text("%")).total, 0);
+    let other = list(GroupQuery::new(other_site()));
+    assert_eq!(other.items, vec![g("Year 1", 1), g("Year 3", 1)]);
+}
+
+/// Each `set_*` and `record_sign_in` writes only its own part of the record.
+pub fn set_writes_only_its_part(store: &dyn UserStore) {
+    let mut want = full_record();
+    let neighbour = person(site(), "neighbour", "N", "B");
+    create(store, &want);
+    create(store, &neighbour);
+    let id = want.user.id.clone();
+    let check = |want: &UserRecord, what: &str| {
+        assert_eq!(&get(store, &id), want, "after {what}");
+    };
+
+    store.set_password(&id, None).expect("set_password failed");
+    want.password = None;
+    check(&want, "set_password(None)");
+    let p = PasswordCredential::permanent(hash("new"), T0 + Duration::seconds(1));
+    store
+        .set_password(&id, Some(&p))
+        .expect("set_password failed");
+    want.password = Some(p);
+    check(&want, "set_password(Some)");
+
+    store.set_pin(&id, None).expect("set_pin failed");
+    want.pin = None;
+    check(&want, "set_pin(None)");
+    let pin = PinCredential::new(hash("pin2"), T0 + Duration::milliseconds(1));
+    store.set_pin(&id, Some(&pin)).expect("set_pin failed");
+    want.pin = Some(pin);
+    check(&want, "set_pin(Some)");
+
+    let totp = TotpState {
+        secret: Some(StoredSecret::new("sealed:new")),
+        ..TotpState::default()
+    };
+    store.set_totp(&id, &totp).expect("set_totp failed");
+    want.totp = totp;
+    check(&want, "set_totp");
+
+    store
+        .set_one_time(&id, OneTimeKind::ResetToken, None)
+        .expect("set_one_time failed");
+    want.reset_token = None;
+    check(&want, "set_one_time(ResetToken, None)");
+    let code = OneTimeCredential::new(hash("dc"), T0, T0 + Duration::minutes(15));
+    store
+        .set_one_time(&id, OneTimeKind::DeviceCode, Some(&code))
+        .expect("set_one_time failed");
+    want.totp.device_code = Some(code.clone());
+    check(&want, "set_one_time(DeviceCode, Some)");
+    store
+        .set_one_time(&id, OneTimeKind::ResetToken, Some(&code))
+        .expect("set_one_time failed");
+    want.reset_token = Some(code);
+    check(&want, "set_one_time(ResetToken, Some)");
+
+    let at = T0 + Duration::nanoseconds(987_654_321);
+    store
+        .record_sign_in(&id, at)
+        .expect("record_sign_in failed");
+    want.user.last_sign_in_at = Some(at);
+    check(&want, "record_sign_in");
+    assert_eq!(
+        get(store, &neighbour.user.id),
+        neighbour,
+        "another user changed"
+    );
+}
+
+/// Lock events reach exactly the states and decisions of [`lockout::transition`], on the
+/// counter asked for only.
+pub fn lock_events_follow_transition(store: &dyn UserStore) {
+    let r = person(site(), "locky", "L", "Ocky");
+    create(store, &r);
+    let id = &r.user.id;
+    let temporary_rule = LockoutRule::new(
+        3,
+        Duration::minutes(30),
+        LockoutMode::TemporaryThenPermanent {
+            base: Duration::minutes(5),
+            factor: 2,
+            max: Duration::hours(1),
+            permanent_after: 1,
+        },
+    )
+    .expect("valid rule");
+    let mut script: Vec<(LockoutRule, LockEvent)> = Vec::new();
+    for rule in [LockoutRule::DEFAULT, temporary_rule] {
+        for _ in 0..6 {
+            script.push((rule, LockEvent::Attempt));
+            script.push((rule, LockEvent::Failure));
+        }
+        script.push((rule, LockEvent::Attempt));
+        script.push((rule, LockEvent::Success));
+        script.push((rule, LockEvent::Unlock { by: admin() }));
+        script.push((rule, LockEvent::Attempt));
+        script.push((rule, LockEvent::Success));
+        script.push((rule, LockEvent::Lock));
+        script.push((rule, LockEvent::Attempt));
+        script.push((rule, LockEvent::Unlock { by: admin() }));
+    }
+    for counter in [LockCounter::Password, LockCounter::Totp] {
+        let mut state = LockState::default();
+        let mut now = T0;
+        for (i, (rule, event)) in script.iter().enumerate() {
+            // Uneven steps cross the temporary lock's end and the failure window.
+            now += Duration::seconds(if i % 5 == 0 { 400 } else { 7 }) + Duration::nanoseconds(13);
+            let (want_state, want_decision) = lockout::transition(rule, &state, event, now);
+            let (got_state, got_decision) = store
+                .apply_lock_event(id, counter, rule, event, now)
+                .expect("apply_lock_event failed");
+            assert_eq!(
+                got_decision, want_decision,
+                "{counter:?} step {i} ({event:?}): decision"
+            );
+            assert_eq!(
+                got_state, want_state,
+                "{counter:?} step {i} ({event:?}): returned state"
+            );
+            state = want_state;
+            let stored = get(store, id);
+            let (mine, theirs) = match counter {
+                LockCounter::Password => (&stored.password_lock, &stored.totp_lock),
+                _ => (&stored.totp_lock, &stored.password_lock),
+            };
+            assert_eq!(
+                mine, &state,
+                "{counter:?} step {i} ({event:?}): stored state"
+            );
+            if counter == LockCounter::Password {
+                assert_eq!(theirs, &LockState::default(), "the TOTP counter moved");
+            }
+        }
+    }
+}
+
+/// `replace_password` swaps the whole credential only when the stored hash is the expected
+/// one.
+pub fn replace_password_cas(store: &dyn UserStore) {
+    let mut r = person(site(), "cas", "C", "As");
+    r.password = Some(temporary("old", TemporaryMode::AdminManaged, None));
+    let bare = person(site(), "bare", "B", "Are");
+    create(store, &r);
+    create(store, &bare);
+    let id = &r.user.id;
+    let upgraded = PasswordCredential { hash: hash("new"), ..temporary("old", TemporaryMode::AdminManaged, None) };
+    assert_eq!(
+        store.replace_password(id, &hash("wrong"), &upgraded).expect("cas failed"),
+        Swap::Changed
+    );
+    assert_eq!(get(store, id), r, "a failed swap wrote something");
+    assert_eq!(
+        store.replace_password(id, &hash("old"), &upgraded).expect("cas failed"),
+        Swap::Swapped
+    );
+    r.password = Some(upgraded);
+    assert_eq!(get(store, id), r, "after a swap");
+    let permanent = PasswordCredential::permanent(hash("newer"), T0);
+    assert_eq!(
+        store.replace_password(id, &hash("old"), &permanent).expect("cas failed"),
+        Swap::Changed
+    );
+    assert_eq!(
+        store.replace_password(id, &hash("new"), &permanent).expect("cas failed"),
+        Swap::Swapped,
+        "a temporary credential is replaced by a permanent one"
+    );
+    r.password = Some(permanent.clone());
+    assert_eq!(get(store, id), r);
+    assert_eq!(
+        store.replace_password(&bare.user.id, &hash("old"), &permanent).expect("cas failed"),
+        Swap::Changed,
+        "swap without a password"
+    );
+    assert_eq!(get(store, &bare.user.id), bare);
+}
+
+/// A single-use temporary password is consumed once, only with its own hash.
+pub fn temporary_password_consumed_once(store: &dyn UserStore) {
+    let mut r = person(site(), "temp", "T", "Emp");
+    r.password = Some(temporary("tmp", TemporaryMode::SingleUse, None));
+    let mut perm = person(site(), "perm", "P", "Erm");
+    perm.password = Some(PasswordCredential::permanent(hash("tmp"), T0));
+    create(store, &r);
+    create(store, &perm);
+    let id = &r.user.id;
+    let now = T0 + Duration::nanoseconds(1_500_000_001);
+    let consume = |id: &UserId, h: &str| {
+        store
+            .consume_temporary_password(id, &hash(h), now)
+            .expect("consume failed")
+    };
+    assert_eq!(consume(id, "other"), Consumed::AlreadyGone, "wrong hash");
+    assert_eq!(get(store, id), r);
+    assert_eq!(consume(id, "tmp"), Consumed::Now);
+    assert_eq!(consume(id, "tmp"), Consumed::AlreadyGone, "consumed twice");
+    if let Some(t) = r.password.as_mut().and_then(|p| p.temporary.as_mut()) {
+        t.consumed_at = Some(now);
+    }
+    assert_eq!(get(store, id), r, "after consuming");
+    assert_eq!(
+        consume(&perm.user.id, "tmp"),
+        Consumed::AlreadyGone,
+        "a permanent password was consumed"
+    );
+    assert_eq!(get(store, &perm.user.id), perm);
+}
+
+/// Single-use codes count tries, expire, run out, and are consumed once; the two kinds are
+/// separate.
+pub fn one_time_codes(store: &dyn UserStore) {
+    let r = person(site(), "codes", "C", "Odes");
+    create(store, &r);
+    let id = &r.user.id;
+    let expires = T0 + Duration::minutes(10);
+    let code = OneTimeCredential::new(hash("code"), T0, expires);
+    for kind in [OneTimeKind::ResetToken, OneTimeKind::DeviceCode] {
+        let t = |max: u32, now| {
+            store
+                .try_one_time(id, kind, max, now)
+                .expect("try_one_time failed")
+        };
+        assert_eq!(t(3, T0), OneTimeTry::Absent, "{kind:?} before issue");
+        store
+            .set_one_time(id, kind, Some(&code))
+            .expect("set_one_time failed");
+        for n in 1..=3 {
+            let mut want = code.clone();
+            want.failed_tries = n;
+            assert_eq!(t(3, T0), OneTimeTry::Available(want), "{kind:?} try {n}");
+        }
+        assert_eq!(t(3, T0), OneTimeTry::Exhausted, "{kind:?} after 3 tries");
+        assert_eq!(
+            t(4, expires - Duration::nanoseconds(1)).clone_tries(),
+            Some(4)
+        );
+        assert_eq!(t(10, expires), OneTimeTry::Expired, "{kind:?} at expiry");
+        let stored = get(store, id);
+        let slot = match kind {
+            OneTimeKind::ResetToken => stored.reset_token.clone(),
+            _ => stored.totp.device_code.clone(),
+        };
+        assert_eq!(
+            slot.map(|c| c.failed_tries),
+            Some(4),
+            "{kind:?} stored tries"
+        );
+        let consume = |h: &str| {
+            store
+                .consume_one_time(id, kind, &hash(h))
+                .expect("consume_one_time failed")
+        };
+        assert_eq!(
+            consume("nope"),
+            Consumed::AlreadyGone,
+            "{kind:?} wrong hash"
+        );
+        assert_eq!(consume("code"), Consumed::Now, "{kind:?} consume");
+        assert_eq!(
+            consume("code"),
+            Consumed::AlreadyGone,
+            "{kind:?} consumed twice"
+        );
+        assert_eq!(t(3, T0), OneTimeTry::Absent, "{kind:?} after consuming");
+    }
+    let stored = get(store, id);
+    assert_eq!(stored.reset_token, None);
+    assert_eq!(stored.totp.device_code, None);
+    // The kinds do not share a slot.
+    store
+        .set_one_time(id, OneTimeKind::DeviceCode, Some(&code))
+        .expect("set_one_time failed");
+    assert_eq!(
+        store
+            .try_one_time(id, OneTimeKind::ResetToken, 3, T0)
+            .expect("try_one_time failed"),
+        OneTimeTry::Absent
+    );
+}
+
+trait Tries {
+    fn clone_tries(&self) -> Option<u32>;
+}
+
+impl Tries for OneTimeTry {
+    fn clone_tries(&self) -> Option<u32> {
+        match self {
+            OneTimeTry::Available(c) => Some(c.failed_tries),
+            _ => None,
+        }
+    }
+}
+
+/// A TOTP step is accepted only if newer than the last accepted one.
+pub fn totp_step_only_newer(store: &dyn UserStore) {
+    let r = person(site(), "totp", "T", "Otp");
+    create(store, &r);
+    let id = &r.user.id;
+    let a = |s: u64| {
+        store
+            .accept_totp_step(id, s)
+            .expect("accept_totp_step failed")
+    };
+    assert_eq!(a(0), StepAcceptance::Accepted, "first step 0");
+    assert_eq!(a(0), StepAcceptance::Replayed);
+    assert_eq!(a(100), StepAcceptance::Accepted);
+    assert_eq!(a(100), StepAcceptance::Replayed);
+    assert_eq!(a(99), StepAcceptance::Replayed);
+    assert_eq!(a(101), StepAcceptance::Accepted);
+    let stored = get(store, id);
+    assert_eq!(stored.totp.last_step, Some(101));
+    let mut want = r.clone();
+    want.totp.last_step = Some(101);
+    assert_eq!(stored, want, "accepting a step changed something else");
+}
+
+/// A batch replaces every listed credential or none.
+pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
+    let mut users = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut r = person(site(), name, name, name);
+        r.password = Some(PasswordCredential::permanent(hash(name), T0));
+        create(store, &r);
+        users.push(r);
+    }
+    let first = BatchId::generate();
+    let cred = |h: &str, b: &BatchId| temporary(h, TemporaryMode::AdminManaged, Some(b.clone()));
+    let batch = TemporaryBatch::new(
+        first.clone(),
+        vec![
+            (users[0].user.id.clone(), cred("a1", &first)),
+            (users[1].user.id.clone(), cred("b1", &first)),
+        ],
+    );
+    store.replace_batch(&batch).expect("replace_batch failed");
+    let mut want = users.clone();
+    want[0].password = Some(cred("a1", &first));
+    want[1].password = Some(cred("b1", &first));
+    for w in &want {
+        assert_eq!(&get(store, &w.user.id), w, "after the first batch");
+    }
+    let second = BatchId::generate();
+    let ghost = UserId::generate();
+    let failing = TemporaryBatch::new(
+        second.clone(),
+        vec![
+            (users[0].user.id.clone(), cred("a2", &second)),
+            (ghost.clone(), cred("g2", &second)),
+            (users[1].user.id.clone(), cred("b2", &second)),
+        ],
+    );
+    is_not_found(
+        store.replace_batch(&failing),
+        &ghost,
+        "replace_batch with a missing user",
+    );
+    for w in &want {
+        assert_eq!(&get(store, &w.user.id), w, "a failed batch wrote something");
+    }
+    store
+        .replace_batch(&TemporaryBatch::new(second, Vec::new()))
+        .expect("an empty batch failed");
+}
+
+/// Audit events come back oldest first (insertion order among equal times), filtered by user
+/// (actor or target), action, time range and site, and paged with a total.
+pub fn audit_append_and_query(store: &dyn UserStore) {
+    let alice = UserId::parse("alice").unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let at = |s: i64| T0 + Duration::nanoseconds(s * 1_000_000_001);
+    let ev = |t: i64, actor: Option<&UserId>, action, target: Option<&UserId>, site: SiteId| {
+        AuditEvent::new(
+            at(t),
+            actor.cloned(),
+            action,
+            target.cloned(),
+            site,
+            AuditOutcome::Succeeded,
+        )
+    };
+    let mut events = vec![
+        ev(
+            5,
+            Some(&admin()),
+            AuditAction::UserCreated,
+            Some(&alice),
+            site(),
+        )
+        .with_details("Zoë"),
+        ev(1, None, AuditAction::SignIn, None, site()).with_reason("unknown_user"),
+        ev(5, Some(&alice), AuditAction::SignIn, Some(&alice), site()),
+        ev(
+            3,
+            Some(&admin()),
+            AuditAction::Unlocked,
+            Some(&bob),
+            other_site(),
+        ),
+        ev(
+            5,
+            Some(&bob),
+            AuditAction::PasswordChanged,
+            Some(&bob),
+            site(),
+        ),
+        ev(
+            9,
+            Some(&admin()),
+            AuditAction::TotpReset,
+            Some(&alice),
+            other_site(),
+        ),
+    ];
+    events[2].outcome = AuditOutcome::Denied;
+    events[4].outcome = AuditOutcome::Continued;
+    for e in &events {
+        store.append_audit(e).expect("append_audit failed");
+    }
+    for (i, action) in AuditAction::ALL.iter().enumerate() {
+        let e = ev(
+            20 + i64::try_from(i).unwrap_or(0),
+            Some(&bob),
+            *action,
+            None,
+            site(),
+        );
+        store.append_audit(&e).expect("append_audit failed");
+        events.push(e);
+    }
+    let queries = [
+        ("everything", AuditQuery::default().page(0, MAX_PAGE)),
+        (
+            "alice",
+            AuditQuery::for_user(alice.clone()).page(0, MAX_PAGE),
+        ),
+        ("bob", AuditQuery::for_user(bob.clone()).page(0, MAX_PAGE)),
+        (
+            "sign-ins",
+            AuditQuery::default()
+                .action(AuditAction::SignIn)
+                .page(0, MAX_PAGE),
+        ),
+        (
+            "range",
+            AuditQuery::default()
+                .between(at(3), at(9))
+                .page(0, MAX_PAGE),
+        ),
+        (
+            "other site",
+            AuditQuery::default().site(other_site()).page(0, MAX_PAGE),
+        ),
+        (
+            "combined",
+            AuditQuery::for_user(alice.clone())
+                .site(site())
+                .between(at(5), at(6))
+                .page(0, MAX_PAGE),
+        ),
+    ];
+    for (what, q) in queries {
+        let mut want: Vec<AuditEvent> = events.iter().filter(|e| q.matches(e)).cloned().collect();
+        want.sort_by_key(|e| e.at);
+        let page = store.query_audit(&q).expect("query_audit failed");
+        assert_eq!(page.items, want, "audit query {what}");
+        assert_eq!(page.total, want.len() as u64, "audit total {what}");
+    }
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|e| e.at);
+    let page = store
+        .query_audit(&AuditQuery::default().page(2, 3))
+        .expect("query_audit failed");
+    assert_eq!(page.items, sorted[2..5].to_vec(), "audit page");
+    assert_eq!(page.total, events.len() as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency behaviours: two handles on one database, many threads.
+// ---------------------------------------------------------------------------------------------
+
+fn race<T: Send>(
+    open: Opener<'_>,
+    threads: usize,
+    op: impl Fn(&dyn UserStore) -> T + Sync,
+) -> Vec<T> {
+    let handles = [open(), open()];
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|i| {
+                let store = &*handles[i % 2];
+                let op = &op;
+                s.spawn(move || op(store))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a racing thread panicked"))
+            .collect()
+    })
+}
+
+fn seeded(open: Opener<'_>, f: impl FnOnce(&mut UserRecord)) -> UserRecord {
+    let store = open();
+    let mut r = person(site(), "racer", "R", "Acer");
+    f(&mut r);
+    create(&*store, &r);
+    r
+}
+
+/// 32 threads on two handles each record an attempt and a failure: none is lost.
+pub fn concurrent_failures_lose_no_increment(open: Opener<'_>) {
+    let r = seeded(open, |_| {});
+    let rule =
+        LockoutRule::new(1000, Duration::hours(1), LockoutMode::UntilUnlocked).expect("valid rule");
+    let proceeded = AtomicU32::new(0);
+    race(open, 32, |store| {
+        let (_, d) = store
+            .apply_lock_event(
+                &r.user.id,
+                LockCounter::Password,
+                &rule,
+                &LockEvent::Attempt,
+                T0,
+            )
+            .expect("apply_lock_event failed");
+        assert_eq!(d, LockDecision::Proceed, "an attempt was refused");
+        proceeded.fetch_add(1, Ordering::Relaxed);
+        let (_, _decision) = store
+            .apply_lock_event(
+                &r.user.id,
+                LockCounter::Password,
+                &rule,
+                &LockEvent::Failure,
+                T0,
+            )
+            .expect("apply_lock_event failed");
+    });
+    let state = get(&*open(), &r.user.id).password_lock;
+    assert_eq!(proceeded.load(Ordering::Relaxed), 32);
+    assert_eq!(state.failed_attempts, 32, "failures were lost");
+    assert_eq!(state.in_flight, 0, "reservations were lost");
+}
+
+/// 64 threads race an attempt with `max_failures` 5: exactly 5 proceed.
+pub fn concurrent_attempts_respect_max(open: Opener<'_>) {
+    let r = seeded(open, |_| {});
+    let rule = LockoutRule::DEFAULT;
+    let decisions = race(open, 64, |store| {
+        store
+            .apply_lock_event(
+                &r.user.id,
+                LockCounter::Password,
+                &rule,
+                &LockEvent::Attempt,
+                T0,
+            )
+            .expect("apply_lock_event failed")
+            .1
+    });
+    let proceeded = decisions
+        .iter()
+        .filter(|d| **d == LockDecision::Proceed)
+        .count();
+    assert_eq!(proceeded, 5, "attempts allowed: {decisions:?}");
+    let state = get(&*open(), &r.user.id).password_lock;
+    assert_eq!(state.in_flight, 5);
+}
+
+/// A single-use temporary password consumed by 32 racing threads succeeds exactly once.
+pub fn concurrent_temporary_password_consumed_once(open: Opener<'_>) {
+    let r = seeded(open, |r| {
+        r.password = Some(temporary("tmp", TemporaryMode::SingleUse, None))
+    });
+    let results = race(open, 32, |store| {
+        store
+            .consume_temporary_password(&r.user.id, &hash("tmp"), T0)
+            .expect("consume_temporary_password failed")
+    });
+    assert_eq!(
+        results.iter().filter(|c| **c == Consumed::Now).count(),
+        1,
+        "{results:?}"
+    );
+}
+
+/// A single-use code consumed by 32 racing threads succeeds exactly once.
+pub fn concurrent_one_time_consumed_once(open: Opener<'_>) {
+    let code = OneTimeCredential::new(hash("code"), T0, T0 + Duration::minutes(10));
+    let r = seeded(open, |r| r.reset_token = Some(code));
+    let results = race(open, 32, |store| {
+        store
+            .consume_one_time(&r.user.id, OneTimeKind::ResetToken, &hash("code"))
+            .expect("consume_one_time failed")
+    });
+    assert_eq!(
+        results.iter().filter(|c| **c == Consumed::Now).count(),
+        1,
+        "{results:?}"
+    );
+}
+
+/// A TOTP step offered by 32 racing threads is accepted exactly once.
+pub fn concurrent_totp_step_accepted_once(open: Opener<'_>) {
+    let r = seeded(open, |r| r.totp.last_step = Some(41));
+    let results = race(open, 32, |store| {
+        store
+            .accept_totp_step(&r.user.id, 42)
+            .expect("accept_totp_step failed")
+    });
+    assert_eq!(
+        results
+            .iter()
+            .filter(|c| **c == StepAcceptance::Accepted)
+            .count(),
+        1,
+        "{results:?}"
+    );
+}

@@ -1,0 +1,795 @@
+//! The PostgreSQL store, for applications running on several servers.
+//!
+//! # Concurrency
+//! Every atomic operation is one transaction that reads the user's row with
+//! `SELECT … FOR UPDATE`, applies the shared body (for lock events, [`apply_lock_event_to`])
+//! and writes the row back: concurrent operations on one user, from any number of processes,
+//! queue on the row lock and never lose an update. A batch is one transaction.
+//!
+//! # Sorting
+//! The columns that are compared and sorted are `COLLATE "C"`: bytewise order on UTF-8, which
+//! is the order of Rust's `String` that [`super::compare_for_sort`] uses.
+//!
+//! # Schema
+//! Migrations are embedded and recorded in `keyward_schema_version`; concurrent first starts
+//! serialize on an advisory lock. A database written by a newer keyward is refused with
+//! [`StoreError::SchemaTooNew`]. The store may live in its own schema
+//! ([`PostgresOptions::schema`]).
+//!
+//! # Async applications
+//! The `postgres` client drives its own Tokio runtime and would panic if it were created,
+//! used or dropped on a thread running an async runtime. This store notices such a thread and
+//! runs the database work on a short-lived plain thread instead, so calling it from async code
+//! is safe (if wasteful: prefer `tokio::task::spawn_blocking`, as for hashing).
+
+use std::fmt;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use time::OffsetDateTime;
+
+use super::sql::{self, SqlRow, Val, dollar_placeholders};
+use super::{
+    Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
+    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, apply_lock_event_to, fold,
+    validate_limit,
+};
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
+use crate::user::{
+    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState, User,
+    UserId, UserRecord,
+};
+
+/// The embedded migrations; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Rows per multi-row `INSERT` of [`PostgresStore::import_users`] (PostgreSQL allows 65,535
+/// parameters per statement).
+const IMPORT_CHUNK: usize = 500;
+
+type Manager = PostgresConnectionManager<NoTls>;
+type Conn = PooledConnection<Manager>;
+
+/// How to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// The schema holding keyward's tables, created if missing; `None` uses the server's
+    /// `search_path` as configured.
+    pub schema: Option<String>,
+    /// Most pooled connections per store handle (default 8).
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection (default 30 seconds).
+    pub connection_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            max_connections: 8,
+            connection_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Puts keyward's tables in `schema` (lowercase ASCII letters, digits and `_`, at most
+    /// 63 bytes, not starting with a digit).
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets the pool size.
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets how long to wait for a pooled connection.
+    #[must_use]
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+}
+
+fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The PostgreSQL store: a pool of connections.
+///
+/// Open one handle per process and share it (`Arc<PostgresStore>`).
+pub struct PostgresStore {
+    /// Always `Some` until dropped (taken in `drop` to release it off any async runtime).
+    pool: Option<Pool<Manager>>,
+    schema: Option<String>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            off_runtime(move || drop(pool));
+        }
+    }
+}
+
+/// Runs `f` on a plain thread when the current thread runs an async runtime, where the
+/// synchronous client must not create, block on or drop its own runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    } else {
+        f()
+    }
+}
+
+fn be(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |e| write_error(context, e)
+}
+
+/// Maps a unique violation to [`StoreError::Conflict`], anything else to a backend error.
+fn write_error(context: &'static str, e: postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        let what = match e.as_db_error().and_then(|d| d.constraint()) {
+            Some("users_pkey") => "user id",
+            _ => "username",
+        };
+        return StoreError::Conflict { what };
+    }
+    StoreError::backend(context, e)
+}
+
+fn boxed(vals: &[Val]) -> Vec<Box<dyn ToSql + Sync>> {
+    vals.iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                Val::Int(i) => Box::new(*i),
+                Val::Text(t) => Box::new(t.clone()),
+                Val::Bool(b) => Box::new(*b),
+            }
+        })
+        .collect()
+}
+
+fn refs(vals: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
+    vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
+}
+
+fn query(
+    c: &mut impl GenericClient,
+    context: &'static str,
+    sql: &str,
+    vals: &[Val],
+) -> Result<Vec<Row>, StoreError> {
+    let params = boxed(vals);
+    c.query(dollar_placeholders(sql).as_str(), &refs(&params))
+        .map_err(be(context))
+}
+
+fn execute(
+    c: &mut impl GenericClient,
+    context: &'static str,
+    sql: &str,
+    vals: &[Val],
+) -> Result<u64, StoreError> {
+    let params = boxed(vals);
+    c.execute(dollar_placeholders(sql).as_str(), &refs(&params))
+        .map_err(be(context))
+}
+
+impl SqlRow for Row {
+    fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
+        self.try_get(col)
+            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+    }
+
+    fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
+        self.try_get(col)
+            .map_err(|_| StoreError::corrupt(col, "not text"))
+    }
+
+    fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
+        self.try_get(col)
+            .map_err(|_| StoreError::corrupt(col, "not a boolean"))
+    }
+}
+
+fn text_val(s: &str) -> Val {
+    Val::Text(Some(s.to_owned()))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a `postgres://` URL or a key-value connection string) with default
+    /// options and brings the schema up to date.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when the database was written by a newer keyward;
+    /// [`StoreError::Backend`] when the server cannot be reached or the migration fails.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &PostgresOptions::default())
+    }
+
+    /// Connects with `options`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); [`StoreError::InvalidQuery`] for an invalid schema name
+    /// or connection string.
+    pub fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self, StoreError> {
+        let mut config: Config = url.parse().map_err(|_| StoreError::InvalidQuery {
+            reason: "invalid PostgreSQL connection string".to_owned(),
+        })?;
+        if let Some(schema) = &options.schema {
+            if !valid_schema(schema) {
+                return Err(StoreError::InvalidQuery {
+                    reason: "invalid schema name: use lowercase ASCII letters, digits and '_'"
+                        .to_owned(),
+                });
+            }
+            config.options(&format!("-c search_path={schema}"));
+        }
+        config.application_name("keyward");
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let max = options.max_connections.max(1);
+        let timeout = options.connection_timeout;
+        let schema = options.schema.clone();
+        // Everything that creates or drops a client runs off any async runtime.
+        off_runtime(move || {
+            let pool = Pool::builder()
+                .max_size(max)
+                .min_idle(Some(0))
+                .connection_timeout(timeout)
+                .build(manager)
+                .map_err(|e| StoreError::backend("creating the connection pool", e))?;
+            let store = Self {
+                pool: Some(pool),
+                schema,
+            };
+            store.migrate()?;
+            Ok(store)
+        })
+    }
+
+    fn conn(&self) -> Result<Conn, StoreError> {
+        let Some(pool) = &self.pool else {
+            return Err(StoreError::InvalidQuery {
+                reason: "store is closed".to_owned(),
+            });
+        };
+        pool.get()
+            .map_err(|e| StoreError::backend("getting a connection", e))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(be("starting the migration"))?;
+        let lock_key = format!("keyward-migrate:{}", self.schema.as_deref().unwrap_or(""));
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+            .map_err(be("locking the migration"))?;
+        if let Some(schema) = &self.schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .map_err(be("creating the schema"))?;
+        }
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS keyward_schema_version (version BIGINT PRIMARY KEY)",
+        )
+        .map_err(be("creating the version table"))?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM keyward_schema_version",
+                &[],
+            )
+            .and_then(|r| r.try_get(0))
+            .map_err(be("reading the schema version"))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (version, migration) in (1_i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.batch_execute(migration)
+                .map_err(be("applying a migration"))?;
+            tx.execute(
+                "INSERT INTO keyward_schema_version (version) VALUES ($1)",
+                &[&version],
+            )
+            .map_err(be("recording the schema version"))?;
+        }
+        tx.commit().map_err(be("committing the migration"))
+    }
+
+    /// Runs `f` in a read-write transaction, committed when `f` returns `Ok`.
+    fn write<T: Send>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let mut tx = conn.transaction().map_err(be(context))?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(be(context))?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` in a read-only snapshot (so a count and its page agree).
+    fn read<T: Send>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let mut tx = conn
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(be(context))?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(be(context))?;
+            Ok(out)
+        })
+    }
+
+    /// Locks the row of `id`, applies `f`, writes back what changed.
+    fn atomic<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnOnce(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.write(context, |tx| {
+            let sql = format!(
+                "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
+                sql::user_select_list()
+            );
+            let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
+            let row = rows.first().ok_or_else(|| not_found(id))?;
+            let mut record = sql::parse_record(row, Vec::new())?;
+            let before = record.clone();
+            let out = f(&mut record);
+            if record != before {
+                update(tx, sql::credential_cols(&record)?, id)?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_cols(&self, id: &UserId, cols: sql::Cols) -> Result<(), StoreError> {
+        self.write("writing a user", |tx| update(tx, cols, id))
+    }
+
+    /// Creates many users in one transaction with multi-row inserts, all or none (an initial
+    /// import).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an id or username is taken (nothing is written);
+    /// backend failures.
+    pub fn import_users(&self, records: &[UserRecord]) -> Result<(), StoreError> {
+        let rows = records
+            .iter()
+            .map(sql::all_cols)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write("importing users", |tx| {
+            for chunk in rows.chunks(IMPORT_CHUNK) {
+                let Some(first) = chunk.first() else { continue };
+                let names: Vec<&str> = first.iter().map(|(n, _)| *n).collect();
+                let width = names.len();
+                let mut vals = Vec::with_capacity(chunk.len() * width);
+                let mut tuples = Vec::with_capacity(chunk.len());
+                for row in chunk {
+                    let marks: Vec<String> = (vals.len() + 1..=vals.len() + width)
+                        .map(|i| format!("?{i}"))
+                        .collect();
+                    tuples.push(format!("({})", marks.join(", ")));
+                    vals.extend(row.iter().map(|(_, v)| v.clone()));
+                }
+                let sql = format!(
+                    "INSERT INTO users ({}) VALUES {}",
+                    names.join(", "),
+                    tuples.join(", ")
+                );
+                execute(tx, "importing users", &sql, &vals)?;
+            }
+            let mut vals = Vec::new();
+            let mut tuples = Vec::new();
+            for record in records {
+                let u = &record.user;
+                for (position, name, key) in sql::group_rows(u) {
+                    let n = vals.len();
+                    tuples.push(format!(
+                        "(?{}, ?{}, ?{}, ?{}, ?{})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5
+                    ));
+                    vals.extend([
+                        text_val(u.id.as_str()),
+                        Val::Int(Some(position)),
+                        text_val(u.site.as_str()),
+                        text_val(name),
+                        Val::Text(Some(key)),
+                    ]);
+                    if tuples.len() == IMPORT_CHUNK * 10 {
+                        insert_groups(tx, &tuples, &vals)?;
+                        tuples.clear();
+                        vals.clear();
+                    }
+                }
+            }
+            if !tuples.is_empty() {
+                insert_groups(tx, &tuples, &vals)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn insert_groups(
+    tx: &mut Transaction<'_>,
+    tuples: &[String],
+    vals: &[Val],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO user_groups (user_id, position, site, name, name_key) VALUES {}",
+        tuples.join(", ")
+    );
+    execute(tx, "writing groups", &sql, vals).map(drop)
+}
+
+fn not_found(id: &UserId) -> StoreError {
+    StoreError::NotFound { user: id.clone() }
+}
+
+fn update(tx: &mut Transaction<'_>, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+    let sql = sql::update_sql(&cols);
+    let vals = sql::update_values(cols, id);
+    if execute(tx, "writing a user", &sql, &vals)? == 0 {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
+fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
+    execute(
+        tx,
+        "writing groups",
+        "DELETE FROM user_groups WHERE user_id = ?1",
+        &[text_val(u.id.as_str())],
+    )?;
+    let mut vals = Vec::new();
+    let mut tuples = Vec::new();
+    for (position, name, key) in sql::group_rows(u) {
+        let n = vals.len();
+        tuples.push(format!(
+            "(?{}, ?{}, ?{}, ?{}, ?{})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+        vals.extend([
+            text_val(u.id.as_str()),
+            Val::Int(Some(position)),
+            text_val(u.site.as_str()),
+            text_val(name),
+            Val::Text(Some(key)),
+        ]);
+    }
+    if !tuples.is_empty() {
+        insert_groups(tx, &tuples, &vals)?;
+    }
+    Ok(())
+}
+
+/// Parses user rows and fills in their groups with one more query.
+fn records_with_groups(
+    tx: &mut Transaction<'_>,
+    rows: &[Row],
+) -> Result<Vec<UserRecord>, StoreError> {
+    let mut out = rows
+        .iter()
+        .map(|r| sql::parse_record(r, Vec::new()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<String> = out.iter().map(|r| r.user.id.as_str().to_owned()).collect();
+    let groups = tx
+        .query(
+            "SELECT user_id, name FROM user_groups WHERE user_id = ANY($1) \
+             ORDER BY user_id, position",
+            &[&ids],
+        )
+        .map_err(be("reading groups"))?;
+    for row in &groups {
+        let (Some(user), Some(name)) = (row.text("user_id")?, row.text("name")?) else {
+            return Err(StoreError::corrupt("user_groups", "missing value"));
+        };
+        if let Some(r) = out.iter_mut().find(|r| r.user.id.as_str() == user) {
+            r.user.groups.push(name);
+        }
+    }
+    Ok(out)
+}
+
+fn count(tx: &mut Transaction<'_>, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
+    let rows = query(tx, "counting", sql, vals)?;
+    let n = rows
+        .first()
+        .map(|r| r.int("count"))
+        .transpose()?
+        .flatten()
+        .unwrap_or(0);
+    sql::parse_total(n, "count")
+}
+
+impl UserStore for PostgresStore {
+    fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
+        let cols = sql::all_cols(record)?;
+        self.write("creating a user", |tx| {
+            let sql = sql::insert_sql(&cols);
+            let vals: Vec<Val> = cols.iter().map(|(_, v)| v.clone()).collect();
+            execute(tx, "creating a user", &sql, &vals)?;
+            write_groups(tx, &record.user)
+        })
+    }
+
+    fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.read("reading a user", |tx| {
+            let sql = format!(
+                "SELECT {} FROM users WHERE id = ?1",
+                sql::user_select_list()
+            );
+            let rows = query(tx, "reading a user", &sql, &[text_val(id.as_str())])?;
+            Ok(records_with_groups(tx, &rows)?.pop())
+        })
+    }
+
+    fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let key = fold(username);
+        self.read("reading a user", |tx| {
+            let sql = format!(
+                "SELECT {} FROM users WHERE site = ?1 AND username_key = ?2",
+                sql::user_select_list()
+            );
+            let rows = query(
+                tx,
+                "reading a user",
+                &sql,
+                &[text_val(site.as_str()), Val::Text(Some(key))],
+            )?;
+            Ok(records_with_groups(tx, &rows)?.pop())
+        })
+    }
+
+    fn update_profile(&self, user: &User) -> Result<(), StoreError> {
+        let cols = sql::profile_cols(user)?;
+        self.write("updating a profile", |tx| {
+            update(tx, cols, &user.id)?;
+            write_groups(tx, user)
+        })
+    }
+
+    fn search_users(&self, q: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
+        q.validate()?;
+        let mut f = sql::user_filter(q);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(*) AS count FROM users{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, q.offset, q.limit);
+        let select = format!(
+            "SELECT {} FROM users{clause}{}{page}",
+            sql::user_select_list(),
+            sql::user_order(q)
+        );
+        self.read("searching users", |tx| {
+            let total = count(tx, &count_sql, &count_vals)?;
+            let rows = query(tx, "searching users", &select, &f.vals)?;
+            Ok(Page::new(records_with_groups(tx, &rows)?, total))
+        })
+    }
+
+    fn list_groups(&self, q: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
+        q.validate()?;
+        let mut f = sql::group_filter(q);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(DISTINCT name) AS count FROM user_groups{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, q.offset, q.limit);
+        let select = format!(
+            "SELECT name, COUNT(DISTINCT user_id) AS members FROM user_groups{clause} \
+             GROUP BY name ORDER BY name{page}"
+        );
+        self.read("listing groups", |tx| {
+            let total = count(tx, &count_sql, &count_vals)?;
+            let rows = query(tx, "listing groups", &select, &f.vals)?;
+            let items = rows
+                .iter()
+                .map(|r| {
+                    let name = r
+                        .text("name")?
+                        .ok_or_else(|| StoreError::corrupt("user_groups.name", "missing value"))?;
+                    let n = r.int("members")?.unwrap_or(0);
+                    Ok(GroupSummary::new(name, sql::parse_total(n, "members")?))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Page::new(items, total))
+        })
+    }
+
+    fn set_password(
+        &self,
+        id: &UserId,
+        credential: Option<&PasswordCredential>,
+    ) -> Result<(), StoreError> {
+        self.set_cols(id, sql::password_cols(credential)?)
+    }
+
+    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
+        self.set_cols(id, sql::pin_cols(pin)?)
+    }
+
+    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
+        self.set_cols(id, sql::totp_cols(totp)?)
+    }
+
+    fn set_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        credential: Option<&OneTimeCredential>,
+    ) -> Result<(), StoreError> {
+        self.set_cols(id, sql::one_time_kind_cols(kind, credential)?)
+    }
+
+    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = sql::ts(at)?;
+        self.set_cols(id, vec![("last_sign_in_ns", Val::Int(Some(at)))])
+    }
+
+    fn apply_lock_event(
+        &self,
+        id: &UserId,
+        counter: LockCounter,
+        rule: &LockoutRule,
+        event: &LockEvent,
+        now: OffsetDateTime,
+    ) -> Result<(LockState, LockDecision), StoreError> {
+        self.atomic("applying a lock event", id, |r| {
+            apply_lock_event_to(r, counter, rule, event, now)
+        })
+    }
+
+    fn replace_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PasswordCredential,
+    ) -> Result<Swap, StoreError> {
+        self.atomic("replacing a password", id, |r| sql::swap_password(r, expected, new))
+    }
+
+    fn consume_temporary_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        now: OffsetDateTime,
+    ) -> Result<Consumed, StoreError> {
+        self.atomic("consuming a temporary password", id, |r| {
+            sql::consume_temporary(r, expected, now)
+        })
+    }
+
+    fn try_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        max_tries: u32,
+        now: OffsetDateTime,
+    ) -> Result<OneTimeTry, StoreError> {
+        self.atomic("trying a code", id, |r| {
+            sql::try_code(r, kind, max_tries, now)
+        })
+    }
+
+    fn consume_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        expected: &StoredHash,
+    ) -> Result<Consumed, StoreError> {
+        self.atomic("consuming a code", id, |r| {
+            sql::consume_code(r, kind, expected)
+        })
+    }
+
+    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
+        self.atomic("accepting a TOTP step", id, |r| sql::accept_step(r, step))
+    }
+
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+        let writes = batch
+            .entries
+            .iter()
+            .map(|(id, c)| Ok((id, sql::password_cols(Some(c))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write("replacing a batch", |tx| {
+            for (id, cols) in writes {
+                update(tx, cols, id)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let vals = sql::audit_values(event)?;
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let sql = format!(
+                "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                sql::AUDIT_COLUMNS
+            );
+            execute(&mut *conn, "appending an audit event", &sql, &vals).map(drop)
+        })
+    }
+
+    fn query_audit(&self, q: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
+        validate_limit(q.limit)?;
+        let mut f = sql::audit_filter(q);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(*) AS count FROM audit{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, q.offset, q.limit);
+        let select = format!(
+            "SELECT {} FROM audit{clause} ORDER BY at_ns, seq{page}",
+            sql::AUDIT_COLUMNS
+        );
+        self.read("querying the audit log", |tx| {
+            let total = count(tx, &count_sql, &count_vals)?;
+            let rows = query(tx, "querying the audit log", &select, &f.vals)?;
+            let items = rows
+                .iter()
+                .map(|r| sql::parse_audit(r))
+                .collect::<Result<_, _>>()?;
+            Ok(Page::new(items, total))
+        })
+    }
+}

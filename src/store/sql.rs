@@ -1,0 +1,927 @@
+//! What the SQL backends share: the column layout of a [`UserRecord`], defensive parsing of
+//! rows read back, the search query translated from [`UserQuery::matches`], and the bodies of
+//! the atomic operations (run by each backend inside its own transaction).
+//!
+//! SQL is written with `?N` placeholders (SQLite's syntax); the PostgreSQL backend rewrites
+//! them to `$N` with [`dollar_placeholders`].
+
+use std::fmt::Write as _;
+
+use time::{Date, OffsetDateTime};
+
+use super::{
+    Consumed, GroupQuery, OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, UserQuery,
+    UserSort, fold,
+};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+use crate::lockout::{LockReason, LockState};
+use crate::user::{
+    BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
+    StoredSecret, TemporaryInfo, TemporaryMode, TotpState, User, UserId, UserRecord, UserStatus,
+};
+
+/// A value bound to a statement. Nulls carry their type because PostgreSQL needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Val {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(bool),
+}
+
+impl Val {
+    fn text(s: &str) -> Self {
+        Self::Text(Some(s.to_owned()))
+    }
+
+    fn opt_text(s: Option<&str>) -> Self {
+        Self::Text(s.map(str::to_owned))
+    }
+}
+
+/// Reads typed columns out of one result row; every failure is [`StoreError::Corrupt`].
+pub(crate) trait SqlRow {
+    /// An integer column.
+    fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError>;
+    /// A text column.
+    fn text(&self, col: &'static str) -> Result<Option<String>, StoreError>;
+    /// A boolean column.
+    fn flag(&self, col: &'static str) -> Result<bool, StoreError>;
+}
+
+/// The columns of the `users` table, in the order of every `SELECT`.
+pub(crate) const USER_COLUMNS: &[&str] = &[
+    "id",
+    "site",
+    "username",
+    "username_key",
+    "email",
+    "email_key",
+    "email_verified",
+    "phone",
+    "phone_verified",
+    "forename",
+    "forename_key",
+    "surname",
+    "surname_key",
+    "date_of_birth",
+    "user_type",
+    "role",
+    "managed_sites",
+    "status",
+    "sso_linked",
+    "created_ns",
+    "last_sign_in_ns",
+    "pw_hash",
+    "pw_set_ns",
+    "pw_tmp_mode",
+    "pw_tmp_expires_ns",
+    "pw_tmp_issued_by",
+    "pw_tmp_batch",
+    "pw_tmp_consumed_ns",
+    "pin_hash",
+    "pin_set_ns",
+    "totp_secret",
+    "totp_last_step",
+    "totp_reset_pending",
+    "totp_pending_secret",
+    "dc_hash",
+    "dc_issued_ns",
+    "dc_expires_ns",
+    "dc_failed_tries",
+    "rt_hash",
+    "rt_issued_ns",
+    "rt_expires_ns",
+    "rt_failed_tries",
+    "pl_failed",
+    "pl_in_flight",
+    "pl_last_attempt_ns",
+    "pl_last_failure_ns",
+    "pl_locked_ns",
+    "pl_lock_reason",
+    "pl_locked_until_ns",
+    "pl_temporary_locks",
+    "pl_unlocked_by",
+    "pl_unlocked_ns",
+    "tl_failed",
+    "tl_in_flight",
+    "tl_last_attempt_ns",
+    "tl_last_failure_ns",
+    "tl_locked_ns",
+    "tl_lock_reason",
+    "tl_locked_until_ns",
+    "tl_temporary_locks",
+    "tl_unlocked_by",
+    "tl_unlocked_ns",
+];
+
+/// The columns of the `audit` table, in the order of every `SELECT`.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "at_ns, actor, action, target, site, outcome, reason, details";
+
+/// `USER_COLUMNS` joined for a `SELECT`.
+pub(crate) fn user_select_list() -> String {
+    USER_COLUMNS.join(", ")
+}
+
+/// A column list with its values.
+pub(crate) type Cols = Vec<(&'static str, Val)>;
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+/// Unix nanoseconds, the storage form of every timestamp (UTC, lossless).
+///
+/// # Errors
+/// [`StoreError::InvalidQuery`] for instants outside the years 1677 to 2262, which 64 bits of
+/// nanoseconds cannot hold.
+pub(crate) fn ts(t: OffsetDateTime) -> Result<i64, StoreError> {
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| StoreError::InvalidQuery {
+        reason: format!("timestamp {t} is outside the storable range (years 1677 to 2262)"),
+    })
+}
+
+fn opt_ts(t: Option<OffsetDateTime>) -> Result<Val, StoreError> {
+    Ok(Val::Int(t.map(ts).transpose()?))
+}
+
+/// A timestamp used as a query bound: clamped, since a bound outside the storable range
+/// selects the same rows as the range's end.
+pub(crate) fn ts_bound(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn count(n: u32) -> Val {
+    Val::Int(Some(i64::from(n)))
+}
+
+/// The profile columns (everything [`crate::UserStore::update_profile`] writes).
+pub(crate) fn profile_cols(u: &User) -> Result<Cols, StoreError> {
+    let sites: Vec<&str> = u.managed_sites.iter().map(SiteId::as_str).collect();
+    Ok(vec![
+        ("site", Val::text(u.site.as_str())),
+        ("username", Val::text(&u.username)),
+        ("username_key", Val::Text(Some(fold(&u.username)))),
+        ("email", Val::opt_text(u.email.as_deref())),
+        ("email_key", Val::Text(u.email.as_deref().map(fold))),
+        ("email_verified", Val::Bool(u.email_verified)),
+        ("phone", Val::opt_text(u.phone.as_deref())),
+        ("phone_verified", Val::Bool(u.phone_verified)),
+        ("forename", Val::text(&u.forename)),
+        ("forename_key", Val::Text(Some(fold(&u.forename)))),
+        ("surname", Val::text(&u.surname)),
+        ("surname_key", Val::Text(Some(fold(&u.surname)))),
+        (
+            "date_of_birth",
+            Val::Int(u.date_of_birth.map(|d| i64::from(d.to_julian_day()))),
+        ),
+        ("user_type", Val::text(&u.user_type)),
+        ("role", Val::text(u.role.as_str())),
+        ("managed_sites", Val::Text(Some(sites.join(",")))),
+        ("status", Val::text(u.status.as_str())),
+        ("sso_linked", Val::Bool(u.sso_linked)),
+        ("created_ns", Val::Int(Some(ts(u.created_at)?))),
+        ("last_sign_in_ns", opt_ts(u.last_sign_in_at)?),
+    ])
+}
+
+/// The password columns.
+pub(crate) fn password_cols(p: Option<&PasswordCredential>) -> Result<Cols, StoreError> {
+    let t = p.and_then(|p| p.temporary.as_ref());
+    Ok(vec![
+        ("pw_hash", Val::opt_text(p.map(|p| p.hash.as_str()))),
+        ("pw_set_ns", opt_ts(p.map(|p| p.set_at))?),
+        ("pw_tmp_mode", Val::opt_text(t.map(|t| t.mode.as_str()))),
+        ("pw_tmp_expires_ns", opt_ts(t.map(|t| t.expires_at))?),
+        (
+            "pw_tmp_issued_by",
+            Val::opt_text(t.map(|t| t.issued_by.as_str())),
+        ),
+        (
+            "pw_tmp_batch",
+            Val::opt_text(t.and_then(|t| t.batch.as_ref()).map(BatchId::as_str)),
+        ),
+        ("pw_tmp_consumed_ns", opt_ts(t.and_then(|t| t.consumed_at))?),
+    ])
+}
+
+/// The PIN columns.
+pub(crate) fn pin_cols(p: Option<&PinCredential>) -> Result<Cols, StoreError> {
+    Ok(vec![
+        ("pin_hash", Val::opt_text(p.map(|p| p.hash.as_str()))),
+        ("pin_set_ns", opt_ts(p.map(|p| p.set_at))?),
+    ])
+}
+
+fn one_time_cols(
+    names: [&'static str; 4],
+    c: Option<&OneTimeCredential>,
+) -> Result<Cols, StoreError> {
+    let [hash, issued, expires, tries] = names;
+    Ok(vec![
+        (hash, Val::opt_text(c.map(|c| c.hash.as_str()))),
+        (issued, opt_ts(c.map(|c| c.issued_at))?),
+        (expires, opt_ts(c.map(|c| c.expires_at))?),
+        (tries, Val::Int(c.map(|c| i64::from(c.failed_tries)))),
+    ])
+}
+
+const DEVICE_CODE: [&str; 4] = [
+    "dc_hash",
+    "dc_issued_ns",
+    "dc_expires_ns",
+    "dc_failed_tries",
+];
+const RESET_TOKEN: [&str; 4] = [
+    "rt_hash",
+    "rt_issued_ns",
+    "rt_expires_ns",
+    "rt_failed_tries",
+];
+
+/// The columns of one single-use code.
+pub(crate) fn one_time_kind_cols(
+    kind: OneTimeKind,
+    c: Option<&OneTimeCredential>,
+) -> Result<Cols, StoreError> {
+    match kind {
+        OneTimeKind::ResetToken => one_time_cols(RESET_TOKEN, c),
+        OneTimeKind::DeviceCode => one_time_cols(DEVICE_CODE, c),
+    }
+}
+
+/// The TOTP columns (including the device code).
+pub(crate) fn totp_cols(t: &TotpState) -> Result<Cols, StoreError> {
+    let last_step = t
+        .last_step
+        .map(|s| {
+            i64::try_from(s).map_err(|_| StoreError::InvalidQuery {
+                reason: format!("TOTP step {s} is too large to store"),
+            })
+        })
+        .transpose()?;
+    let mut cols = vec![
+        (
+            "totp_secret",
+            Val::opt_text(t.secret.as_ref().map(StoredSecret::as_str)),
+        ),
+        ("totp_last_step", Val::Int(last_step)),
+        ("totp_reset_pending", Val::Bool(t.reset_pending)),
+        (
+            "totp_pending_secret",
+            Val::opt_text(t.pending_secret.as_ref().map(StoredSecret::as_str)),
+        ),
+    ];
+    cols.extend(one_time_cols(DEVICE_CODE, t.device_code.as_ref())?);
+    Ok(cols)
+}
+
+const PASSWORD_LOCK: [&str; 10] = [
+    "pl_failed",
+    "pl_in_flight",
+    "pl_last_attempt_ns",
+    "pl_last_failure_ns",
+    "pl_locked_ns",
+    "pl_lock_reason",
+    "pl_locked_until_ns",
+    "pl_temporary_locks",
+    "pl_unlocked_by",
+    "pl_unlocked_ns",
+];
+const TOTP_LOCK: [&str; 10] = [
+    "tl_failed",
+    "tl_in_flight",
+    "tl_last_attempt_ns",
+    "tl_last_failure_ns",
+    "tl_locked_ns",
+    "tl_lock_reason",
+    "tl_locked_until_ns",
+    "tl_temporary_locks",
+    "tl_unlocked_by",
+    "tl_unlocked_ns",
+];
+
+fn lock_cols(names: [&'static str; 10], s: &LockState) -> Result<Cols, StoreError> {
+    let [
+        failed,
+        in_flight,
+        attempt,
+        failure,
+        locked,
+        reason,
+        until,
+        temporary,
+        by,
+        unlocked,
+    ] = names;
+    Ok(vec![
+        (failed, count(s.failed_attempts)),
+        (in_flight, count(s.in_flight)),
+        (attempt, opt_ts(s.last_attempt_at)?),
+        (failure, opt_ts(s.last_failure_at)?),
+        (locked, opt_ts(s.locked_at)?),
+        (reason, Val::opt_text(s.lock_reason.map(LockReason::as_str))),
+        (until, opt_ts(s.locked_until)?),
+        (temporary, count(s.temporary_locks)),
+        (
+            by,
+            Val::opt_text(s.unlocked_by.as_ref().map(UserId::as_str)),
+        ),
+        (unlocked, opt_ts(s.unlocked_at)?),
+    ])
+}
+
+/// Everything but the profile: what the atomic operations write back.
+pub(crate) fn credential_cols(r: &UserRecord) -> Result<Cols, StoreError> {
+    let mut cols = password_cols(r.password.as_ref())?;
+    cols.extend(pin_cols(r.pin.as_ref())?);
+    cols.extend(totp_cols(&r.totp)?);
+    cols.extend(one_time_cols(RESET_TOKEN, r.reset_token.as_ref())?);
+    cols.extend(lock_cols(PASSWORD_LOCK, &r.password_lock)?);
+    cols.extend(lock_cols(TOTP_LOCK, &r.totp_lock)?);
+    Ok(cols)
+}
+
+/// Every column of a new row.
+pub(crate) fn all_cols(r: &UserRecord) -> Result<Cols, StoreError> {
+    let mut cols = vec![("id", Val::text(r.user.id.as_str()))];
+    cols.extend(profile_cols(&r.user)?);
+    cols.extend(credential_cols(r)?);
+    Ok(cols)
+}
+
+/// `INSERT INTO users (...) VALUES (?1, ...)`.
+pub(crate) fn insert_sql(cols: &Cols) -> String {
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO users ({}) VALUES ({})",
+        names.join(", "),
+        marks.join(", ")
+    )
+}
+
+/// `UPDATE users SET a = ?1, ... WHERE id = ?N`; the id is pushed as the last value.
+pub(crate) fn update_sql(cols: &Cols) -> String {
+    let sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| format!("{n} = ?{}", i + 1))
+        .collect();
+    format!(
+        "UPDATE users SET {} WHERE id = ?{}",
+        sets.join(", "),
+        cols.len() + 1
+    )
+}
+
+/// The values of `cols` followed by the user id (for [`update_sql`]).
+pub(crate) fn update_values(cols: Cols, id: &UserId) -> Vec<Val> {
+    let mut vals: Vec<Val> = cols.into_iter().map(|(_, v)| v).collect();
+    vals.push(Val::text(id.as_str()));
+    vals
+}
+
+/// Rows of the `user_groups` table for a user: `(position, name, name_key)`.
+pub(crate) fn group_rows(u: &User) -> Vec<(i64, &str, String)> {
+    u.groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (i64::try_from(i).unwrap_or(i64::MAX), g.as_str(), fold(g)))
+        .collect()
+}
+
+/// The audit columns of an event, in [`AUDIT_COLUMNS`] order.
+pub(crate) fn audit_values(e: &AuditEvent) -> Result<Vec<Val>, StoreError> {
+    Ok(vec![
+        Val::Int(Some(ts(e.at)?)),
+        Val::opt_text(e.actor.as_ref().map(UserId::as_str)),
+        Val::text(e.action.as_str()),
+        Val::opt_text(e.target.as_ref().map(UserId::as_str)),
+        Val::text(e.site.as_str()),
+        Val::text(e.outcome.as_str()),
+        Val::opt_text(e.reason.as_deref()),
+        Val::opt_text(e.details.as_deref()),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: every value read back is checked.
+// ---------------------------------------------------------------------------------------------
+
+fn need<T>(v: Option<T>, col: &'static str) -> Result<T, StoreError> {
+    v.ok_or_else(|| StoreError::corrupt(col, "missing value"))
+}
+
+fn req_text(row: &dyn SqlRow, col: &'static str) -> Result<String, StoreError> {
+    need(row.text(col)?, col)
+}
+
+fn parse_time(n: i64, col: &'static str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+        .map_err(|_| StoreError::corrupt(col, "timestamp out of range"))
+}
+
+fn opt_time(row: &dyn SqlRow, col: &'static str) -> Result<Option<OffsetDateTime>, StoreError> {
+    row.int(col)?.map(|n| parse_time(n, col)).transpose()
+}
+
+fn req_time(row: &dyn SqlRow, col: &'static str) -> Result<OffsetDateTime, StoreError> {
+    need(opt_time(row, col)?, col)
+}
+
+fn parse_count(n: i64, col: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::corrupt(col, "counter out of range"))
+}
+
+fn req_count(row: &dyn SqlRow, col: &'static str) -> Result<u32, StoreError> {
+    parse_count(need(row.int(col)?, col)?, col)
+}
+
+fn user_id(text: &str, col: &'static str) -> Result<UserId, StoreError> {
+    UserId::parse(text).map_err(|_| StoreError::corrupt(col, "invalid user id"))
+}
+
+fn site_id(text: &str, col: &'static str) -> Result<SiteId, StoreError> {
+    SiteId::new(text).map_err(|_| StoreError::corrupt(col, "invalid site id"))
+}
+
+fn opt_user_id(row: &dyn SqlRow, col: &'static str) -> Result<Option<UserId>, StoreError> {
+    row.text(col)?.map(|t| user_id(&t, col)).transpose()
+}
+
+fn enum_text<T>(
+    row: &dyn SqlRow,
+    col: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    row.text(col)?
+        .map(|t| parse(&t).ok_or_else(|| StoreError::corrupt(col, "unknown value")))
+        .transpose()
+}
+
+fn parse_user(row: &dyn SqlRow, groups: Vec<String>) -> Result<User, StoreError> {
+    let managed = req_text(row, "managed_sites")?;
+    let managed_sites = if managed.is_empty() {
+        Vec::new()
+    } else {
+        managed
+            .split(',')
+            .map(|s| site_id(s, "managed_sites"))
+            .collect::<Result<_, _>>()?
+    };
+    let date_of_birth = row
+        .int("date_of_birth")?
+        .map(|d| {
+            i32::try_from(d)
+                .ok()
+                .and_then(|d| Date::from_julian_day(d).ok())
+                .ok_or_else(|| StoreError::corrupt("date_of_birth", "date out of range"))
+        })
+        .transpose()?;
+    Ok(User {
+        id: user_id(&req_text(row, "id")?, "id")?,
+        site: site_id(&req_text(row, "site")?, "site")?,
+        username: req_text(row, "username")?,
+        email: row.text("email")?,
+        email_verified: row.flag("email_verified")?,
+        phone: row.text("phone")?,
+        phone_verified: row.flag("phone_verified")?,
+        forename: req_text(row, "forename")?,
+        surname: req_text(row, "surname")?,
+        date_of_birth,
+        user_type: req_text(row, "user_type")?,
+        groups,
+        role: need(enum_text(row, "role", Role::parse)?, "role")?,
+        managed_sites,
+        status: need(enum_text(row, "status", UserStatus::parse)?, "status")?,
+        sso_linked: row.flag("sso_linked")?,
+        created_at: req_time(row, "created_ns")?,
+        last_sign_in_at: opt_time(row, "last_sign_in_ns")?,
+    })
+}
+
+fn parse_password(row: &dyn SqlRow) -> Result<Option<PasswordCredential>, StoreError> {
+    let Some(hash) = row.text("pw_hash")? else {
+        return Ok(None);
+    };
+    let temporary = match enum_text(row, "pw_tmp_mode", TemporaryMode::parse)? {
+        None => None,
+        Some(mode) => Some(TemporaryInfo {
+            mode,
+            expires_at: req_time(row, "pw_tmp_expires_ns")?,
+            issued_by: user_id(&req_text(row, "pw_tmp_issued_by")?, "pw_tmp_issued_by")?,
+            batch: row
+                .text("pw_tmp_batch")?
+                .map(|b| {
+                    BatchId::parse(&b)
+                        .map_err(|_| StoreError::corrupt("pw_tmp_batch", "invalid batch id"))
+                })
+                .transpose()?,
+            consumed_at: opt_time(row, "pw_tmp_consumed_ns")?,
+        }),
+    };
+    Ok(Some(PasswordCredential {
+        hash: StoredHash::new(hash),
+        set_at: req_time(row, "pw_set_ns")?,
+        temporary,
+    }))
+}
+
+fn parse_one_time(
+    row: &dyn SqlRow,
+    names: [&'static str; 4],
+) -> Result<Option<OneTimeCredential>, StoreError> {
+    let [hash, issued, expires, tries] = names;
+    let Some(h) = row.text(hash)? else {
+        return Ok(None);
+    };
+    Ok(Some(OneTimeCredential {
+        hash: StoredHash::new(h),
+        issued_at: req_time(row, issued)?,
+        expires_at: req_time(row, expires)?,
+        failed_tries: req_count(row, tries)?,
+    }))
+}
+
+fn parse_lock(row: &dyn SqlRow, names: [&'static str; 10]) -> Result<LockState, StoreError> {
+    let [
+        failed,
+        in_flight,
+        attempt,
+        failure,
+        locked,
+        reason,
+        until,
+        temporary,
+        by,
+        unlocked,
+    ] = names;
+    Ok(LockState {
+        failed_attempts: req_count(row, failed)?,
+        in_flight: req_count(row, in_flight)?,
+        last_attempt_at: opt_time(row, attempt)?,
+        last_failure_at: opt_time(row, failure)?,
+        locked_at: opt_time(row, locked)?,
+        lock_reason: enum_text(row, reason, LockReason::parse)?,
+        locked_until: opt_time(row, until)?,
+        temporary_locks: req_count(row, temporary)?,
+        unlocked_by: opt_user_id(row, by)?,
+        unlocked_at: opt_time(row, unlocked)?,
+    })
+}
+
+/// Parses a `users` row (selected with [`USER_COLUMNS`]) and the user's groups.
+pub(crate) fn parse_record(
+    row: &dyn SqlRow,
+    groups: Vec<String>,
+) -> Result<UserRecord, StoreError> {
+    let last_step = row
+        .int("totp_last_step")?
+        .map(|s| {
+            u64::try_from(s).map_err(|_| StoreError::corrupt("totp_last_step", "negative step"))
+        })
+        .transpose()?;
+    Ok(UserRecord {
+        user: parse_user(row, groups)?,
+        password: parse_password(row)?,
+        pin: match row.text("pin_hash")? {
+            None => None,
+            Some(h) => Some(PinCredential {
+                hash: StoredHash::new(h),
+                set_at: req_time(row, "pin_set_ns")?,
+            }),
+        },
+        totp: TotpState {
+            secret: row.text("totp_secret")?.map(StoredSecret::new),
+            last_step,
+            reset_pending: row.flag("totp_reset_pending")?,
+            pending_secret: row.text("totp_pending_secret")?.map(StoredSecret::new),
+            device_code: parse_one_time(row, DEVICE_CODE)?,
+        },
+        reset_token: parse_one_time(row, RESET_TOKEN)?,
+        password_lock: parse_lock(row, PASSWORD_LOCK)?,
+        totp_lock: parse_lock(row, TOTP_LOCK)?,
+    })
+}
+
+/// Parses an `audit` row selected with [`AUDIT_COLUMNS`].
+pub(crate) fn parse_audit(row: &dyn SqlRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        at: req_time(row, "at_ns")?,
+        actor: opt_user_id(row, "actor")?,
+        action: need(enum_text(row, "action", AuditAction::parse)?, "action")?,
+        target: opt_user_id(row, "target")?,
+        site: site_id(&req_text(row, "site")?, "site")?,
+        outcome: need(enum_text(row, "outcome", AuditOutcome::parse)?, "outcome")?,
+        reason: row.text("reason")?,
+        details: row.text("details")?,
+    })
+}
+
+/// Parses a group-listing row count.
+pub(crate) fn parse_total(n: i64, col: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::corrupt(col, "negative count"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------
+
+/// A `WHERE` clause under construction with its bound values.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    /// ` AND `-joined conditions.
+    pub(crate) conds: Vec<String>,
+    /// Values for `?1`, `?2`, ...
+    pub(crate) vals: Vec<Val>,
+}
+
+impl Filter {
+    /// Binds a value and returns its placeholder.
+    pub(crate) fn bind(&mut self, v: Val) -> String {
+        self.vals.push(v);
+        format!("?{}", self.vals.len())
+    }
+
+    /// `WHERE ...` (or nothing).
+    pub(crate) fn clause(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+
+    /// Conditions on `column` selecting exactly the strings that start with `prefix`, as a
+    /// half-open range `[prefix, successor)` so an index on `column` serves it. No escaping is
+    /// needed: `%` and `_` are plain characters in a range. The order is bytewise on UTF-8,
+    /// which is code-point order, which is Rust's `String` order.
+    pub(crate) fn prefix(&mut self, column: &str, prefix: &str) -> String {
+        let lo = self.bind(Val::text(prefix));
+        match successor(prefix) {
+            Some(hi) => {
+                let hi = self.bind(Val::Text(Some(hi)));
+                format!("({column} >= {lo} AND {column} < {hi})")
+            }
+            None => format!("{column} >= {lo}"),
+        }
+    }
+}
+
+/// The least string greater than every string starting with `prefix`, if there is one.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The `WHERE` clause of a user search (the SQL form of [`UserQuery::matches`]).
+pub(crate) fn user_filter(q: &UserQuery) -> Filter {
+    let mut f = Filter::default();
+    let site = f.bind(Val::text(q.site.as_str()));
+    f.conds.push(format!("site = {site}"));
+    if let Some(text) = q.text_key() {
+        let parts: Vec<String> = ["forename_key", "surname_key", "username_key", "email_key"]
+            .iter()
+            .map(|c| f.prefix(c, &text))
+            .collect();
+        f.conds.push(format!("({})", parts.join(" OR ")));
+    }
+    if let Some(group) = &q.group {
+        let g = f.bind(Val::text(group));
+        f.conds.push(format!(
+            "EXISTS (SELECT 1 FROM user_groups g WHERE g.user_id = users.id AND g.name = {g})"
+        ));
+    }
+    if let Some(t) = &q.user_type {
+        let t = f.bind(Val::text(t));
+        f.conds.push(format!("user_type = {t}"));
+    }
+    if let Some(s) = q.status {
+        let s = f.bind(Val::text(s.as_str()));
+        f.conds.push(format!("status = {s}"));
+    }
+    if q.locked_only {
+        let now = f.bind(Val::Int(Some(ts_bound(q.as_of))));
+        f.conds.push(format!(
+            "((pl_locked_ns IS NOT NULL AND (pl_locked_until_ns IS NULL OR pl_locked_until_ns > {now})) \
+             OR (tl_locked_ns IS NOT NULL AND (tl_locked_until_ns IS NULL OR tl_locked_until_ns > {now})))"
+        ));
+    }
+    if q.unclaimed_only {
+        f.conds.push("last_sign_in_ns IS NULL".to_owned());
+    }
+    if q.temporary_password_only {
+        f.conds.push(
+            "(pw_hash IS NOT NULL AND pw_tmp_mode IS NOT NULL AND pw_tmp_consumed_ns IS NULL)"
+                .to_owned(),
+        );
+    }
+    f
+}
+
+/// `ORDER BY ...` of a user search, matching [`super::compare_for_sort`].
+pub(crate) fn user_order(q: &UserQuery) -> String {
+    let cols: &[&str] = match q.sort {
+        UserSort::Surname => &["surname_key", "forename_key", "username_key", "id"],
+        UserSort::Forename => &["forename_key", "surname_key", "username_key", "id"],
+        UserSort::Username => &["username_key", "id"],
+        UserSort::Created => &["created_ns", "id"],
+    };
+    let dir = if q.descending { " DESC" } else { "" };
+    let mut out = String::from(" ORDER BY ");
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{c}{dir}");
+    }
+    out
+}
+
+/// `LIMIT ?a OFFSET ?b`.
+pub(crate) fn paging(f: &mut Filter, offset: u64, limit: u32) -> String {
+    let l = f.bind(Val::Int(Some(i64::from(limit))));
+    let o = f.bind(Val::Int(Some(i64::try_from(offset).unwrap_or(i64::MAX))));
+    format!(" LIMIT {l} OFFSET {o}")
+}
+
+/// The `WHERE` clause of a group listing.
+pub(crate) fn group_filter(q: &GroupQuery) -> Filter {
+    let mut f = Filter::default();
+    let site = f.bind(Val::text(q.site.as_str()));
+    f.conds.push(format!("site = {site}"));
+    let prefix = q.text.as_deref().map(fold).unwrap_or_default();
+    if !prefix.is_empty() {
+        let cond = f.prefix("name_key", &prefix);
+        f.conds.push(cond);
+    }
+    f
+}
+
+/// The `WHERE` clause of an audit query (the SQL form of [`AuditQuery::matches`]).
+pub(crate) fn audit_filter(q: &AuditQuery) -> Filter {
+    let mut f = Filter::default();
+    if let Some(site) = &q.site {
+        let s = f.bind(Val::text(site.as_str()));
+        f.conds.push(format!("site = {s}"));
+    }
+    if let Some(user) = &q.user {
+        let u = f.bind(Val::text(user.as_str()));
+        f.conds.push(format!("(actor = {u} OR target = {u})"));
+    }
+    if let Some(action) = q.action {
+        let a = f.bind(Val::text(action.as_str()));
+        f.conds.push(format!("action = {a}"));
+    }
+    if let Some(from) = q.from {
+        let t = f.bind(Val::Int(Some(ts_bound(from))));
+        f.conds.push(format!("at_ns >= {t}"));
+    }
+    if let Some(to) = q.to {
+        // `at < to`: with `to` clamped above the storable range every stored event is before it.
+        let n = to.unix_timestamp_nanos();
+        if n <= i128::from(i64::MAX) {
+            let t = f.bind(Val::Int(Some(ts_bound(to))));
+            f.conds.push(format!("at_ns < {t}"));
+        }
+    }
+    f
+}
+
+/// Rewrites `?N` placeholders to PostgreSQL's `$N`.
+#[cfg(feature = "postgres")]
+pub(crate) fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies of the atomic operations, run on a record read under the backend's row lock.
+// ---------------------------------------------------------------------------------------------
+
+/// The single-use code slot of a record.
+pub(crate) fn one_time_slot(
+    record: &mut UserRecord,
+    kind: OneTimeKind,
+) -> &mut Option<OneTimeCredential> {
+    match kind {
+        OneTimeKind::ResetToken => &mut record.reset_token,
+        OneTimeKind::DeviceCode => &mut record.totp.device_code,
+    }
+}
+
+/// Compare-and-swap of the password hash.
+pub(crate) fn swap_password(
+    r: &mut UserRecord,
+    expected: &StoredHash,
+    new: &PasswordCredential,
+) -> Swap {
+    match r.password.as_ref() {
+        Some(p) if &p.hash == expected => {
+            r.password = Some(new.clone());
+            Swap::Swapped
+        }
+        _ => Swap::Changed,
+    }
+}
+
+/// Marks a live temporary password as consumed.
+pub(crate) fn consume_temporary(
+    r: &mut UserRecord,
+    expected: &StoredHash,
+    now: OffsetDateTime,
+) -> Consumed {
+    let Some(p) = r.password.as_mut() else {
+        return Consumed::AlreadyGone;
+    };
+    match p.temporary.as_mut() {
+        Some(t) if p.hash == *expected && t.consumed_at.is_none() => {
+            t.consumed_at = Some(now);
+            Consumed::Now
+        }
+        _ => Consumed::AlreadyGone,
+    }
+}
+
+/// Takes a try at a single-use code.
+pub(crate) fn try_code(
+    r: &mut UserRecord,
+    kind: OneTimeKind,
+    max_tries: u32,
+    now: OffsetDateTime,
+) -> OneTimeTry {
+    match one_time_slot(r, kind).as_mut() {
+        None => OneTimeTry::Absent,
+        Some(c) if now >= c.expires_at => OneTimeTry::Expired,
+        Some(c) if c.failed_tries >= max_tries => OneTimeTry::Exhausted,
+        Some(c) => {
+            c.failed_tries = c.failed_tries.saturating_add(1);
+            OneTimeTry::Available(c.clone())
+        }
+    }
+}
+
+/// Removes a single-use code whose hash is still `expected`.
+pub(crate) fn consume_code(
+    r: &mut UserRecord,
+    kind: OneTimeKind,
+    expected: &StoredHash,
+) -> Consumed {
+    let slot = one_time_slot(r, kind);
+    if slot.as_ref().is_some_and(|c| &c.hash == expected) {
+        *slot = None;
+        Consumed::Now
+    } else {
+        Consumed::AlreadyGone
+    }
+}
+
+/// Accepts a TOTP step only if newer than the last one.
+pub(crate) fn accept_step(r: &mut UserRecord, step: u64) -> StepAcceptance {
+    if r.totp.last_step.is_some_and(|last| step <= last) {
+        StepAcceptance::Replayed
+    } else {
+        r.totp.last_step = Some(step);
+        StepAcceptance::Accepted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_is_the_least_upper_bound_of_a_prefix() {
+        assert_eq!(successor("ab").as_deref(), Some("ac"));
+        assert_eq!(successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{10FFFF}"), None);
+        assert_eq!(successor(""), None);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn placeholders_are_rewritten() {
+        assert_eq!(
+            dollar_placeholders("a = ?1 AND b = ?12 OR c ?"),
+            "a = $1 AND b = $12 OR c ?"
+        );
+    }
+}

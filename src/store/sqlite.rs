@@ -1,0 +1,704 @@
+//! The SQLite store: the embedded default.
+//!
+//! # Concurrency
+//! Every atomic operation is one `BEGIN IMMEDIATE` transaction that reads the row, applies the
+//! shared body (for lock events, [`apply_lock_event_to`]) and writes the row back. `IMMEDIATE`
+//! takes SQLite's write lock before the read, so two handles, in one process or in two, can
+//! never both read the same old row: no update is lost. A writer that finds the lock taken
+//! waits up to the busy timeout (5 seconds by default).
+//!
+//! A handle keeps one writer connection behind a mutex (SQLite admits one writer at a time
+//! anyway; queueing on a mutex is fairer and cheaper than spinning in SQLite's busy handler)
+//! and, for a file database, a small pool of reader connections: in WAL mode readers never
+//! block the writer nor each other, so searches run beside writes.
+//!
+//! # Schema
+//! Migrations are embedded and versioned with `PRAGMA user_version`. A database written by a
+//! newer keyward is refused with [`StoreError::SchemaTooNew`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+    params_from_iter,
+};
+use time::OffsetDateTime;
+
+use super::sql::{self, SqlRow, Val};
+use super::{
+    Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
+    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, apply_lock_event_to, fold,
+    validate_limit,
+};
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
+use crate::user::{
+    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState, User,
+    UserId, UserRecord,
+};
+
+/// The embedded migrations; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const IDLE_READERS: usize = 4;
+
+/// The SQLite store.
+///
+/// Open one handle per process and share it (`Arc<SqliteStore>`); several handles, in one
+/// process or several, may use the same file at once.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// Reader connections for a file database; `None` in memory, where every connection
+    /// would see its own database.
+    readers: Option<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.as_ref().map(|r| &r.path))
+            .finish_non_exhaustive()
+    }
+}
+
+fn be(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(context, e)
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+}
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Val::Int(v) => ToSqlOutput::Owned(v.map_or(Value::Null, Value::Integer)),
+            Val::Text(v) => match v {
+                Some(s) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(s.as_bytes())),
+                None => ToSqlOutput::Owned(Value::Null),
+            },
+            Val::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+        })
+    }
+}
+
+impl SqlRow for rusqlite::Row<'_> {
+    fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get(col)
+            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+    }
+
+    fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
+        self.get(col)
+            .map_err(|_| StoreError::corrupt(col, "not text"))
+    }
+
+    fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
+        match self.int(col)? {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            _ => Err(StoreError::corrupt(col, "not a boolean")),
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(be("setting the busy timeout"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(be("enabling foreign keys"))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(be("starting the migration"))?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(be("reading the schema version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let done = usize::try_from(found).unwrap_or(0);
+    for migration in MIGRATIONS.iter().skip(done) {
+        tx.execute_batch(migration)
+            .map_err(be("applying a migration"))?;
+    }
+    if found != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(be("writing the schema version"))?;
+    }
+    tx.commit().map_err(be("committing the migration"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` in WAL mode and brings its schema up
+    /// to date.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when the file was written by a newer keyward;
+    /// [`StoreError::Backend`] when the file cannot be opened or migrated.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let mut conn = Connection::open(&path).map_err(be("opening the database"))?;
+        configure(&conn)?;
+        // WAL lets readers run beside the writer. Where a file system cannot do WAL, SQLite
+        // keeps its rollback journal: slower, equally correct.
+        let _mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(be("enabling WAL"))?;
+        // WAL with synchronous=NORMAL is durable against application crashes and keeps the
+        // database consistent on power loss (the last commits may be lost).
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(be("setting synchronous"))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            writer: Mutex::new(conn),
+            readers: Some(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Opens a private in-memory database (for tests and examples).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when SQLite fails.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(be("opening the database"))?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            writer: Mutex::new(conn),
+            readers: None,
+        })
+    }
+
+    /// Creates many users in one transaction, all or none (an initial import).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an id or username is taken (nothing is written);
+    /// backend failures.
+    pub fn import_users(&self, records: &[UserRecord]) -> Result<(), StoreError> {
+        self.write("importing users", |tx| {
+            for record in records {
+                insert_user(tx, record)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection dropped the open transaction, which rolled it
+        // back: the connection is clean.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
+    fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be(context))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(be(context))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction on a reader connection.
+    fn read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = &self.readers else {
+            let conn = self.writer();
+            let tx = conn.unchecked_transaction().map_err(be(context))?;
+            let out = f(&tx)?;
+            tx.finish().map_err(be(context))?;
+            return Ok(out);
+        };
+        let idle = readers
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(be("opening a reader"))?;
+                configure(&conn)?;
+                conn.pragma_update(None, "query_only", true)
+                    .map_err(be("opening a reader"))?;
+                conn
+            }
+        };
+        let out = {
+            let tx = conn.unchecked_transaction().map_err(be(context))?;
+            let out = f(&tx)?;
+            tx.finish().map_err(be(context))?;
+            out
+        };
+        let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        Ok(out)
+    }
+
+    /// Reads the row of `id` under the write lock, applies `f`, writes back what changed.
+    fn atomic<T>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnOnce(&mut UserRecord) -> T,
+    ) -> Result<T, StoreError> {
+        self.write(context, |tx| {
+            let mut record = load(tx, id, false)?.ok_or_else(|| not_found(id))?;
+            let before = record.clone();
+            let out = f(&mut record);
+            if record != before {
+                update(tx, sql::credential_cols(&record)?, id)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Overwrites some columns of an existing user.
+    fn set_cols(&self, id: &UserId, cols: sql::Cols) -> Result<(), StoreError> {
+        self.write("writing a user", |tx| update(tx, cols, id))
+    }
+}
+
+fn not_found(id: &UserId) -> StoreError {
+    StoreError::NotFound { user: id.clone() }
+}
+
+fn update(tx: &Connection, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+    let sql = sql::update_sql(&cols);
+    let vals = sql::update_values(cols, id);
+    let n = tx
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
+        .map_err(|e| {
+            if is_constraint(&e) {
+                StoreError::Conflict { what: "username" }
+            } else {
+                StoreError::backend("writing a user", e)
+            }
+        })?;
+    if n == 0 {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
+fn exists(conn: &Connection, sql: &str, args: &[&str]) -> Result<bool, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.exists(params_from_iter(args.iter())))
+        .map_err(be("checking uniqueness"))
+}
+
+fn insert_user(tx: &Connection, record: &UserRecord) -> Result<(), StoreError> {
+    let u = &record.user;
+    if exists(tx, "SELECT 1 FROM users WHERE id = ?1", &[u.id.as_str()])? {
+        return Err(StoreError::Conflict { what: "user id" });
+    }
+    let key = fold(&u.username);
+    if exists(
+        tx,
+        "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2",
+        &[u.site.as_str(), &key],
+    )? {
+        return Err(StoreError::Conflict { what: "username" });
+    }
+    let cols = sql::all_cols(record)?;
+    let sql = sql::insert_sql(&cols);
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(params_from_iter(cols.iter().map(|(_, v)| v))))
+        .map_err(|e| {
+            if is_constraint(&e) {
+                StoreError::Conflict { what: "username" }
+            } else {
+                StoreError::backend("creating a user", e)
+            }
+        })?;
+    write_groups(tx, u)
+}
+
+fn write_groups(tx: &Connection, u: &User) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM user_groups WHERE user_id = ?1")
+        .and_then(|mut s| s.execute([u.id.as_str()]))
+        .map_err(be("writing groups"))?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO user_groups (user_id, position, site, name, name_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(be("writing groups"))?;
+    for (position, name, key) in sql::group_rows(u) {
+        insert
+            .execute(rusqlite::params![
+                u.id.as_str(),
+                position,
+                u.site.as_str(),
+                name,
+                key
+            ])
+            .map_err(be("writing groups"))?;
+    }
+    Ok(())
+}
+
+fn groups_of(conn: &Connection, id: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM user_groups WHERE user_id = ?1 ORDER BY position")
+        .map_err(be("reading groups"))?;
+    let rows = stmt
+        .query_map([id], |r| r.get::<_, String>(0))
+        .map_err(be("reading groups"))?;
+    rows.map(|r| r.map_err(|_| StoreError::corrupt("user_groups.name", "not text")))
+        .collect()
+}
+
+/// Reads one user by a `WHERE` clause.
+fn load_where(
+    conn: &Connection,
+    clause: &str,
+    args: &[&str],
+    with_groups: bool,
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM users WHERE {clause}",
+        sql::user_select_list()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(be("reading a user"))?;
+    let row = stmt
+        .query_row(params_from_iter(args.iter()), |row| {
+            Ok(row
+                .text("id")
+                .map(|id| (id, sql::parse_record(row, Vec::new()))))
+        })
+        .optional()
+        .map_err(be("reading a user"))?;
+    let Some(parsed) = row else {
+        return Ok(None);
+    };
+    let (id, record) = parsed?;
+    let mut record = record?;
+    if with_groups {
+        record.user.groups = groups_of(conn, id.as_deref().unwrap_or_default())?;
+    }
+    Ok(Some(record))
+}
+
+fn load(
+    conn: &Connection,
+    id: &UserId,
+    with_groups: bool,
+) -> Result<Option<UserRecord>, StoreError> {
+    load_where(conn, "id = ?1", &[id.as_str()], with_groups)
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    vals: &[Val],
+) -> Result<Vec<UserRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(be("searching users"))?;
+    let mut rows = stmt
+        .query(params_from_iter(vals.iter()))
+        .map_err(be("searching users"))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(be("searching users"))? {
+        out.push(sql::parse_record(row, Vec::new())?);
+    }
+    // Groups of the whole page in one query.
+    if !out.is_empty() {
+        let marks: Vec<String> = (1..=out.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "SELECT user_id, name FROM user_groups WHERE user_id IN ({}) ORDER BY user_id, position",
+            marks.join(", ")
+        );
+        let ids: Vec<&str> = out.iter().map(|r| r.user.id.as_str()).collect();
+        let mut stmt = conn.prepare(&sql).map_err(be("reading groups"))?;
+        let mut rows = stmt
+            .query(params_from_iter(ids.iter()))
+            .map_err(be("reading groups"))?;
+        while let Some(row) = rows.next().map_err(be("reading groups"))? {
+            let (Some(user), Some(name)) = (row.text("user_id")?, row.text("name")?) else {
+                return Err(StoreError::corrupt("user_groups", "missing value"));
+            };
+            if let Some(r) = out.iter_mut().find(|r| r.user.id.as_str() == user) {
+                r.user.groups.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn count(conn: &Connection, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params_from_iter(vals.iter()), |r| r.get(0)))
+        .map_err(be("counting"))?;
+    sql::parse_total(n, "count")
+}
+
+impl UserStore for SqliteStore {
+    fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
+        self.write("creating a user", |tx| insert_user(tx, record))
+    }
+
+    fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.read("reading a user", |conn| load(conn, id, true))
+    }
+
+    fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let key = fold(username);
+        self.read("reading a user", |conn| {
+            load_where(
+                conn,
+                "site = ?1 AND username_key = ?2",
+                &[site.as_str(), &key],
+                true,
+            )
+        })
+    }
+
+    fn update_profile(&self, user: &User) -> Result<(), StoreError> {
+        let cols = sql::profile_cols(user)?;
+        self.write("updating a profile", |tx| {
+            let key = fold(&user.username);
+            if exists(
+                tx,
+                "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2 AND id <> ?3",
+                &[user.site.as_str(), &key, user.id.as_str()],
+            )? {
+                return Err(StoreError::Conflict { what: "username" });
+            }
+            update(tx, cols, &user.id)?;
+            write_groups(tx, user)
+        })
+    }
+
+    fn search_users(&self, query: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
+        query.validate()?;
+        let mut f = sql::user_filter(query);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(*) FROM users{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, query.offset, query.limit);
+        let select = format!(
+            "SELECT {} FROM users{clause}{}{page}",
+            sql::user_select_list(),
+            sql::user_order(query)
+        );
+        self.read("searching users", |conn| {
+            let total = count(conn, &count_sql, &count_vals)?;
+            let items = query_records(conn, &select, &f.vals)?;
+            Ok(Page::new(items, total))
+        })
+    }
+
+    fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
+        query.validate()?;
+        let mut f = sql::group_filter(query);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(DISTINCT name) FROM user_groups{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, query.offset, query.limit);
+        let select = format!(
+            "SELECT name, COUNT(DISTINCT user_id) FROM user_groups{clause} \
+             GROUP BY name ORDER BY name{page}"
+        );
+        self.read("listing groups", |conn| {
+            let total = count(conn, &count_sql, &count_vals)?;
+            let mut stmt = conn.prepare_cached(&select).map_err(be("listing groups"))?;
+            let mut rows = stmt
+                .query(params_from_iter(f.vals.iter()))
+                .map_err(be("listing groups"))?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().map_err(be("listing groups"))? {
+                let name: String = row
+                    .get(0)
+                    .map_err(|_| StoreError::corrupt("user_groups.name", "not text"))?;
+                let n: i64 = row
+                    .get(1)
+                    .map_err(|_| StoreError::corrupt("user_groups", "bad count"))?;
+                items.push(GroupSummary::new(name, sql::parse_total(n, "user_groups")?));
+            }
+            Ok(Page::new(items, total))
+        })
+    }
+
+    fn set_password(
+        &self,
+        id: &UserId,
+        credential: Option<&PasswordCredential>,
+    ) -> Result<(), StoreError> {
+        self.set_cols(id, sql::password_cols(credential)?)
+    }
+
+    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
+        self.set_cols(id, sql::pin_cols(pin)?)
+    }
+
+    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
+        self.set_cols(id, sql::totp_cols(totp)?)
+    }
+
+    fn set_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        credential: Option<&OneTimeCredential>,
+    ) -> Result<(), StoreError> {
+        self.set_cols(id, sql::one_time_kind_cols(kind, credential)?)
+    }
+
+    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = sql::ts(at)?;
+        self.set_cols(id, vec![("last_sign_in_ns", Val::Int(Some(at)))])
+    }
+
+    fn apply_lock_event(
+        &self,
+        id: &UserId,
+        counter: LockCounter,
+        rule: &LockoutRule,
+        event: &LockEvent,
+        now: OffsetDateTime,
+    ) -> Result<(LockState, LockDecision), StoreError> {
+        self.atomic("applying a lock event", id, |r| {
+            apply_lock_event_to(r, counter, rule, event, now)
+        })
+    }
+
+    fn replace_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PasswordCredential,
+    ) -> Result<Swap, StoreError> {
+        self.atomic("replacing a password", id, |r| sql::swap_password(r, expected, new))
+    }
+
+    fn consume_temporary_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        now: OffsetDateTime,
+    ) -> Result<Consumed, StoreError> {
+        self.atomic("consuming a temporary password", id, |r| {
+            sql::consume_temporary(r, expected, now)
+        })
+    }
+
+    fn try_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        max_tries: u32,
+        now: OffsetDateTime,
+    ) -> Result<OneTimeTry, StoreError> {
+        self.atomic("trying a code", id, |r| {
+            sql::try_code(r, kind, max_tries, now)
+        })
+    }
+
+    fn consume_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        expected: &StoredHash,
+    ) -> Result<Consumed, StoreError> {
+        self.atomic("consuming a code", id, |r| {
+            sql::consume_code(r, kind, expected)
+        })
+    }
+
+    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
+        self.atomic("accepting a TOTP step", id, |r| sql::accept_step(r, step))
+    }
+
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+        let writes = batch
+            .entries
+            .iter()
+            .map(|(id, c)| Ok((id, sql::password_cols(Some(c))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write("replacing a batch", |tx| {
+            for (id, cols) in writes {
+                update(tx, cols, id)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let vals = sql::audit_values(event)?;
+        self.write("appending an audit event", |tx| {
+            tx.prepare_cached(&format!(
+                "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                sql::AUDIT_COLUMNS
+            ))
+            .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
+            .map_err(be("appending an audit event"))?;
+            Ok(())
+        })
+    }
+
+    fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
+        validate_limit(query.limit)?;
+        let mut f = sql::audit_filter(query);
+        let clause = f.clause();
+        let count_sql = format!("SELECT COUNT(*) FROM audit{clause}");
+        let count_vals = f.vals.clone();
+        let page = sql::paging(&mut f, query.offset, query.limit);
+        let select = format!(
+            "SELECT {} FROM audit{clause} ORDER BY at_ns, seq{page}",
+            sql::AUDIT_COLUMNS
+        );
+        self.read("querying the audit log", |conn| {
+            let total = count(conn, &count_sql, &count_vals)?;
+            let mut stmt = conn
+                .prepare_cached(&select)
+                .map_err(be("querying the audit log"))?;
+            let mut rows = stmt
+                .query(params_from_iter(f.vals.iter()))
+                .map_err(be("querying the audit log"))?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().map_err(be("querying the audit log"))? {
+                items.push(sql::parse_audit(row)?);
+            }
+            Ok(Page::new(items, total))
+        })
+    }
+}

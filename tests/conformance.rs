@@ -1,0 +1,377 @@
+//! The store conformance suite against every backend built here.
+#![cfg(feature = "conformance")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod memory {
+    use keyward::InMemoryStore;
+
+    // Clones share one database: two clones behave like two application servers.
+    keyward::conformance_tests!(|| {
+        let store = InMemoryStore::new();
+        move || store.clone()
+    });
+}
+
+mod memory_boxed {
+    use keyward::{InMemoryStore, UserStore};
+
+    // The same, with the store behind `Box<dyn UserStore>`.
+    keyward::conformance_tests!(|| {
+        let store = InMemoryStore::new();
+        move || -> Box<dyn UserStore> { Box::new(store.clone()) }
+    });
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite_file {
+    use keyward::SqliteStore;
+
+    // Every handle is a separate `open` of the same file, like two processes.
+    keyward::conformance_tests!(|| {
+        let dir = tempfile::tempdir().unwrap();
+        move || SqliteStore::open(dir.path().join("keyward.db")).unwrap()
+    });
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite_memory {
+    use keyward::SqliteStore;
+
+    keyward::conformance_tests!(single || || SqliteStore::open_in_memory().unwrap());
+}
+
+/// A throw-away PostgreSQL schema per test, dropped at the end.
+#[cfg(feature = "postgres")]
+mod pg {
+    use keyward::PostgresStore;
+    use keyward::store::postgres::PostgresOptions;
+
+    const URL_VAR: &str = "KEYWARD_TEST_POSTGRES_URL";
+
+    /// A schema of its own for one test. Creating and dropping it runs on a plain thread, so
+    /// tests inside an async runtime can hold one too.
+    pub(crate) struct TestSchema {
+        pub(crate) url: String,
+        pub(crate) name: String,
+    }
+
+    fn client(url: &str) -> Result<postgres::Client, postgres::Error> {
+        let mut config: postgres::Config = url.parse()?;
+        config.connect_timeout(std::time::Duration::from_secs(3));
+        config.connect(postgres::NoTls)
+    }
+
+    fn unavailable(why: &str) -> Option<TestSchema> {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL tests cannot run in CI: {why}"
+        );
+        eprintln!("skipping a PostgreSQL test: {why} (set {URL_VAR} to run it)");
+        None
+    }
+
+    impl TestSchema {
+        /// A fresh schema, or `None` (with a notice) when no server is configured or reachable
+        /// outside CI; in CI (`CI=true`) that is a failure.
+        pub(crate) fn new() -> Option<Self> {
+            std::thread::spawn(|| {
+                let Ok(url) = std::env::var(URL_VAR) else {
+                    return unavailable(&format!("{URL_VAR} is not set"));
+                };
+                let mut c = match client(&url) {
+                    Ok(c) => c,
+                    Err(e) => return unavailable(&format!("cannot connect to {URL_VAR}: {e}")),
+                };
+                let name = format!("kw_test_{}", keyward::user::UserId::generate());
+                c.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+                Some(Self { url, name })
+            })
+            .join()
+            .unwrap()
+        }
+
+        pub(crate) fn options(&self) -> PostgresOptions {
+            PostgresOptions::default()
+                .schema(self.name.clone())
+                .max_connections(4)
+        }
+
+        pub(crate) fn open(&self) -> PostgresStore {
+            PostgresStore::connect_with(&self.url, &self.options()).unwrap()
+        }
+
+        /// Runs raw SQL in the schema (to plant bad data).
+        pub(crate) fn execute(&self, sql: &str) {
+            let (url, sql) = (
+                self.url.clone(),
+                format!("SET search_path = {}; {sql}", self.name),
+            );
+            std::thread::spawn(move || client(&url).unwrap().batch_execute(&sql).unwrap())
+                .join()
+                .unwrap();
+        }
+    }
+
+    impl Drop for TestSchema {
+        fn drop(&mut self) {
+            let (url, name) = (self.url.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = client(&url) {
+                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_conformance {
+    use super::pg::TestSchema;
+
+    // Every handle is a separate pool on the same schema, like two application servers.
+    keyward::conformance_tests!(
+        optional || {
+            let schema = TestSchema::new()?;
+            Some(move || schema.open())
+        }
+    );
+}
+
+/// Records used by the backend-specific tests below.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod fixtures {
+    use keyward::user::{PasswordCredential, SiteId, StoredHash, User, UserRecord};
+    use time::macros::datetime;
+
+    pub(crate) fn site() -> SiteId {
+        SiteId::new("site-a").unwrap()
+    }
+
+    pub(crate) fn record(username: &str) -> UserRecord {
+        let at = datetime!(2026-03-01 09:00:00.5 UTC);
+        let mut r = UserRecord::new(User::new(site(), username, "Fore", "Sur", "student", at));
+        r.password = Some(PasswordCredential::permanent(
+            StoredHash::new("$x$hash"),
+            at,
+        ));
+        r
+    }
+
+    /// Planted corruptions: `(what, SQL SET clause)`; each makes a row unreadable.
+    pub(crate) const CORRUPTIONS: &[(&str, &str)] = &[
+        ("unknown role", "role = 'emperor'"),
+        ("unknown status", "status = 'gone'"),
+        ("unknown lock reason", "pl_lock_reason = 'cosmic_rays'"),
+        (
+            "unknown temporary mode",
+            "pw_tmp_mode = 'forever', pw_tmp_expires_ns = 0, pw_tmp_issued_by = 'a'",
+        ),
+        ("negative counter", "pl_failed = -1"),
+        ("counter above u32", "tl_in_flight = 4294967296"),
+        ("negative TOTP step", "totp_last_step = -5"),
+        ("missing timestamp", "pw_set_ns = NULL"),
+        ("bad date", "date_of_birth = 999999999999"),
+        ("bad id", "pl_unlocked_by = 'not an id!'"),
+        ("bad site list", "managed_sites = 'a,,b'"),
+        ("short unknown temporary mode", "pw_tmp_mode = 'x'"),
+    ];
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite_specific {
+    use keyward::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+    use keyward::lockout::{LockEvent, LockoutRule};
+    use keyward::store::{LockCounter, StoreError, UserQuery};
+    use keyward::{SqliteStore, UserStore};
+    use time::macros::datetime;
+
+    use super::fixtures::{CORRUPTIONS, record, site};
+
+    fn is_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+        assert!(
+            matches!(r, Err(StoreError::Corrupt { .. })),
+            "{what}: expected Corrupt, got {r:?}"
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_corrupt_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for (i, (what, set)) in CORRUPTIONS.iter().enumerate() {
+            let r = record(&format!("user{i}"));
+            store.create_user(&r).unwrap();
+            raw.execute(
+                &format!("UPDATE users SET {set} WHERE id = ?1"),
+                [r.user.id.as_str()],
+            )
+            .unwrap();
+            let id = &r.user.id;
+            is_corrupt(store.get_user(id), what);
+            is_corrupt(store.find_user(&site(), &r.user.username), what);
+            is_corrupt(
+                store.apply_lock_event(
+                    id,
+                    LockCounter::Password,
+                    &LockoutRule::DEFAULT,
+                    &LockEvent::Attempt,
+                    datetime!(2026-03-02 0:00 UTC),
+                ),
+                what,
+            );
+            is_corrupt(
+                store.search_users(&UserQuery::new(site(), datetime!(2026-03-02 0:00 UTC))),
+                what,
+            );
+            raw.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])
+                .unwrap();
+        }
+        let event = AuditEvent::new(
+            datetime!(2026-03-01 0:00 UTC),
+            None,
+            AuditAction::SignIn,
+            None,
+            site(),
+            AuditOutcome::Denied,
+        );
+        store.append_audit(&event).unwrap();
+        raw.execute("UPDATE audit SET action = 'explode'", [])
+            .unwrap();
+        is_corrupt(
+            store.query_audit(&AuditQuery::default()),
+            "unknown audit action",
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.pragma_update(None, "user_version", 99).unwrap();
+        match SqliteStore::open(&path) {
+            Err(StoreError::SchemaTooNew {
+                found: 99,
+                supported,
+            }) => {
+                assert_eq!(supported, keyward::store::sqlite::SCHEMA_VERSION);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let r = record("keep");
+        SqliteStore::open(&path).unwrap().create_user(&r).unwrap();
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.get_user(&r.user.id).unwrap(), Some(r));
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_specific {
+    use keyward::lockout::{LockDecision, LockEvent, LockoutRule};
+    use keyward::store::{LockCounter, StoreError, UserQuery};
+    use keyward::{PostgresStore, UserStore};
+    use time::macros::datetime;
+
+    use super::fixtures::{CORRUPTIONS, record, site};
+    use super::pg::TestSchema;
+
+    #[test]
+    fn bad_rows_are_corrupt_not_panics() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        let store = schema.open();
+        for (i, (what, set)) in CORRUPTIONS.iter().enumerate() {
+            let r = record(&format!("user{i}"));
+            store.create_user(&r).unwrap();
+            schema.execute(&format!(
+                "UPDATE users SET {set} WHERE id = '{}'",
+                r.user.id
+            ));
+            let got = store.get_user(&r.user.id);
+            assert!(
+                matches!(got, Err(StoreError::Corrupt { .. })),
+                "{what}: got {got:?}"
+            );
+            let got = store.search_users(&UserQuery::new(site(), datetime!(2026-03-02 0:00 UTC)));
+            assert!(
+                matches!(got, Err(StoreError::Corrupt { .. })),
+                "{what}: got {got:?}"
+            );
+            schema.execute(&format!("DELETE FROM users WHERE id = '{}'", r.user.id));
+        }
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        drop(schema.open());
+        schema.execute("INSERT INTO keyward_schema_version (version) VALUES (99)");
+        match PostgresStore::connect_with(&schema.url, &schema.options()) {
+            Err(StoreError::SchemaTooNew {
+                found: 99,
+                supported,
+            }) => {
+                assert_eq!(supported, keyward::store::postgres::SCHEMA_VERSION);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    /// Creates, uses and drops a store on a thread that runs an async runtime.
+    fn use_inside_runtime(schema: &TestSchema) {
+        let store = schema.open();
+        let r = record("async");
+        store.create_user(&r).unwrap();
+        assert_eq!(store.get_user(&r.user.id).unwrap(), Some(r.clone()));
+        let (_, d) = store
+            .apply_lock_event(
+                &r.user.id,
+                LockCounter::Password,
+                &LockoutRule::DEFAULT,
+                &LockEvent::Attempt,
+                datetime!(2026-03-02 0:00 UTC),
+            )
+            .unwrap();
+        assert_eq!(d, LockDecision::Proceed);
+        let page = store
+            .search_users(&UserQuery::new(site(), datetime!(2026-03-02 0:00 UTC)))
+            .unwrap();
+        assert_eq!(page.total, 1);
+        drop(store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usable_inside_a_multi_thread_runtime() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        use_inside_runtime(&schema);
+        // And from a spawned task on a worker thread.
+        let handle = tokio::spawn(async move {
+            use_inside_runtime(&TestSchema::new().unwrap());
+            drop(schema);
+        });
+        handle.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn usable_inside_a_current_thread_runtime() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        use_inside_runtime(&schema);
+    }
+}
