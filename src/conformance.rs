@@ -410,7 +410,11 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
         "apply_lock_event",
     );
     is_not_found(
-        store.replace_password(id, &hash("a"), &PasswordCredential::permanent(hash("b"), T0)),
+        store.replace_password(
+            id,
+            &hash("a"),
+            &PasswordCredential::permanent(hash("b"), T0),
+        ),
         id,
         "replace_password",
     );
@@ -1003,32 +1007,45 @@ pub fn replace_password_cas(store: &dyn UserStore) {
     create(store, &r);
     create(store, &bare);
     let id = &r.user.id;
-    let upgraded = PasswordCredential { hash: hash("new"), ..temporary("old", TemporaryMode::AdminManaged, None) };
+    let upgraded = PasswordCredential {
+        hash: hash("new"),
+        ..temporary("old", TemporaryMode::AdminManaged, None)
+    };
     assert_eq!(
-        store.replace_password(id, &hash("wrong"), &upgraded).expect("cas failed"),
+        store
+            .replace_password(id, &hash("wrong"), &upgraded)
+            .expect("cas failed"),
         Swap::Changed
     );
     assert_eq!(get(store, id), r, "a failed swap wrote something");
     assert_eq!(
-        store.replace_password(id, &hash("old"), &upgraded).expect("cas failed"),
+        store
+            .replace_password(id, &hash("old"), &upgraded)
+            .expect("cas failed"),
         Swap::Swapped
     );
     r.password = Some(upgraded);
     assert_eq!(get(store, id), r, "after a swap");
     let permanent = PasswordCredential::permanent(hash("newer"), T0);
     assert_eq!(
-        store.replace_password(id, &hash("old"), &permanent).expect("cas failed"),
+        store
+            .replace_password(id, &hash("old"), &permanent)
+            .expect("cas failed"),
         Swap::Changed
     );
     assert_eq!(
-        store.replace_password(id, &hash("new"), &permanent).expect("cas failed"),
+        store
+            .replace_password(id, &hash("new"), &permanent)
+            .expect("cas failed"),
         Swap::Swapped,
         "a temporary credential is replaced by a permanent one"
     );
     r.password = Some(permanent.clone());
     assert_eq!(get(store, id), r);
     assert_eq!(
-        store.replace_password(&bare.user.id, &hash("old"), &permanent).expect("cas failed"),
+        store
+            .replace_password(&bare.user.id, &hash("old"), &permanent)
+            .expect("cas failed"),
         Swap::Changed,
         "swap without a password"
     );

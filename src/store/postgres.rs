@@ -704,7 +704,9 @@ impl UserStore for PostgresStore {
         expected: &StoredHash,
         new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
-        self.atomic("replacing a password", id, |r| sql::swap_password(r, expected, new))
+        self.atomic("replacing a password", id, |r| {
+            sql::swap_password(r, expected, new)
+        })
     }
 
     fn consume_temporary_password(

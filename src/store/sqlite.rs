@@ -607,7 +607,9 @@ impl UserStore for SqliteStore {
         expected: &StoredHash,
         new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
-        self.atomic("replacing a password", id, |r| sql::swap_password(r, expected, new))
+        self.atomic("replacing a password", id, |r| {
+            sql::swap_password(r, expected, new)
+        })
     }
 
     fn consume_temporary_password(
