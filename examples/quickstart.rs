@@ -217,8 +217,16 @@ fn run() -> Result<(), keyward::Error> {
     // ---------------------------------------------------------------------------------------
     println!("\n== 4. Five wrong passwords lock the account; the admin unlocks it");
     // A success clears the failure the reused temporary password just counted.
-    let fresh = kw.sign_in(&site, "alan", &Password::new("bombe-rotor-plugboard-1940"), None)?;
-    println!("  alan signs in with his new password: {}", describe(&fresh));
+    let fresh = kw.sign_in(
+        &site,
+        "alan",
+        &Password::new("bombe-rotor-plugboard-1940"),
+        None,
+    )?;
+    println!(
+        "  alan signs in with his new password: {}",
+        describe(&fresh)
+    );
     for i in 1..=5 {
         let outcome = kw.sign_in(&site, "alan", &Password::new(format!("guess-{i}")), None)?;
         println!("  wrong password {i}: {}", describe(&outcome));
