@@ -607,3 +607,14 @@ fn disabled_users_are_refused() {
     );
     assert_eq!(d.reason(), DenialReason::Disabled);
 }
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn parallel_attack_is_bounded_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.db");
+    // Two separate opens of one file: two app servers (or processes).
+    let a = keyward::SqliteStore::open(&path).unwrap();
+    let b = keyward::SqliteStore::open(&path).unwrap();
+    parallel_attack_is_bounded(Arc::new(a), Arc::new(b));
+}
