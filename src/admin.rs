@@ -13,7 +13,7 @@ use crate::lockout::LockEvent;
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, TemporaryPassword};
-use crate::service::{FirstFactor, Keyward, stored};
+use crate::service::{FirstFactor, Keyward, PinCheck, stored};
 use crate::store::{LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary};
 use crate::user::{
     BatchId, PasswordCredential, Role, SiteId, TemporaryMode, TotpState, User, UserId, UserRecord,
@@ -687,7 +687,12 @@ impl Keyward {
         let actor_record = self.load(actor)?;
         let confirmed = match &actor_record.password {
             Some(credential) if credential.temporary.is_none() => matches!(
-                self.check_first_factor(&actor_record, confirmation, None, &credential.hash)?,
+                self.check_first_factor(
+                    &actor_record,
+                    confirmation,
+                    PinCheck::Skip,
+                    &credential.hash
+                )?,
                 FirstFactor::Passed { .. }
             ),
             _ => {

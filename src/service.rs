@@ -202,6 +202,15 @@ impl KeywardBuilder {
     }
 }
 
+/// Whether a first-factor check includes the PIN.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PinCheck<'a> {
+    /// A sign-in: the PIN the user gave, if any.
+    Given(Option<&'a crate::secret::Pin>),
+    /// A confirmation by password alone.
+    Skip,
+}
+
 /// The result of checking a password (and PIN) under the lockout protocol.
 #[derive(Debug)]
 pub(crate) enum FirstFactor {
@@ -396,15 +405,23 @@ impl Keyward {
         Ok(self.hasher.parse(hash.as_str())?)
     }
 
+    /// Spends what a first-factor check spends (two verifications: password and PIN) without
+    /// checking anything: for unknown, disabled and locked accounts.
+    pub(crate) fn first_factor_dummy(&self, password: &Password) {
+        self.hasher.verify_dummy(password);
+        self.hasher.verify_dummy(password);
+    }
+
     /// Checks a password and the PIN under the lockout protocol: reserve an attempt, evaluate,
-    /// settle. Always evaluates the password and, when the user has a PIN or one is given,
-    /// the PIN too (a dummy when there is nothing to compare against), so timing does not tell
-    /// which part was wrong.
+    /// settle. Every check spends exactly two verifications: the password, then the PIN or a
+    /// dummy when the user has no PIN or gave none, so that timing tells neither which part
+    /// was wrong nor whether the account has a PIN. With [`PinCheck::Skip`] (an
+    /// administrator confirming an action with their own password) only the password counts.
     pub(crate) fn check_first_factor(
         &self,
         record: &UserRecord,
         password: &Password,
-        pin: Option<&crate::secret::Pin>,
+        pin: PinCheck<'_>,
         password_hash: &StoredHash,
     ) -> Result<FirstFactor, Error> {
         let now = self.now();
@@ -420,11 +437,11 @@ impl Keyward {
         match decision {
             LockDecision::Proceed => {}
             LockDecision::Locked { until } => {
-                self.hasher.verify_dummy(password);
+                self.first_factor_dummy(password);
                 return Ok(FirstFactor::Locked { until });
             }
             _ => {
-                self.hasher.verify_dummy(password);
+                self.first_factor_dummy(password);
                 return Ok(FirstFactor::Busy);
             }
         }
@@ -448,25 +465,29 @@ impl Keyward {
                 return Err(e);
             }
         };
-        let pin_result = match (&record.pin, pin) {
-            (Some(credential), Some(given)) => {
-                let given = Password::new(given.expose_secret());
-                match self.parse_hash(&credential.hash) {
-                    Ok(hash) => Some(self.hasher.verify(&given, &hash)?),
-                    Err(_) => Some(Verification::NoMatch),
+        let pin_result = match pin {
+            PinCheck::Skip => None,
+            PinCheck::Given(given) => match (&record.pin, given) {
+                (Some(credential), Some(given)) => {
+                    let given = Password::new(given.expose_secret());
+                    match self.parse_hash(&credential.hash) {
+                        Ok(hash) => Some(self.hasher.verify(&given, &hash)?),
+                        Err(_) => {
+                            self.hasher.verify_dummy(&given);
+                            Some(Verification::NoMatch)
+                        }
+                    }
                 }
-            }
-            (Some(_), None) => {
-                self.hasher.verify_dummy(password);
-                Some(Verification::NoMatch)
-            }
-            (None, Some(given)) => {
-                // A PIN nobody asked for: spend the same time, ignore it.
-                self.hasher
-                    .verify_dummy(&Password::new(given.expose_secret()));
-                None
-            }
-            (None, None) => None,
+                (Some(_), None) => {
+                    self.hasher.verify_dummy(password);
+                    Some(Verification::NoMatch)
+                }
+                (None, _) => {
+                    // No PIN to check (a PIN nobody asked for is ignored): spend the same.
+                    self.hasher.verify_dummy(password);
+                    None
+                }
+            },
         };
         let password_ok = verification.is_match();
         let pin_ok = pin_result.as_ref().is_none_or(Verification::is_match);

@@ -20,7 +20,7 @@ use crate::lockout::{LockDecision, LockEvent};
 use crate::notify::{Message, MessageKind, Recipient};
 use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password, Pin};
-use crate::service::{FirstFactor, Keyward, stored};
+use crate::service::{FirstFactor, Keyward, PinCheck, stored};
 use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance};
 use crate::totp::{Enrollment, TotpCheck};
 use crate::user::{
@@ -347,7 +347,7 @@ impl Keyward {
     ) -> Result<SignIn, Error> {
         let now = self.now();
         let Some(record) = self.store.find_user(site, username)? else {
-            self.hasher.verify_dummy(password);
+            self.first_factor_dummy(password);
             return self.deny(site, None, DenialReason::UnknownUser);
         };
         let user = &record.user;
@@ -362,7 +362,7 @@ impl Keyward {
             _ => None,
         };
         let Some(credential) = credential else {
-            self.hasher.verify_dummy(password);
+            self.first_factor_dummy(password);
             let reason = if user.status == UserStatus::Active {
                 DenialReason::NoPasswordLogin
             } else {
@@ -370,7 +370,8 @@ impl Keyward {
             };
             return self.deny(site, Some(user), reason);
         };
-        let checked = self.check_first_factor(&record, password, pin, &credential.hash)?;
+        let checked =
+            self.check_first_factor(&record, password, PinCheck::Given(pin), &credential.hash)?;
         let (upgraded, pin_upgraded) = match checked {
             FirstFactor::Passed {
                 upgraded,

@@ -226,7 +226,8 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
         ids.push(f.kw.create_user(None, user, None).unwrap().id);
     }
     let groups = ["Year 7".to_owned(), "Year 8".to_owned()];
-    // The administrator's own password confirms the action.
+    // The administrator's own password confirms the action (their PIN is not asked for).
+    f.kw.set_pin(&f.admin.id, Some(&keyward::Pin::new("2468"))).unwrap();
     let reason = denied_reason(f.kw.bulk_regenerate(
         &f.admin.id,
         &Password::new("not-my-password"),
