@@ -227,7 +227,8 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
     }
     let groups = ["Year 7".to_owned(), "Year 8".to_owned()];
     // The administrator's own password confirms the action (their PIN is not asked for).
-    f.kw.set_pin(&f.admin.id, Some(&keyward::Pin::new("2468"))).unwrap();
+    f.kw.set_pin(&f.admin.id, Some(&keyward::Pin::new("2468")))
+        .unwrap();
     let reason = denied_reason(f.kw.bulk_regenerate(
         &f.admin.id,
         &Password::new("not-my-password"),
@@ -327,9 +328,19 @@ fn a_user_can_read_their_own_audit_trail() {
     f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
         .unwrap();
     let page =
-        f.kw.store()
-            .query_audit(&AuditQuery::for_user(sam.id.clone()))
+        f.kw.audit_trail(&sam.id, &AuditQuery::for_user(sam.id.clone()))
             .unwrap();
+    // Someone else's trail needs the view permission and a site.
+    let other = f.user("other");
+    assert!(
+        f.kw.audit_trail(&other.id, &AuditQuery::for_user(sam.id.clone()))
+            .is_err()
+    );
+    let by_admin = AuditQuery::for_user(sam.id.clone()).site(f.site.clone());
+    assert_eq!(
+        f.kw.audit_trail(&f.admin.id, &by_admin).unwrap().total,
+        page.total
+    );
     let seen: Vec<_> = page.items.iter().map(|e| (e.action, e.outcome)).collect();
     assert_eq!(
         seen,
