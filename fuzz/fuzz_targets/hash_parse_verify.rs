@@ -12,7 +12,9 @@ static DEFAULTS: LazyLock<Hasher> = LazyLock::new(Hasher::for_tests);
 static CHEAP: LazyLock<Hasher> = LazyLock::new(common::cheap);
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (password, stored) = text.split_once('\n').unwrap_or(("password", text));
     let password = Password::new(password);
     if let Ok(parsed) = DEFAULTS.parse(stored) {
