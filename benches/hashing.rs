@@ -1,2 +1,136 @@
-//! Hashing benches (filled in by the hashing core).
-fn main() {}
+//! Hashing benches: verify per scheme at realistic costs, keyward's overhead over calling the
+//! backends directly on the same hash, and the cost of detection + parsing per string.
+//!
+//! Run with `cargo bench --bench hashing`; short measurement times keep the whole run to a
+//! couple of minutes.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use argon2::PasswordVerifier;
+use criterion::{Criterion, criterion_group, criterion_main};
+use keyward::{Hasher, ImportRecord, Password};
+
+const PW: &str = "correct horse battery staple";
+/// bcrypt cost 10, from pyca/bcrypt.
+const BCRYPT_10: &str = "$2b$10$UukF2EgGpjW8MBzh7ZD.TelN8m8UuYpCciRndUDUuS6WhW1VlVfPa";
+/// sha512-crypt, default 5000 rounds, from libxcrypt.
+const SHA512: &str = "$6$saltsaltsalt$ST/mWEmUvGaF8bR7RgZUdh5cwHaiiTTLMzdmz6VYMGgVtDKO8Huz6GcoOtpj0X0zfFtfnn1aYJnZLSFBw4K2p0";
+
+fn slow(c: &mut Criterion) {
+    let hasher = Hasher::default(); // m = 19456 KiB, t = 2, p = 1
+    let pw = Password::new(PW);
+    let argon = hasher.hash(&pw).unwrap();
+    let bcrypt_hash = hasher.parse(BCRYPT_10).unwrap();
+    assert!(
+        hasher.verify(&pw, &bcrypt_hash).unwrap().is_match(),
+        "bench vector"
+    );
+
+    let mut g = c.benchmark_group("verify_overhead");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_millis(500));
+    g.bench_function("argon2id_default/keyward", |b| {
+        b.iter(|| {
+            hasher
+                .verify_scheme(black_box(&pw), black_box(&argon))
+                .unwrap()
+        })
+    });
+    g.bench_function("argon2id_default/direct", |b| {
+        b.iter(|| {
+            let phc = argon2::PasswordHash::new(black_box(argon.as_str())).unwrap();
+            argon2::Argon2::default()
+                .verify_password(PW.as_bytes(), &phc)
+                .is_ok()
+        })
+    });
+    g.bench_function("bcrypt_10/keyward", |b| {
+        b.iter(|| {
+            hasher
+                .verify_scheme(black_box(&pw), black_box(&bcrypt_hash))
+                .unwrap()
+        })
+    });
+    g.bench_function("bcrypt_10/direct", |b| {
+        b.iter(|| bcrypt::verify(PW.as_bytes(), black_box(BCRYPT_10)).unwrap())
+    });
+    g.finish();
+}
+
+fn per_scheme(c: &mut Criterion) {
+    let hasher = Hasher::default();
+    let pw = Password::new(PW);
+    let wp_md5 = hasher
+        .import(&ImportRecord::new("5f4dcc3b5aa765d61d8327deb882cf99"))
+        .unwrap();
+    let salted = hasher
+        .import(
+            &serde_json::from_str(
+                r#"{"hashed_password":"5f4dcc3b5aa765d61d8327deb882cf99","hashing_method":"md5","salt":"NaCl","salt_position":"prefix"}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let cases = [
+        ("sha512-crypt_5000", hasher.parse(SHA512).unwrap()),
+        (
+            "md5-crypt",
+            hasher.parse("$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/").unwrap(),
+        ),
+        ("des-crypt", hasher.parse("abJnggxhB/yWI").unwrap()),
+        (
+            "phpass_log2_8",
+            hasher.parse("$P$612345678si5M0DDyPpmRCmcltU/YW/").unwrap(),
+        ),
+        ("md5", wp_md5),
+        ("salted-md5", salted),
+    ];
+    // Scheme verification only (no upgrade re-hash), wrong or right password alike.
+    let mut g = c.benchmark_group("verify_scheme");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(300));
+    for (name, stored) in &cases {
+        g.bench_function(*name, |b| {
+            b.iter(|| hasher.verify(black_box(&pw), black_box(stored)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn parsing(c: &mut Criterion) {
+    let hasher = Hasher::for_tests();
+    let strings = [
+        (
+            "argon2id",
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM",
+        ),
+        ("bcrypt", BCRYPT_10),
+        ("sha512-crypt", SHA512),
+        ("phpass", "$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"),
+        (
+            "wp-bcrypt",
+            "$wp$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+        ),
+        (
+            "salted",
+            "$keyward-salted$v=1$md5,prefix$TmFDbA$5f4dcc3b5aa765d61d8327deb882cf99",
+        ),
+        ("md5", "5f4dcc3b5aa765d61d8327deb882cf99"),
+        ("unknown", "this is not a hash at all, just some text"),
+    ];
+    let mut g = c.benchmark_group("parse");
+    g.sample_size(50)
+        .measurement_time(Duration::from_millis(800))
+        .warm_up_time(Duration::from_millis(200));
+    for (name, s) in strings {
+        g.bench_function(name, |b| b.iter(|| hasher.parse(black_box(s)).is_ok()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, slow, per_scheme, parsing);
+criterion_main!(benches);

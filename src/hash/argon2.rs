@@ -94,21 +94,42 @@ fn parse(scheme: &'static str, s: &str, limits: &HashLimits) -> Result<Parsed, H
             variant: format!("v={v}"),
         })?,
     };
-    for (name, key, max) in [
-        ("m_cost", "m", limits.max_argon2_m_kib),
-        ("t_cost", "t", limits.max_argon2_t),
-        ("p_cost", "p", limits.max_argon2_p),
-    ] {
-        let value = phc
-            .params
-            .get_decimal(key)
-            .ok_or(malformed(scheme, "missing m, t or p"))?;
-        bounded(name, value.into(), max.into())?;
-    }
-    let params = Params::try_from(&phc).map_err(|_| malformed(scheme, "invalid parameters"))?;
-    if phc.salt.is_none() || phc.hash.is_none() {
+    let (Some(salt), Some(hash)) = (&phc.salt, &phc.hash) else {
         return Err(malformed(scheme, "missing salt or hash"));
+    };
+    if salt.is_empty() {
+        return Err(malformed(scheme, "empty salt"));
     }
+    // One pass over the parameters; `Params::try_from` re-parses only for keyid/data.
+    let (mut m, mut t, mut p, mut extra) = (None, None, None, false);
+    for (ident, value) in phc.params.iter() {
+        let slot = match ident.as_str() {
+            "m" => &mut m,
+            "t" => &mut t,
+            "p" => &mut p,
+            _ => {
+                extra = true;
+                continue;
+            }
+        };
+        *slot = Some(
+            value
+                .decimal()
+                .map_err(|_| malformed(scheme, "m, t, p must be decimal"))?,
+        );
+    }
+    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
+        return Err(malformed(scheme, "missing m, t or p"));
+    };
+    bounded("m_cost", m.into(), limits.max_argon2_m_kib.into())?;
+    bounded("t_cost", t.into(), limits.max_argon2_t.into())?;
+    bounded("p_cost", p.into(), limits.max_argon2_p.into())?;
+    let params = if extra {
+        Params::try_from(&phc).map_err(|_| ())
+    } else {
+        Params::new(m, t, p, Some(hash.len())).map_err(|_| ())
+    }
+    .map_err(|()| malformed(scheme, "invalid parameters"))?;
     Ok(Parsed {
         algorithm,
         version,

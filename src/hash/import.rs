@@ -267,17 +267,29 @@ struct DryRunInput {
 /// field values (a misplaced password would otherwise be printed).
 #[must_use]
 pub fn dry_run_line(hasher: &Hasher, line: usize, input: &[u8]) -> String {
-    let outcome = dry_run(hasher, input);
-    let value = match outcome {
-        Ok((verified, scheme, needs_upgrade)) => serde_json::json!({
-            "line": line,
-            "verified": verified,
-            "scheme": scheme,
-            "needs_upgrade": needs_upgrade,
+    #[derive(serde::Serialize)]
+    struct Verified {
+        line: usize,
+        verified: bool,
+        scheme: &'static str,
+        needs_upgrade: bool,
+    }
+    #[derive(serde::Serialize)]
+    struct Failed {
+        line: usize,
+        error: String,
+    }
+    let written = match dry_run(hasher, input) {
+        Ok((verified, scheme, needs_upgrade)) => serde_json::to_string(&Verified {
+            line,
+            verified,
+            scheme,
+            needs_upgrade,
         }),
-        Err(error) => serde_json::json!({ "line": line, "error": error }),
+        Err(error) => serde_json::to_string(&Failed { line, error }),
     };
-    value.to_string()
+    // Serializing these plain structs cannot fail; keep a valid line should it ever.
+    written.unwrap_or_else(|_| format!("{{\"line\":{line},\"error\":\"internal error\"}}"))
 }
 
 fn dry_run(hasher: &Hasher, input: &[u8]) -> Result<(bool, &'static str, bool), String> {
