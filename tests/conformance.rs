@@ -1,7 +1,8 @@
-//! The store conformance suite against every backend built here.
-#![cfg(feature = "conformance")]
+//! The store conformance suite against every backend built here, and the tests that only
+//! make sense for one backend (planted corrupt rows, newer schemas, async runtimes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "conformance")]
 mod memory {
     use keyward::InMemoryStore;
 
@@ -12,6 +13,7 @@ mod memory {
     });
 }
 
+#[cfg(feature = "conformance")]
 mod memory_boxed {
     use keyward::{InMemoryStore, UserStore};
 
@@ -22,7 +24,7 @@ mod memory_boxed {
     });
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "conformance", feature = "sqlite"))]
 mod sqlite_file {
     use keyward::SqliteStore;
 
@@ -33,7 +35,7 @@ mod sqlite_file {
     });
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "conformance", feature = "sqlite"))]
 mod sqlite_memory {
     use keyward::SqliteStore;
 
@@ -125,7 +127,7 @@ mod pg {
     }
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "conformance", feature = "postgres"))]
 mod postgres_conformance {
     use super::pg::TestSchema;
 
