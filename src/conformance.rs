@@ -389,6 +389,16 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
         None
     );
     is_not_found(store.update_profile(&ghost.user), id, "update_profile");
+    // Missing comes before a username clash.
+    let taken = person(site(), "taken", "T", "Aken");
+    create(store, &taken);
+    let mut clashing = ghost.user.clone();
+    clashing.username = "TAKEN".to_owned();
+    is_not_found(
+        store.update_profile(&clashing),
+        id,
+        "update_profile of a missing user with a taken username",
+    );
     is_not_found(store.set_password(id, None), id, "set_password");
     is_not_found(store.set_pin(id, None), id, "set_pin");
     is_not_found(store.set_totp(id, &TotpState::default()), id, "set_totp");
@@ -440,7 +450,7 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
     );
     assert_eq!(
         search_ids(store, &all(site())),
-        Vec::<UserId>::new(),
+        vec![taken.user.id.clone()],
         "a write created a user"
     );
 }

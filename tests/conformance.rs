@@ -267,6 +267,20 @@ mod sqlite_specific {
     }
 
     #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        std::thread::scope(|s| {
+            let opens: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| SqliteStore::open(&path)))
+                .collect();
+            for open in opens {
+                open.join().unwrap().unwrap();
+            }
+        });
+    }
+
+    #[test]
     fn reopening_keeps_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
@@ -330,6 +344,21 @@ mod postgres_specific {
             }
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn concurrent_first_connects_migrate_once() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        std::thread::scope(|s| {
+            let opens: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| PostgresStore::connect_with(&schema.url, &schema.options())))
+                .collect();
+            for open in opens {
+                open.join().unwrap().unwrap();
+            }
+        });
     }
 
     /// Creates, uses and drops a store on a thread that runs an async runtime.

@@ -495,6 +495,9 @@ impl UserStore for SqliteStore {
     fn update_profile(&self, user: &User) -> Result<(), StoreError> {
         let cols = sql::profile_cols(user)?;
         self.write("updating a profile", |tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", &[user.id.as_str()])? {
+                return Err(not_found(&user.id));
+            }
             let key = fold(&user.username);
             if exists(
                 tx,
