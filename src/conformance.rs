@@ -1101,9 +1101,13 @@ pub fn one_time_codes(store: &dyn UserStore) {
             assert_eq!(t(3, T0), OneTimeTry::Available(want), "{kind:?} try {n}");
         }
         assert_eq!(t(3, T0), OneTimeTry::Exhausted, "{kind:?} after 3 tries");
+        // A larger allowance admits one more try, up to the last instant before expiry.
+        let mut want = code.clone();
+        want.failed_tries = 4;
         assert_eq!(
-            t(4, expires - Duration::nanoseconds(1)).clone_tries(),
-            Some(4)
+            t(4, expires - Duration::nanoseconds(1)),
+            OneTimeTry::Available(want),
+            "{kind:?} last instant"
         );
         assert_eq!(t(10, expires), OneTimeTry::Expired, "{kind:?} at expiry");
         let stored = get(store, id);
@@ -1147,19 +1151,6 @@ pub fn one_time_codes(store: &dyn UserStore) {
             .expect("try_one_time failed"),
         OneTimeTry::Absent
     );
-}
-
-trait Tries {
-    fn clone_tries(&self) -> Option<u32>;
-}
-
-impl Tries for OneTimeTry {
-    fn clone_tries(&self) -> Option<u32> {
-        match self {
-            OneTimeTry::Available(c) => Some(c.failed_tries),
-            _ => None,
-        }
-    }
 }
 
 /// A TOTP step is accepted only if newer than the last accepted one.
