@@ -271,7 +271,7 @@ mod sqlite_specific {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
         std::thread::scope(|s| {
-            let opens: Vec<_> = (0..4)
+            let opens: Vec<_> = (0..8)
                 .map(|_| s.spawn(|| SqliteStore::open(&path)))
                 .collect();
             for open in opens {
