@@ -267,6 +267,25 @@ mod sqlite_specific {
     }
 
     #[test]
+    fn unstorable_instants_are_refused_and_nothing_written() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let mut r = record("far");
+        r.user.created_at = datetime!(2300-01-01 0:00 UTC);
+        assert!(
+            matches!(store.create_user(&r), Err(StoreError::InvalidQuery { .. })),
+            "a year-2300 instant was accepted"
+        );
+        assert_eq!(store.get_user(&r.user.id).unwrap(), None);
+        let ok = record("near");
+        store.create_user(&ok).unwrap();
+        assert!(matches!(
+            store.record_sign_in(&ok.user.id, datetime!(1600-01-01 0:00 UTC)),
+            Err(StoreError::InvalidQuery { .. })
+        ));
+        assert_eq!(store.get_user(&ok.user.id).unwrap(), Some(ok));
+    }
+
+    #[test]
     fn concurrent_first_opens_migrate_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
