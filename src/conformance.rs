@@ -389,6 +389,16 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
         None
     );
     is_not_found(store.update_profile(&ghost.user), id, "update_profile");
+    // Missing comes before a username clash.
+    let taken = person(site(), "taken", "T", "Aken");
+    create(store, &taken);
+    let mut clashing = ghost.user.clone();
+    clashing.username = "TAKEN".to_owned();
+    is_not_found(
+        store.update_profile(&clashing),
+        id,
+        "update_profile of a missing user with a taken username",
+    );
     is_not_found(store.set_password(id, None), id, "set_password");
     is_not_found(store.set_pin(id, None), id, "set_pin");
     is_not_found(store.set_totp(id, &TotpState::default()), id, "set_totp");
@@ -444,7 +454,7 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
     );
     assert_eq!(
         search_ids(store, &all(site())),
-        Vec::<UserId>::new(),
+        vec![taken.user.id.clone()],
         "a write created a user"
     );
 }
@@ -1107,9 +1117,13 @@ pub fn one_time_codes(store: &dyn UserStore) {
             assert_eq!(t(3, T0), OneTimeTry::Available(want), "{kind:?} try {n}");
         }
         assert_eq!(t(3, T0), OneTimeTry::Exhausted, "{kind:?} after 3 tries");
+        // A larger allowance admits one more try, up to the last instant before expiry.
+        let mut want = code.clone();
+        want.failed_tries = 4;
         assert_eq!(
-            t(4, expires - Duration::nanoseconds(1)).clone_tries(),
-            Some(4)
+            t(4, expires - Duration::nanoseconds(1)),
+            OneTimeTry::Available(want),
+            "{kind:?} last instant"
         );
         assert_eq!(t(10, expires), OneTimeTry::Expired, "{kind:?} at expiry");
         let stored = get(store, id);
@@ -1153,19 +1167,6 @@ pub fn one_time_codes(store: &dyn UserStore) {
             .expect("try_one_time failed"),
         OneTimeTry::Absent
     );
-}
-
-trait Tries {
-    fn clone_tries(&self) -> Option<u32>;
-}
-
-impl Tries for OneTimeTry {
-    fn clone_tries(&self) -> Option<u32> {
-        match self {
-            OneTimeTry::Available(c) => Some(c.failed_tries),
-            _ => None,
-        }
-    }
 }
 
 /// A TOTP step is accepted only if newer than the last accepted one.

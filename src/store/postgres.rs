@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
@@ -168,20 +168,18 @@ fn write_error(context: &'static str, e: postgres::Error) -> StoreError {
     StoreError::backend(context, e)
 }
 
-fn boxed(vals: &[Val]) -> Vec<Box<dyn ToSql + Sync>> {
+/// Parameters with their types: typed statements skip the round trip that would ask the
+/// server for them.
+fn typed(vals: &[Val]) -> Vec<(&(dyn ToSql + Sync), Type)> {
     vals.iter()
-        .map(|v| -> Box<dyn ToSql + Sync> {
+        .map(|v| -> (&(dyn ToSql + Sync), Type) {
             match v {
-                Val::Int(i) => Box::new(*i),
-                Val::Text(t) => Box::new(t.clone()),
-                Val::Bool(b) => Box::new(*b),
+                Val::Int(i) => (i, Type::INT8),
+                Val::Text(t) => (t, Type::TEXT),
+                Val::Bool(b) => (b, Type::BOOL),
             }
         })
         .collect()
-}
-
-fn refs(vals: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
-    vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
 }
 
 fn query(
@@ -190,8 +188,7 @@ fn query(
     sql: &str,
     vals: &[Val],
 ) -> Result<Vec<Row>, StoreError> {
-    let params = boxed(vals);
-    c.query(dollar_placeholders(sql).as_str(), &refs(&params))
+    c.query_typed(dollar_placeholders(sql).as_str(), &typed(vals))
         .map_err(be(context))
 }
 
@@ -201,8 +198,7 @@ fn execute(
     sql: &str,
     vals: &[Val],
 ) -> Result<u64, StoreError> {
-    let params = boxed(vals);
-    c.execute(dollar_placeholders(sql).as_str(), &refs(&params))
+    c.execute_typed(dollar_placeholders(sql).as_str(), &typed(vals))
         .map_err(be(context))
 }
 
@@ -266,6 +262,10 @@ impl PostgresStore {
             let pool = Pool::builder()
                 .max_size(max)
                 .min_idle(Some(0))
+                // A broken connection is noticed by the failing statement (and discarded by
+                // the pool); a health-check round trip before every operation would double
+                // the latency of the short ones.
+                .test_on_check_out(false)
                 .connection_timeout(timeout)
                 .build(manager)
                 .map_err(|e| StoreError::backend("creating the connection pool", e))?;
@@ -519,38 +519,28 @@ fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Parses user rows and fills in their groups with one more query.
-fn records_with_groups(
-    tx: &mut Transaction<'_>,
-    rows: &[Row],
-) -> Result<Vec<UserRecord>, StoreError> {
-    let mut out = rows
-        .iter()
-        .map(|r| sql::parse_record(r, Vec::new()))
-        .collect::<Result<Vec<_>, _>>()?;
-    if out.is_empty() {
-        return Ok(out);
-    }
-    let ids: Vec<String> = out.iter().map(|r| r.user.id.as_str().to_owned()).collect();
-    let groups = tx
-        .query(
-            "SELECT user_id, name FROM user_groups WHERE user_id = ANY($1) \
-             ORDER BY user_id, position",
-            &[&ids],
-        )
-        .map_err(be("reading groups"))?;
-    for row in &groups {
-        let (Some(user), Some(name)) = (row.text("user_id")?, row.text("name")?) else {
-            return Err(StoreError::corrupt("user_groups", "missing value"));
-        };
-        if let Some(r) = out.iter_mut().find(|r| r.user.id.as_str() == user) {
-            r.user.groups.push(name);
-        }
-    }
-    Ok(out)
+/// The groups of the row's user, in order, as an array column named `groups`.
+const GROUPS: &str = "ARRAY(SELECT g.name FROM user_groups g WHERE g.user_id = users.id \
+                      ORDER BY g.position) AS groups";
+
+/// The user columns and the groups: one statement reads whole records.
+fn select_users() -> String {
+    format!("SELECT {}, {GROUPS} FROM users", sql::user_select_list())
 }
 
-fn count(tx: &mut Transaction<'_>, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
+/// Parses rows selected with [`select_users`].
+fn records(rows: &[Row]) -> Result<Vec<UserRecord>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let groups: Vec<String> = r
+                .try_get("groups")
+                .map_err(|_| StoreError::corrupt("user_groups.name", "not text"))?;
+            sql::parse_record(r, groups)
+        })
+        .collect()
+}
+
+fn count(tx: &mut impl GenericClient, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
     let rows = query(tx, "counting", sql, vals)?;
     let n = rows
         .first()
@@ -573,30 +563,29 @@ impl UserStore for PostgresStore {
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.read("reading a user", |tx| {
-            let sql = format!(
-                "SELECT {} FROM users WHERE id = ?1",
-                sql::user_select_list()
-            );
-            let rows = query(tx, "reading a user", &sql, &[text_val(id.as_str())])?;
-            Ok(records_with_groups(tx, &rows)?.pop())
+        let sql = format!("{} WHERE id = ?1", select_users());
+        off_runtime(|| {
+            let rows = query(
+                &mut *self.conn()?,
+                "reading a user",
+                &sql,
+                &[text_val(id.as_str())],
+            )?;
+            Ok(records(&rows)?.pop())
         })
     }
 
     fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let key = fold(username);
-        self.read("reading a user", |tx| {
-            let sql = format!(
-                "SELECT {} FROM users WHERE site = ?1 AND username_key = ?2",
-                sql::user_select_list()
-            );
+        let sql = format!("{} WHERE site = ?1 AND username_key = ?2", select_users());
+        off_runtime(|| {
             let rows = query(
-                tx,
+                &mut *self.conn()?,
                 "reading a user",
                 &sql,
                 &[text_val(site.as_str()), Val::Text(Some(key))],
             )?;
-            Ok(records_with_groups(tx, &rows)?.pop())
+            Ok(records(&rows)?.pop())
         })
     }
 
@@ -615,15 +604,22 @@ impl UserStore for PostgresStore {
         let count_sql = format!("SELECT COUNT(*) AS count FROM users{clause}");
         let count_vals = f.vals.clone();
         let page = sql::paging(&mut f, q.offset, q.limit);
+        // The page and the total in one statement (one snapshot, one round trip); only a page
+        // past the end needs the count on its own.
         let select = format!(
-            "SELECT {} FROM users{clause}{}{page}",
+            "SELECT {}, {GROUPS}, COUNT(*) OVER () AS total FROM users{clause}{}{page}",
             sql::user_select_list(),
             sql::user_order(q)
         );
-        self.read("searching users", |tx| {
-            let total = count(tx, &count_sql, &count_vals)?;
-            let rows = query(tx, "searching users", &select, &f.vals)?;
-            Ok(Page::new(records_with_groups(tx, &rows)?, total))
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let rows = query(&mut *conn, "searching users", &select, &f.vals)?;
+            let total = match rows.first() {
+                Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
+                None if q.offset == 0 => 0,
+                None => count(&mut *conn, &count_sql, &count_vals)?,
+            };
+            Ok(Page::new(records(&rows)?, total))
         })
     }
 

@@ -19,7 +19,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{
@@ -123,6 +123,27 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Switches the file to WAL (a persistent setting). SQLite answers "busy" at once, without
+/// its busy handler, when another connection holds a lock during the switch, as happens when
+/// several processes open a new file together: retry until the busy timeout.
+fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // Where a file system cannot do WAL, SQLite keeps its rollback journal and says so:
+        // slower, equally correct, so the answer is not checked.
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(StoreError::backend("enabling WAL", e)),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -159,11 +180,7 @@ impl SqliteStore {
         let path = path.as_ref().to_owned();
         let mut conn = Connection::open(&path).map_err(be("opening the database"))?;
         configure(&conn)?;
-        // WAL lets readers run beside the writer. Where a file system cannot do WAL, SQLite
-        // keeps its rollback journal: slower, equally correct.
-        let _mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(be("enabling WAL"))?;
+        enable_wal(&conn)?;
         // WAL with synchronous=NORMAL is durable against application crashes and keeps the
         // database consistent on power loss (the last commits may be lost).
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -495,6 +512,9 @@ impl UserStore for SqliteStore {
     fn update_profile(&self, user: &User) -> Result<(), StoreError> {
         let cols = sql::profile_cols(user)?;
         self.write("updating a profile", |tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", &[user.id.as_str()])? {
+                return Err(not_found(&user.id));
+            }
             let key = fold(&user.username);
             if exists(
                 tx,
