@@ -618,3 +618,13 @@ fn parallel_attack_is_bounded_on_sqlite() {
     let b = keyward::SqliteStore::open(&path).unwrap();
     parallel_attack_is_bounded(Arc::new(a), Arc::new(b));
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn parallel_attack_is_bounded_on_postgres() {
+    let Some(schema) = support::pg::TestSchema::new() else {
+        return;
+    };
+    // Two pools on one schema: two app servers.
+    parallel_attack_is_bounded(Arc::new(schema.open()), Arc::new(schema.open()));
+}

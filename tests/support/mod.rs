@@ -11,6 +11,9 @@ use keyward::{InMemoryStore, Keyward, ManualClock, Password, UserStore};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+#[cfg(feature = "postgres")]
+pub mod pg;
+
 pub const T0: OffsetDateTime = datetime!(2026-09-01 08:00 UTC);
 pub const ADMIN_PASSWORD: &str = "ochre-violet-anchor-93";
 pub const USER_PASSWORD: &str = "river-lantern-copper-58";
