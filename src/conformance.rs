@@ -9,12 +9,16 @@
 //! The [`conformance_tests!`](crate::conformance_tests) macro expands one `#[test]` per
 //! behaviour, so a failure names what broke:
 //!
-//! ```ignore
-//! // tests/my_store.rs
-//! keyward::conformance_tests!(|| {
-//!     let db = MyStore::create_test_database();
-//!     move || MyStore::connect(&db)
-//! });
+//! ```
+//! // tests/my_store.rs — here with the in-memory store standing in for yours:
+//! // `let db = MyStore::create_test_database(); move || MyStore::connect(&db)`.
+//! mod my_store {
+//!     keyward::conformance_tests!(|| {
+//!         let store = keyward::InMemoryStore::new();
+//!         move || store.clone()
+//!     });
+//! }
+//! # fn main() {}
 //! ```
 //!
 //! The argument is called once per test and returns an *opener*; each call of the opener
