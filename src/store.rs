@@ -17,13 +17,15 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditEvent, AuditQuery};
 pub use crate::error::StoreError;
-use crate::lockout::{self, LockDecision, LockEvent, LockState, LockoutRule};
+use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
     BatchId, OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState,
     User, UserId, UserRecord, UserStatus,
 };
+pub use ops::apply_lock_event_to;
 
 pub mod memory;
+pub mod ops;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -404,24 +406,6 @@ impl TemporaryBatch {
     pub fn new(batch: BatchId, entries: Vec<(UserId, PasswordCredential)>) -> Self {
         Self { batch, entries }
     }
-}
-
-/// Applies a lock event to one counter of a record: the shared body of every backend's
-/// [`UserStore::apply_lock_event`], run under the backend's lock or transaction.
-pub fn apply_lock_event_to(
-    record: &mut UserRecord,
-    counter: LockCounter,
-    rule: &LockoutRule,
-    event: &LockEvent,
-    now: OffsetDateTime,
-) -> (LockState, LockDecision) {
-    let state = match counter {
-        LockCounter::Password => &mut record.password_lock,
-        LockCounter::Totp => &mut record.totp_lock,
-    };
-    let (next, decision) = lockout::transition(rule, state, event, now);
-    *state = next.clone();
-    (next, decision)
 }
 
 /// The store contract.

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::OffsetDateTime;
 
+use super::ops;
 use super::{
     Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
-    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, apply_lock_event_to, compare_for_sort,
-    fold,
+    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, compare_for_sort, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
@@ -65,13 +65,6 @@ fn paginate<T>(items: Vec<T>, offset: u64, limit: u32) -> Page<T> {
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(usize::MAX);
     Page::new(items.into_iter().skip(skip).take(take).collect(), total)
-}
-
-fn one_time_slot(record: &mut UserRecord, kind: OneTimeKind) -> &mut Option<OneTimeCredential> {
-    match kind {
-        OneTimeKind::ResetToken => &mut record.reset_token,
-        OneTimeKind::DeviceCode => &mut record.totp.device_code,
-    }
 }
 
 impl UserStore for InMemoryStore {
@@ -185,7 +178,7 @@ impl UserStore for InMemoryStore {
         kind: OneTimeKind,
         credential: Option<&OneTimeCredential>,
     ) -> Result<(), StoreError> {
-        self.with_user(id, |r| *one_time_slot(r, kind) = credential.cloned())
+        self.with_user(id, |r| *ops::one_time_slot(r, kind) = credential.cloned())
     }
 
     fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -200,7 +193,9 @@ impl UserStore for InMemoryStore {
         event: &LockEvent,
         now: OffsetDateTime,
     ) -> Result<(LockState, LockDecision), StoreError> {
-        self.with_user(id, |r| apply_lock_event_to(r, counter, rule, event, now))
+        self.with_user(id, |r| {
+            ops::apply_lock_event_to(r, counter, rule, event, now)
+        })
     }
 
     fn replace_password(
@@ -209,13 +204,7 @@ impl UserStore for InMemoryStore {
         expected: &StoredHash,
         new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
-        self.with_user(id, |r| match r.password.as_ref() {
-            Some(p) if &p.hash == expected => {
-                r.password = Some(new.clone());
-                Swap::Swapped
-            }
-            _ => Swap::Changed,
-        })
+        self.with_user(id, |r| ops::swap_password(r, expected, new))
     }
 
     fn consume_temporary_password(
@@ -224,18 +213,7 @@ impl UserStore for InMemoryStore {
         expected: &StoredHash,
         now: OffsetDateTime,
     ) -> Result<Consumed, StoreError> {
-        self.with_user(id, |r| {
-            let Some(p) = r.password.as_mut() else {
-                return Consumed::AlreadyGone;
-            };
-            match p.temporary.as_mut() {
-                Some(t) if p.hash == *expected && t.consumed_at.is_none() => {
-                    t.consumed_at = Some(now);
-                    Consumed::Now
-                }
-                _ => Consumed::AlreadyGone,
-            }
-        })
+        self.with_user(id, |r| ops::consume_temporary(r, expected, now))
     }
 
     fn try_one_time(
@@ -245,15 +223,7 @@ impl UserStore for InMemoryStore {
         max_tries: u32,
         now: OffsetDateTime,
     ) -> Result<OneTimeTry, StoreError> {
-        self.with_user(id, |r| match one_time_slot(r, kind).as_mut() {
-            None => OneTimeTry::Absent,
-            Some(c) if now >= c.expires_at => OneTimeTry::Expired,
-            Some(c) if c.failed_tries >= max_tries => OneTimeTry::Exhausted,
-            Some(c) => {
-                c.failed_tries = c.failed_tries.saturating_add(1);
-                OneTimeTry::Available(c.clone())
-            }
-        })
+        self.with_user(id, |r| ops::try_code(r, kind, max_tries, now))
     }
 
     fn consume_one_time(
@@ -262,26 +232,11 @@ impl UserStore for InMemoryStore {
         kind: OneTimeKind,
         expected: &StoredHash,
     ) -> Result<Consumed, StoreError> {
-        self.with_user(id, |r| {
-            let slot = one_time_slot(r, kind);
-            if slot.as_ref().is_some_and(|c| &c.hash == expected) {
-                *slot = None;
-                Consumed::Now
-            } else {
-                Consumed::AlreadyGone
-            }
-        })
+        self.with_user(id, |r| ops::consume_code(r, kind, expected))
     }
 
     fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-        self.with_user(id, |r| {
-            if r.totp.last_step.is_some_and(|last| step <= last) {
-                StepAcceptance::Replayed
-            } else {
-                r.totp.last_step = Some(step);
-                StepAcceptance::Accepted
-            }
-        })
+        self.with_user(id, |r| ops::accept_step(r, step))
     }
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {

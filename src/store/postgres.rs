@@ -32,6 +32,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use time::OffsetDateTime;
 
+use super::ops;
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
     Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
@@ -701,7 +702,7 @@ impl UserStore for PostgresStore {
         new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
         self.atomic("replacing a password", id, |r| {
-            sql::swap_password(r, expected, new)
+            ops::swap_password(r, expected, new)
         })
     }
 
@@ -712,7 +713,7 @@ impl UserStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Consumed, StoreError> {
         self.atomic("consuming a temporary password", id, |r| {
-            sql::consume_temporary(r, expected, now)
+            ops::consume_temporary(r, expected, now)
         })
     }
 
@@ -724,7 +725,7 @@ impl UserStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<OneTimeTry, StoreError> {
         self.atomic("trying a code", id, |r| {
-            sql::try_code(r, kind, max_tries, now)
+            ops::try_code(r, kind, max_tries, now)
         })
     }
 
@@ -735,12 +736,12 @@ impl UserStore for PostgresStore {
         expected: &StoredHash,
     ) -> Result<Consumed, StoreError> {
         self.atomic("consuming a code", id, |r| {
-            sql::consume_code(r, kind, expected)
+            ops::consume_code(r, kind, expected)
         })
     }
 
     fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-        self.atomic("accepting a TOTP step", id, |r| sql::accept_step(r, step))
+        self.atomic("accepting a TOTP step", id, |r| ops::accept_step(r, step))
     }
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {

@@ -9,10 +9,7 @@ use std::fmt::Write as _;
 
 use time::{Date, OffsetDateTime};
 
-use super::{
-    Consumed, GroupQuery, OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, UserQuery,
-    UserSort, fold,
-};
+use super::{GroupQuery, OneTimeKind, StoreError, UserQuery, UserSort, fold};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
 use crate::user::{
@@ -814,97 +811,6 @@ pub(crate) fn dollar_placeholders(sql: &str) -> String {
         }
     }
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bodies of the atomic operations, run on a record read under the backend's row lock.
-// ---------------------------------------------------------------------------------------------
-
-/// The single-use code slot of a record.
-pub(crate) fn one_time_slot(
-    record: &mut UserRecord,
-    kind: OneTimeKind,
-) -> &mut Option<OneTimeCredential> {
-    match kind {
-        OneTimeKind::ResetToken => &mut record.reset_token,
-        OneTimeKind::DeviceCode => &mut record.totp.device_code,
-    }
-}
-
-/// Compare-and-swap of the password hash.
-pub(crate) fn swap_password(
-    r: &mut UserRecord,
-    expected: &StoredHash,
-    new: &PasswordCredential,
-) -> Swap {
-    match r.password.as_ref() {
-        Some(p) if &p.hash == expected => {
-            r.password = Some(new.clone());
-            Swap::Swapped
-        }
-        _ => Swap::Changed,
-    }
-}
-
-/// Marks a live temporary password as consumed.
-pub(crate) fn consume_temporary(
-    r: &mut UserRecord,
-    expected: &StoredHash,
-    now: OffsetDateTime,
-) -> Consumed {
-    let Some(p) = r.password.as_mut() else {
-        return Consumed::AlreadyGone;
-    };
-    match p.temporary.as_mut() {
-        Some(t) if p.hash == *expected && t.consumed_at.is_none() => {
-            t.consumed_at = Some(now);
-            Consumed::Now
-        }
-        _ => Consumed::AlreadyGone,
-    }
-}
-
-/// Takes a try at a single-use code.
-pub(crate) fn try_code(
-    r: &mut UserRecord,
-    kind: OneTimeKind,
-    max_tries: u32,
-    now: OffsetDateTime,
-) -> OneTimeTry {
-    match one_time_slot(r, kind).as_mut() {
-        None => OneTimeTry::Absent,
-        Some(c) if now >= c.expires_at => OneTimeTry::Expired,
-        Some(c) if c.failed_tries >= max_tries => OneTimeTry::Exhausted,
-        Some(c) => {
-            c.failed_tries = c.failed_tries.saturating_add(1);
-            OneTimeTry::Available(c.clone())
-        }
-    }
-}
-
-/// Removes a single-use code whose hash is still `expected`.
-pub(crate) fn consume_code(
-    r: &mut UserRecord,
-    kind: OneTimeKind,
-    expected: &StoredHash,
-) -> Consumed {
-    let slot = one_time_slot(r, kind);
-    if slot.as_ref().is_some_and(|c| &c.hash == expected) {
-        *slot = None;
-        Consumed::Now
-    } else {
-        Consumed::AlreadyGone
-    }
-}
-
-/// Accepts a TOTP step only if newer than the last one.
-pub(crate) fn accept_step(r: &mut UserRecord, step: u64) -> StepAcceptance {
-    if r.totp.last_step.is_some_and(|last| step <= last) {
-        StepAcceptance::Replayed
-    } else {
-        r.totp.last_step = Some(step);
-        StepAcceptance::Accepted
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use rusqlite::{
 };
 use time::OffsetDateTime;
 
+use super::ops;
 use super::sql::{self, SqlRow, Val};
 use super::{
     Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
@@ -628,7 +629,7 @@ impl UserStore for SqliteStore {
         new: &PasswordCredential,
     ) -> Result<Swap, StoreError> {
         self.atomic("replacing a password", id, |r| {
-            sql::swap_password(r, expected, new)
+            ops::swap_password(r, expected, new)
         })
     }
 
@@ -639,7 +640,7 @@ impl UserStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Consumed, StoreError> {
         self.atomic("consuming a temporary password", id, |r| {
-            sql::consume_temporary(r, expected, now)
+            ops::consume_temporary(r, expected, now)
         })
     }
 
@@ -651,7 +652,7 @@ impl UserStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<OneTimeTry, StoreError> {
         self.atomic("trying a code", id, |r| {
-            sql::try_code(r, kind, max_tries, now)
+            ops::try_code(r, kind, max_tries, now)
         })
     }
 
@@ -662,12 +663,12 @@ impl UserStore for SqliteStore {
         expected: &StoredHash,
     ) -> Result<Consumed, StoreError> {
         self.atomic("consuming a code", id, |r| {
-            sql::consume_code(r, kind, expected)
+            ops::consume_code(r, kind, expected)
         })
     }
 
     fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-        self.atomic("accepting a TOTP step", id, |r| sql::accept_step(r, step))
+        self.atomic("accepting a TOTP step", id, |r| ops::accept_step(r, step))
     }
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
