@@ -322,6 +322,16 @@ pub enum PasswordChange {
     Denied(Denial),
 }
 
+/// How one TOTP code check under the lock counter ended.
+enum TotpAttempt {
+    /// The code was right (and its step newer than the last accepted one).
+    Accepted,
+    /// The code was wrong; the step may be retried.
+    Wrong,
+    /// The TOTP counter is locked: the sign-in is denied.
+    Refused(Denial),
+}
+
 struct Context {
     user: UserId,
     site: SiteId,
@@ -566,11 +576,18 @@ impl Keyward {
         user: Option<&User>,
         reason: DenialReason,
     ) -> Result<SignIn, Error> {
+        self.denial(site, user, reason).map(SignIn::Denied)
+    }
+
+    /// Audits a denial and returns it.
+    fn denial(
+        &self,
+        site: &SiteId,
+        user: Option<&User>,
+        reason: DenialReason,
+    ) -> Result<Denial, Error> {
         self.audit_sign_in(user, site, AuditOutcome::Denied, reason.as_str())?;
-        Ok(SignIn::Denied(Denial::new(
-            reason,
-            user.map(|u| u.id.clone()),
-        )))
+        Ok(Denial::new(reason, user.map(|u| u.id.clone())))
     }
 
     /// Loads the user of a pending step, refusing a step that waited too long.
@@ -691,63 +708,44 @@ impl Keyward {
             })
         })?;
         match accepted {
-            Ok(()) => self.finish(&record, pending.hash_upgraded),
-            Err(Some(denial)) => Ok(SignIn::Denied(denial)),
-            Err(None) => Ok(SignIn::TotpRequired(PendingTotp {
+            TotpAttempt::Accepted => self.finish(&record, pending.hash_upgraded),
+            TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => Ok(SignIn::TotpRequired(PendingTotp {
                 retry: true,
                 ..pending
             })),
         }
     }
 
-    /// Runs one TOTP code check under the TOTP lock counter. `Ok(Ok(()))` when accepted,
-    /// `Ok(Err(None))` for a wrong code that may be retried, `Ok(Err(Some(denial)))` when
-    /// the counter is locked.
+    /// Runs one TOTP code check under the TOTP lock counter (reserve, check, settle), with
+    /// the same protocol as passwords.
     fn totp_attempt(
         &self,
         record: &UserRecord,
         site: &SiteId,
         check: impl FnOnce(OffsetDateTime) -> Result<bool, Error>,
-    ) -> Result<Result<(), Option<Denial>>, Error> {
+    ) -> Result<TotpAttempt, Error> {
         let now = self.now();
-        let id = &record.user.id;
-        let rule = self.lockout.totp_rule(&record.user);
-        let (_, decision) =
+        let user = &record.user;
+        let rule = self.lockout.totp_rule(user);
+        let apply = |event: &LockEvent| {
             self.store
-                .apply_lock_event(id, LockCounter::Totp, &rule, &LockEvent::Attempt, now)?;
-        match decision {
+                .apply_lock_event(&user.id, LockCounter::Totp, &rule, event, now)
+        };
+        let locked = |until| -> Result<TotpAttempt, Error> {
+            let denial = self.denial(site, Some(user), DenialReason::TotpLocked { until })?;
+            Ok(TotpAttempt::Refused(denial))
+        };
+        match apply(&LockEvent::Attempt)?.1 {
             LockDecision::Proceed => {}
-            LockDecision::Locked { until } => {
-                let reason = DenialReason::TotpLocked { until };
-                self.audit_sign_in(
-                    Some(&record.user),
-                    site,
-                    AuditOutcome::Denied,
-                    reason.as_str(),
-                )?;
-                return Ok(Err(Some(Denial::new(reason, Some(id.clone())))));
-            }
-            _ => {
-                let reason = DenialReason::TotpLocked { until: None };
-                self.audit_sign_in(
-                    Some(&record.user),
-                    site,
-                    AuditOutcome::Denied,
-                    "too_many_attempts",
-                )?;
-                return Ok(Err(Some(Denial::new(reason, Some(id.clone())))));
-            }
+            LockDecision::Locked { until } => return locked(until),
+            _ => return locked(None),
         }
         let ok = match check(now) {
             Ok(ok) => ok,
             Err(e) => {
-                let _ = self.store.apply_lock_event(
-                    id,
-                    LockCounter::Totp,
-                    &rule,
-                    &LockEvent::Failure,
-                    now,
-                );
+                // Settle the reservation before reporting the failure.
+                let _ = apply(&LockEvent::Failure);
                 return Err(e);
             }
         };
@@ -756,39 +754,14 @@ impl Keyward {
         } else {
             LockEvent::Failure
         };
-        let (_, decision) =
-            self.store
-                .apply_lock_event(id, LockCounter::Totp, &rule, &event, now)?;
-        match decision {
-            LockDecision::Cleared => Ok(Ok(())),
-            LockDecision::NowLocked { until } | LockDecision::Locked { until } => {
-                let reason = DenialReason::TotpLocked { until };
-                self.audit_sign_in(
-                    Some(&record.user),
-                    site,
-                    AuditOutcome::Denied,
-                    reason.as_str(),
-                )?;
-                Ok(Err(Some(Denial::new(reason, Some(id.clone())))))
-            }
-            LockDecision::SuccessWhileLocked => {
-                let reason = DenialReason::TotpLocked { until: None };
-                self.audit_sign_in(
-                    Some(&record.user),
-                    site,
-                    AuditOutcome::Denied,
-                    reason.as_str(),
-                )?;
-                Ok(Err(Some(Denial::new(reason, Some(id.clone())))))
-            }
+        match apply(&event)?.1 {
+            LockDecision::Cleared => Ok(TotpAttempt::Accepted),
+            LockDecision::NowLocked { until } | LockDecision::Locked { until } => locked(until),
+            LockDecision::SuccessWhileLocked => locked(None),
             _ => {
-                self.audit_sign_in(
-                    Some(&record.user),
-                    site,
-                    AuditOutcome::Denied,
-                    DenialReason::WrongTotpCode.as_str(),
-                )?;
-                Ok(Err(None))
+                let reason = DenialReason::WrongTotpCode.as_str();
+                self.audit_sign_in(Some(user), site, AuditOutcome::Denied, reason)?;
+                Ok(TotpAttempt::Wrong)
             }
         }
     }
@@ -995,9 +968,9 @@ impl Keyward {
             })
         })?;
         match accepted {
-            Ok(()) => {}
-            Err(Some(denial)) => return Ok(SignIn::Denied(denial)),
-            Err(None) => {
+            TotpAttempt::Accepted => {}
+            TotpAttempt::Refused(denial) => return Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => {
                 return Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
                     retry: true,
                     ..pending
