@@ -445,16 +445,12 @@ impl Keyward {
                 return Ok(FirstFactor::Busy);
             }
         }
-        let parsed = self.parse_hash(password_hash);
-        let verification = match parsed {
-            Ok(hash) => self.hasher.verify(password, &hash).map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        let verification = match verification {
-            Ok(v) => v,
+        let evaluated = self.evaluate_first_factor(record, password, pin, password_hash);
+        let (verification, pin_result) = match evaluated {
+            Ok(results) => results,
             Err(e) => {
-                // Settle the reservation before reporting the failure: a broken hash must
-                // not leave the slot taken.
+                // Settle the reservation before reporting the failure: a broken stored hash
+                // must not leave the slot taken.
                 let _ = self.store.apply_lock_event(
                     id,
                     LockCounter::Password,
@@ -464,30 +460,6 @@ impl Keyward {
                 );
                 return Err(e);
             }
-        };
-        let pin_result = match pin {
-            PinCheck::Skip => None,
-            PinCheck::Given(given) => match (&record.pin, given) {
-                (Some(credential), Some(given)) => {
-                    let given = Password::new(given.expose_secret());
-                    match self.parse_hash(&credential.hash) {
-                        Ok(hash) => Some(self.hasher.verify(&given, &hash)?),
-                        Err(_) => {
-                            self.hasher.verify_dummy(&given);
-                            Some(Verification::NoMatch)
-                        }
-                    }
-                }
-                (Some(_), None) => {
-                    self.hasher.verify_dummy(password);
-                    Some(Verification::NoMatch)
-                }
-                (None, _) => {
-                    // No PIN to check (a PIN nobody asked for is ignored): spend the same.
-                    self.hasher.verify_dummy(password);
-                    None
-                }
-            },
         };
         let password_ok = verification.is_match();
         let pin_ok = pin_result.as_ref().is_none_or(Verification::is_match);
@@ -530,6 +502,51 @@ impl Keyward {
         })
     }
 
+    /// Verifies `given` against a stored hash; input the hasher refuses outright (longer
+    /// than its limit) is a non-match after the same work, never an error, so that it looks
+    /// like any wrong password. A stored hash that cannot be read is an error.
+    fn verify_input(&self, given: &Password, stored: &StoredHash) -> Result<Verification, Error> {
+        let hash = self.parse_hash(stored)?;
+        match self.hasher.verify(given, &hash) {
+            Err(crate::error::HashError::PasswordTooLong { .. }) => {
+                self.hasher.verify_dummy(given);
+                Ok(Verification::NoMatch)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The two verifications of a first-factor check (see
+    /// [`check_first_factor`](Self::check_first_factor)).
+    fn evaluate_first_factor(
+        &self,
+        record: &UserRecord,
+        password: &Password,
+        pin: PinCheck<'_>,
+        password_hash: &StoredHash,
+    ) -> Result<(Verification, Option<Verification>), Error> {
+        let verification = self.verify_input(password, password_hash)?;
+        let pin_result = match pin {
+            PinCheck::Skip => None,
+            PinCheck::Given(given) => match (&record.pin, given) {
+                (Some(credential), Some(given)) => {
+                    let given = Password::new(given.expose_secret());
+                    Some(self.verify_input(&given, &credential.hash)?)
+                }
+                (Some(_), None) => {
+                    self.hasher.verify_dummy(password);
+                    Some(Verification::NoMatch)
+                }
+                (None, _) => {
+                    // No PIN to check (a PIN nobody asked for is ignored): spend the same.
+                    self.hasher.verify_dummy(password);
+                    None
+                }
+            },
+        };
+        Ok((verification, pin_result))
+    }
+
     pub(crate) fn seal_secret(
         &self,
         secret: &crate::secret::TotpSecret,
@@ -551,15 +568,12 @@ impl Keyward {
         user: &UserId,
     ) -> Result<crate::secret::TotpSecret, Error> {
         let parsed = crate::totp::StoredTotpSecret::parse(stored.as_str())?;
-        if parsed.is_sealed() {
-            match &self.keeping {
-                SecretKeeping::Sealed(sealer) => {
-                    Ok(sealer.open(&parsed, user.as_str().as_bytes())?)
-                }
-                _ => Err(Error::TotpKeyMissing),
-            }
-        } else {
-            Ok(parsed.open_plain()?)
+        match &self.keeping {
+            // With a key, every stored secret goes through the sealer, which refuses `plain:`
+            // values: someone who can write the column cannot plant a secret of their own.
+            SecretKeeping::Sealed(sealer) => Ok(sealer.open(&parsed, user.as_str().as_bytes())?),
+            SecretKeeping::Plain if !parsed.is_sealed() => Ok(parsed.open_plain()?),
+            SecretKeeping::Plain | SecretKeeping::Refused => Err(Error::TotpKeyMissing),
         }
     }
 }

@@ -628,3 +628,45 @@ fn parallel_attack_is_bounded_on_postgres() {
     // Two pools on one schema: two app servers.
     parallel_attack_is_bounded(Arc::new(schema.open()), Arc::new(schema.open()));
 }
+
+#[test]
+fn oversized_input_is_a_wrong_password_not_an_error() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.set_pin(&sam.id, Some(&Pin::new("2468"))).unwrap();
+    let huge = "x".repeat(5000);
+    // An over-long password looks like any wrong password, for known and unknown users.
+    let d = denied(
+        f.kw.sign_in(
+            &f.site,
+            "sam",
+            &Password::new(huge.clone()),
+            Some(&Pin::new("2468")),
+        )
+        .unwrap(),
+    );
+    assert_eq!(d.reason(), DenialReason::WrongPassword);
+    let d = denied(
+        f.kw.sign_in(&f.site, "nobody", &Password::new(huge.clone()), None)
+            .unwrap(),
+    );
+    assert_eq!(d.reason(), DenialReason::UnknownUser);
+    // An over-long PIN is a wrong PIN and settles its attempt (no slot left taken).
+    let d = denied(
+        f.kw.sign_in(
+            &f.site,
+            "sam",
+            &Password::new(USER_PASSWORD),
+            Some(&Pin::new(huge)),
+        )
+        .unwrap(),
+    );
+    assert_eq!(d.reason(), DenialReason::WrongPin);
+    let lock =
+        f.kw.store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .password_lock;
+    assert_eq!((lock.failed_attempts, lock.in_flight), (2, 0));
+}

@@ -535,3 +535,26 @@ fn password_reset_token_is_single_use_expiring_and_newest_wins() {
         ));
     }
 }
+
+#[test]
+fn a_planted_plain_secret_is_refused_when_a_key_is_configured() {
+    let f = fx();
+    let sam = f.user("sam");
+    let _ = enrolled(&f, &sam.id);
+    // Someone with write access to the store swaps in a secret of their choosing.
+    let mut totp = f.kw.store().get_user(&sam.id).unwrap().unwrap().totp;
+    let planted = keyward::TotpSecret::from_bytes(vec![1; 20]);
+    totp.secret = Some(
+        keyward::StoredTotpSecret::plain(&planted)
+            .unwrap()
+            .to_stored(),
+    );
+    f.kw.store().set_totp(&sam.id, &totp).unwrap();
+    f.clock.advance(Duration::seconds(60));
+    let pending = totp_step(&f, "sam");
+    let outcome = f.kw.verify_totp(pending, &code(&[1; 20], f.kw.now()));
+    assert!(
+        outcome.is_err(),
+        "a plain secret must not open under a sealing key: {outcome:?}"
+    );
+}
