@@ -150,6 +150,15 @@ impl Permissions {
             if actor.role == Role::Moderator && target.role == Role::Administrator {
                 return deny(DenyReason::TargetOutranksActor);
             }
+            // A peer with power over more sites is out of reach: acting on their account
+            // would hand the actor that power.
+            let reaches_further = target
+                .managed_sites
+                .iter()
+                .any(|other| !actor.manages_site(other));
+            if target.role != Role::User && reaches_further {
+                return deny(DenyReason::TargetOutranksActor);
+            }
         }
         Ok(())
     }
@@ -168,7 +177,8 @@ pub enum DenyReason {
     },
     /// The site (or the target's site) is not one the actor manages.
     OtherSite,
-    /// A moderator cannot act on an administrator.
+    /// A moderator cannot act on an administrator, nor anyone on an administrator or
+    /// moderator who manages a site the actor does not.
     TargetOutranksActor,
     /// The actor's own password, asked for as confirmation, was wrong (or the actor is
     /// locked).
@@ -962,6 +972,33 @@ mod tests {
                     &other,
                     Some(&person("other", Role::User))
                 )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn peers_managing_more_sites_are_out_of_reach() {
+        let permissions = Permissions::default();
+        let (a, b) = (SiteId::new("home").unwrap(), SiteId::new("other").unwrap());
+        let admin = person("home", Role::Administrator);
+        let wider_admin = person("home", Role::Administrator).with_managed_sites(vec![b.clone()]);
+        let wider_moderator = person("home", Role::Moderator).with_managed_sites(vec![b.clone()]);
+        for target in [&wider_admin, &wider_moderator] {
+            let err = permissions.authorize(&admin, Permission::ResetTotp, &a, Some(target));
+            assert_eq!(err.unwrap_err().reason, DenyReason::TargetOutranksActor);
+        }
+        // An administrator of both sites may act on them.
+        let both = admin.clone().with_managed_sites(vec![b]);
+        assert!(
+            permissions
+                .authorize(&both, Permission::ResetTotp, &a, Some(&wider_admin))
+                .is_ok()
+        );
+        // Ordinary users' site lists do not matter.
+        let user = person("home", Role::User).with_managed_sites(vec![SiteId::new("x").unwrap()]);
+        assert!(
+            permissions
+                .authorize(&admin, Permission::Unlock, &a, Some(&user))
                 .is_ok()
         );
     }
