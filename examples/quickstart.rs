@@ -436,9 +436,8 @@ fn print_admin_screen(
     println!("  admin screen — {title} ({} found):", page.total);
     for record in page.items {
         let temporary = record
-            .password
+            .temporary
             .as_ref()
-            .and_then(|p| p.temporary.as_ref())
             .map(|t| {
                 format!(
                     "temporary ({}) until {}",

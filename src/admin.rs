@@ -10,14 +10,15 @@ use zeroize::Zeroizing;
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::error::Error;
 use crate::lockout::LockEvent;
+use crate::lockout::LockState;
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, TemporaryPassword};
 use crate::service::{FirstFactor, Keyward, PinCheck, stored};
 use crate::store::{LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary};
 use crate::user::{
-    BatchId, PasswordCredential, Role, SiteId, TemporaryMode, TotpState, User, UserId, UserRecord,
-    UserStatus,
+    BatchId, PasswordCredential, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User,
+    UserId, UserRecord, UserStatus,
 };
 
 /// Something an administrator or moderator may be allowed to do.
@@ -208,6 +209,45 @@ pub struct PermissionDenied {
     pub permission: Permission,
     /// Why it was refused.
     pub reason: DenyReason,
+}
+
+/// A user as an admin screen shows it: the profile, what kind of credentials the user holds
+/// and the lock state — and no credential material (no hashes, secrets or codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserSummary {
+    /// The profile.
+    pub user: User,
+    /// Whether the user has a password (permanent or temporary).
+    pub has_password: bool,
+    /// The temporary password's details (mode, expiry, issuer, batch), if the password is
+    /// temporary.
+    pub temporary: Option<TemporaryInfo>,
+    /// Whether the user must give a PIN.
+    pub has_pin: bool,
+    /// Whether an authenticator is enrolled.
+    pub totp_enabled: bool,
+    /// Whether an authenticator reset awaits device authorization.
+    pub totp_reset_pending: bool,
+    /// Password failures and lock.
+    pub password_lock: LockState,
+    /// TOTP failures and lock.
+    pub totp_lock: LockState,
+}
+
+impl From<UserRecord> for UserSummary {
+    fn from(record: UserRecord) -> Self {
+        Self {
+            has_password: record.password.is_some(),
+            temporary: record.password.and_then(|p| p.temporary),
+            has_pin: record.pin.is_some(),
+            totp_enabled: record.totp.secret.is_some(),
+            totp_reset_pending: record.totp.reset_pending,
+            password_lock: record.password_lock,
+            totp_lock: record.totp_lock,
+            user: record.user,
+        }
+    }
 }
 
 /// How a temporary password is issued.
@@ -425,19 +465,26 @@ impl Keyward {
         self.audit(event)
     }
 
-    /// Searches users of a site for an admin screen (needs [`Permission::ViewUsers`]).
+    /// Searches users of a site for an admin screen (needs [`Permission::ViewUsers`]). The
+    /// results carry no credential material: no hashes, no TOTP secrets, no codes.
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`]; store errors.
+    /// [`Error::PermissionDenied`] (audited); store errors.
     pub fn search_users(
         &self,
         actor: &UserId,
         query: &UserQuery,
-    ) -> Result<Page<UserRecord>, Error> {
-        let actor_record = self.load(actor)?;
-        self.permissions
-            .authorize(&actor_record.user, Permission::ViewUsers, &query.site, None)?;
-        Ok(self.store.search_users(query)?)
+    ) -> Result<Page<UserSummary>, Error> {
+        self.authorize(
+            actor,
+            Permission::ViewUsers,
+            AuditAction::UsersViewed,
+            &query.site,
+            None,
+        )?;
+        let page = self.store.search_users(query)?;
+        let items = page.items.into_iter().map(UserSummary::from).collect();
+        Ok(Page::new(items, page.total))
     }
 
     /// Reads the audit trail. Every user may read their own events (`query.user` set to
@@ -451,17 +498,34 @@ impl Keyward {
         actor: &UserId,
         query: &crate::audit::AuditQuery,
     ) -> Result<Page<AuditEvent>, Error> {
-        let actor_record = self.load(actor)?;
         if query.user.as_ref() != Some(actor) {
             let Some(site) = &query.site else {
-                return Err(PermissionDenied {
+                let actor_site = self.load(actor)?.user.site;
+                let denied = PermissionDenied {
                     permission: Permission::ViewUsers,
                     reason: DenyReason::OtherSite,
-                }
-                .into());
+                };
+                self.audit(
+                    AuditEvent::new(
+                        self.now(),
+                        Some(actor.clone()),
+                        AuditAction::UsersViewed,
+                        query.user.clone(),
+                        actor_site,
+                        AuditOutcome::Denied,
+                    )
+                    .with_reason(denied.reason.as_str())
+                    .with_details("an audit query without a site"),
+                )?;
+                return Err(denied.into());
             };
-            self.permissions
-                .authorize(&actor_record.user, Permission::ViewUsers, site, None)?;
+            self.authorize(
+                actor,
+                Permission::ViewUsers,
+                AuditAction::UsersViewed,
+                site,
+                None,
+            )?;
         }
         Ok(self.store.query_audit(query)?)
     }

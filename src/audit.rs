@@ -82,6 +82,8 @@ text_enum!(
         PasswordReset => "password_reset",
         /// A user's PIN was set or removed.
         PinSet => "pin_set",
+        /// Users or their audit trail were viewed (audited when refused).
+        UsersViewed => "users_viewed",
     }
 );
 

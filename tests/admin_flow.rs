@@ -337,10 +337,15 @@ fn a_user_can_read_their_own_audit_trail() {
             .is_err()
     );
     let by_admin = AuditQuery::for_user(sam.id.clone()).site(f.site.clone());
+    let seen_by_admin = f.kw.audit_trail(&f.admin.id, &by_admin).unwrap();
+    // The refused look is itself on sam's trail.
+    assert_eq!(seen_by_admin.total, page.total + 1);
+    let refused = seen_by_admin.items.last().unwrap();
     assert_eq!(
-        f.kw.audit_trail(&f.admin.id, &by_admin).unwrap().total,
-        page.total
+        (refused.action, refused.outcome),
+        (AuditAction::UsersViewed, AuditOutcome::Denied)
     );
+    assert_eq!(refused.actor, Some(other.id.clone()));
     let seen: Vec<_> = page.items.iter().map(|e| (e.action, e.outcome)).collect();
     assert_eq!(
         seen,
