@@ -94,7 +94,7 @@ macro_rules! conformance_tests {
             missing_user_reads_none_and_writes_not_found, update_profile_and_rename,
             record_round_trips_exactly, search_text_prefix, search_filters, search_sorts,
             search_paging_and_total, invalid_limits_are_refused, list_groups,
-            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas,
+            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, audit_append_and_query);
         $crate::conformance_tests!(@shared $make;
@@ -108,7 +108,7 @@ macro_rules! conformance_tests {
             missing_user_reads_none_and_writes_not_found, update_profile_and_rename,
             record_round_trips_exactly, search_text_prefix, search_filters, search_sorts,
             search_paging_and_total, invalid_limits_are_refused, list_groups,
-            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas,
+            set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, audit_append_and_query);
     };
@@ -431,6 +431,16 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
         ),
         id,
         "replace_password",
+    );
+    is_not_found(
+        store.replace_pin(id, &hash("a"), &PinCredential::new(hash("b"), T0)),
+        id,
+        "replace_pin",
+    );
+    is_not_found(
+        store.replace_totp(id, &TotpState::default(), &TotpState::default()),
+        id,
+        "replace_totp",
     );
     is_not_found(
         store.consume_temporary_password(id, &hash("a"), T0),
@@ -1064,6 +1074,65 @@ pub fn replace_password_cas(store: &dyn UserStore) {
         "swap without a password"
     );
     assert_eq!(get(store, &bare.user.id), bare);
+}
+
+/// `replace_pin` and `replace_totp` swap only when the stored value is the expected one.
+pub fn replace_pin_and_totp_cas(store: &dyn UserStore) {
+    let mut r = person(site(), "pincas", "P", "In");
+    r.pin = Some(PinCredential::new(hash("pin-old"), T0));
+    r.totp = TotpState {
+        reset_pending: true,
+        ..TotpState::default()
+    };
+    create(store, &r);
+    let id = &r.user.id;
+    let pin = PinCredential::new(hash("pin-new"), T0 + Duration::seconds(1));
+    let swap = store
+        .replace_pin(id, &hash("pin-wrong"), &pin)
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Changed);
+    assert_eq!(get(store, id), r, "a failed PIN swap wrote something");
+    let swap = store
+        .replace_pin(id, &hash("pin-old"), &pin)
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Swapped);
+    r.pin = Some(pin);
+    assert_eq!(get(store, id), r, "after a PIN swap");
+
+    let enrolled = TotpState {
+        secret: Some(StoredSecret::new("sealed:v1:k:abc")),
+        last_step: Some(42),
+        ..TotpState::default()
+    };
+    let stale = TotpState::default();
+    let swap = store
+        .replace_totp(id, &stale, &enrolled)
+        .expect("cas failed");
+    assert_eq!(
+        swap,
+        Swap::Changed,
+        "a stale TOTP state must not be replaced"
+    );
+    assert_eq!(get(store, id), r);
+    let swap = store
+        .replace_totp(id, &r.totp, &enrolled)
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Swapped);
+    r.totp = enrolled.clone();
+    assert_eq!(get(store, id), r, "after a TOTP swap");
+    // An accepted step changes the state: a swap expecting the old one fails.
+    assert_eq!(
+        store.accept_totp_step(id, 43).expect("accept failed"),
+        StepAcceptance::Accepted
+    );
+    let swap = store
+        .replace_totp(id, &enrolled, &TotpState::default())
+        .expect("cas failed");
+    assert_eq!(
+        swap,
+        Swap::Changed,
+        "a swap rolled back the last accepted step"
+    );
 }
 
 /// A single-use temporary password is consumed once, only with its own hash.

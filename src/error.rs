@@ -458,6 +458,13 @@ pub enum Error {
     /// not opted into (see [`crate::service::KeywardBuilder::totp_sealer`]).
     #[error("no TOTP sealing key is configured")]
     TotpKeyMissing,
+    /// Self-service TOTP enrollment is refused while an administrator's reset awaits device
+    /// authorization at the next sign-in.
+    #[error("user {user} has an authenticator reset pending: enrollment happens at sign-in")]
+    TotpResetPending {
+        /// The user.
+        user: crate::user::UserId,
+    },
     /// Writing an output document (the printable list) failed.
     #[error("output failed: {reason}")]
     Output {

@@ -21,11 +21,11 @@ use crate::notify::{Message, MessageKind, Recipient};
 use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password, Pin};
 use crate::service::{FirstFactor, Keyward, PinCheck, stored};
-use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance};
+use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap};
 use crate::totp::{Enrollment, TotpCheck};
 use crate::user::{
-    OneTimeCredential, PasswordCredential, SiteId, StoredHash, TemporaryMode, TotpState, User,
-    UserId, UserRecord, UserStatus,
+    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TemporaryMode,
+    TotpState, User, UserId, UserRecord, UserStatus,
 };
 
 /// The outcome of a sign-in step.
@@ -115,6 +115,9 @@ pub enum DenialReason {
     NoVerifiedEmail,
     /// The pending step waited too long.
     StepExpired,
+    /// The account changed while a step was pending (password changed or removed,
+    /// authenticator reset, enrollment replaced): the sign-in must start again.
+    AccountChanged,
 }
 
 impl DenialReason {
@@ -137,6 +140,7 @@ impl DenialReason {
             Self::DeviceCodeExhausted => "device_code_exhausted",
             Self::NoVerifiedEmail => "no_verified_email",
             Self::StepExpired => "step_expired",
+            Self::AccountChanged => "account_changed",
         }
     }
 
@@ -239,10 +243,8 @@ macro_rules! pending {
         $(#[$meta])*
         #[non_exhaustive]
         pub struct $name {
-            user: UserId,
-            site: SiteId,
+            ctx: Context,
             issued_at: OffsetDateTime,
-            hash_upgraded: bool,
             retry: bool,
             $($field: $ty,)*
         }
@@ -251,7 +253,7 @@ macro_rules! pending {
             /// The user this step belongs to.
             #[must_use]
             pub fn user(&self) -> &UserId {
-                &self.user
+                &self.ctx.user
             }
 
             /// Whether this step is offered again because the previous answer was wrong.
@@ -264,7 +266,7 @@ macro_rules! pending {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("user", &self.user)
+                    .field("user", &self.ctx.user)
                     .field("issued_at", &self.issued_at)
                     .field("retry", &self.retry)
                     .finish_non_exhaustive()
@@ -274,9 +276,9 @@ macro_rules! pending {
 }
 
 pending!(
-    /// A single-use temporary password was used; finish with
-    /// [`Keyward::complete_password_change`].
-    PendingPasswordChange { temporary_hash: StoredHash }
+    /// A single-use temporary password was used (and any second factor passed): the user must
+    /// set a new password now; finish with [`Keyward::complete_password_change`].
+    PendingPasswordChange {}
 );
 pending!(
     /// Waiting for a TOTP code; finish with [`Keyward::verify_totp`].
@@ -318,7 +320,7 @@ pub enum PasswordChange {
     Changed(SignIn),
     /// The new password breaks a rule; the pending change is handed back to try again.
     Rejected(PendingPasswordChange, PolicyViolation),
-    /// The step waited too long or the account changed meanwhile.
+    /// The step waited too long, or the account changed meanwhile.
     Denied(Denial),
 }
 
@@ -332,10 +334,20 @@ enum TotpAttempt {
     Refused(Denial),
 }
 
+/// What a sign-in has established so far; carried by every pending step.
+#[derive(Debug, Clone)]
 struct Context {
     user: UserId,
     site: SiteId,
     hash_upgraded: bool,
+    /// The password hash the first factor matched (for self-service enrollment: the one the
+    /// user had). A pending step is void once the password changed.
+    credential: Option<StoredHash>,
+    /// A single-use temporary password was used: a new password is due once any second
+    /// factor has passed.
+    change_password: bool,
+    /// `false` for self-service enrollment by a user who is already signed in.
+    signing_in: bool,
 }
 
 impl Keyward {
@@ -345,6 +357,11 @@ impl Keyward {
     /// accounts all come back as [`SignIn::Denied`] with the same
     /// [`user_message`](Denial::user_message) and after the same hashing work; the precise
     /// reason is in [`Denial::reason`] and in the audit trail.
+    ///
+    /// The steps that may follow come in this order: device authorization and enrollment
+    /// (after an authenticator reset) or a TOTP code, then — after a single-use temporary
+    /// password — the password change. A temporary password alone never sets a permanent
+    /// password for a user with a second factor.
     ///
     /// # Errors
     /// Store, hashing and delivery failures (never a wrong password).
@@ -363,11 +380,8 @@ impl Keyward {
         let user = &record.user;
         let credential = match &record.password {
             Some(c) if user.status == UserStatus::Active => {
-                if user.sso_linked && c.temporary.is_none() {
-                    None
-                } else {
-                    Some(c)
-                }
+                // SSO-linked users have standard login only through a temporary password.
+                (!user.sso_linked || c.temporary.is_some()).then_some(c)
             }
             _ => None,
         };
@@ -401,6 +415,14 @@ impl Keyward {
                 return self.deny_failure(site, user, DenialReason::WrongPin, now_locked);
             }
         };
+        let mut ctx = Context {
+            user: user.id.clone(),
+            site: site.clone(),
+            hash_upgraded: false,
+            credential: Some(credential.hash.clone()),
+            change_password: false,
+            signing_in: true,
+        };
         if let Some(temporary) = &credential.temporary {
             if temporary.consumed_at.is_some() {
                 return self.deny(site, Some(user), DenialReason::TemporaryPasswordUsed);
@@ -410,45 +432,28 @@ impl Keyward {
             }
             if temporary.mode == TemporaryMode::SingleUse {
                 // Dead after first use, even when two sign-ins race: only one consumes it.
-                return match self.store.consume_temporary_password(
-                    &user.id,
-                    &credential.hash,
-                    now,
-                )? {
-                    Consumed::Now => {
-                        self.audit_sign_in(
-                            Some(user),
-                            site,
-                            AuditOutcome::Continued,
-                            "password_change_required",
-                        )?;
-                        Ok(SignIn::PasswordChangeRequired(PendingPasswordChange {
-                            user: user.id.clone(),
-                            site: site.clone(),
-                            issued_at: now,
-                            hash_upgraded: false,
-                            retry: false,
-                            temporary_hash: credential.hash.clone(),
-                        }))
-                    }
-                    Consumed::AlreadyGone => {
-                        self.deny(site, Some(user), DenialReason::TemporaryPasswordUsed)
-                    }
-                };
+                let consumed =
+                    self.store
+                        .consume_temporary_password(&user.id, &credential.hash, now)?;
+                if consumed != Consumed::Now {
+                    return self.deny(site, Some(user), DenialReason::TemporaryPasswordUsed);
+                }
+                ctx.change_password = true;
             }
         }
-        let mut hash_upgraded = false;
-        if let Some(new_hash) = upgraded {
+        if let Some(new_hash) = upgraded.filter(|_| !ctx.change_password) {
             // Compare-and-swap: an administrator's change made meanwhile wins.
-            let upgraded = PasswordCredential {
+            let new = PasswordCredential {
                 hash: stored(&new_hash),
                 ..credential.clone()
             };
-            let swap = self
+            if self
                 .store
-                .replace_password(&user.id, &credential.hash, &upgraded)?;
-            if swap == crate::store::Swap::Swapped {
-                hash_upgraded = true;
+                .replace_password(&user.id, &credential.hash, &new)?
+                == Swap::Swapped
+            {
+                ctx.hash_upgraded = true;
+                ctx.credential = Some(new.hash);
                 self.audit(
                     AuditEvent::new(
                         now,
@@ -463,24 +468,24 @@ impl Keyward {
             }
         }
         if let (Some(new_hash), Some(pin)) = (pin_upgraded, &record.pin) {
-            let credential = crate::user::PinCredential::new(stored(&new_hash), pin.set_at);
-            self.store.set_pin(&user.id, Some(&credential))?;
+            let new = PinCredential::new(stored(&new_hash), pin.set_at);
+            // Compare-and-swap, so a PIN changed meanwhile is not overwritten.
+            let _ = self.store.replace_pin(&user.id, &pin.hash, &new)?;
         }
-        self.second_factor(
-            &record,
-            Context {
-                user: user.id.clone(),
-                site: site.clone(),
-                hash_upgraded,
-            },
-        )
+        self.second_factor(&record, ctx)
     }
 
-    /// After the first factor (and any password change): TOTP, device authorization after a
-    /// reset, or done.
+    /// After the first factor: device authorization after a reset, a TOTP code, or on to
+    /// [`complete`](Self::complete).
     fn second_factor(&self, record: &UserRecord, ctx: Context) -> Result<SignIn, Error> {
         let now = self.now();
         let user = &record.user;
+        let has_second_factor = record.totp.reset_pending || record.totp.secret.is_some();
+        if has_second_factor && record.totp_lock.is_locked(now) {
+            // Refuse before anything is sent or asked for.
+            let until = record.totp_lock.locked_until;
+            return self.deny(&ctx.site, Some(user), DenialReason::TotpLocked { until });
+        }
         if record.totp.reset_pending {
             let email = match (&user.email, user.email_verified) {
                 (Some(email), true) => email.clone(),
@@ -494,18 +499,12 @@ impl Keyward {
             if !live {
                 self.send_device_code(user, &email)?;
             }
-            self.audit_sign_in(
-                Some(user),
-                &ctx.site,
-                AuditOutcome::Continued,
-                "device_authorization_required",
-            )?;
+            let reason = "device_authorization_required";
+            self.audit_sign_in(Some(user), &ctx.site, AuditOutcome::Continued, reason)?;
             return Ok(SignIn::DeviceAuthorizationRequired(
                 PendingDeviceAuthorization {
-                    user: ctx.user,
-                    site: ctx.site,
+                    ctx,
                     issued_at: now,
-                    hash_upgraded: ctx.hash_upgraded,
                     retry: false,
                     sent_to: email,
                 },
@@ -519,30 +518,46 @@ impl Keyward {
                 "totp_required",
             )?;
             return Ok(SignIn::TotpRequired(PendingTotp {
-                user: ctx.user,
-                site: ctx.site,
+                ctx,
                 issued_at: now,
-                hash_upgraded: ctx.hash_upgraded,
                 retry: false,
             }));
         }
-        self.finish(record, ctx.hash_upgraded)
+        self.complete(record, ctx)
     }
 
-    fn finish(&self, record: &UserRecord, hash_upgraded: bool) -> Result<SignIn, Error> {
-        let now = self.now();
-        self.store.record_sign_in(&record.user.id, now)?;
-        self.audit_sign_in(
-            Some(&record.user),
-            &record.user.site,
-            AuditOutcome::Succeeded,
-            "authenticated",
-        )?;
+    /// After every factor: the password change a single-use temporary password asks for, or
+    /// done.
+    fn complete(&self, record: &UserRecord, ctx: Context) -> Result<SignIn, Error> {
+        if ctx.change_password {
+            let reason = "password_change_required";
+            self.audit_sign_in(
+                Some(&record.user),
+                &ctx.site,
+                AuditOutcome::Continued,
+                reason,
+            )?;
+            return Ok(SignIn::PasswordChangeRequired(PendingPasswordChange {
+                ctx,
+                issued_at: self.now(),
+                retry: false,
+            }));
+        }
+        self.finish(record, &ctx)
+    }
+
+    fn finish(&self, record: &UserRecord, ctx: &Context) -> Result<SignIn, Error> {
         let mut user = record.user.clone();
-        user.last_sign_in_at = Some(now);
+        if ctx.signing_in {
+            let now = self.now();
+            self.store.record_sign_in(&user.id, now)?;
+            let reason = "authenticated";
+            self.audit_sign_in(Some(&user), &ctx.site, AuditOutcome::Succeeded, reason)?;
+            user.last_sign_in_at = Some(now);
+        }
         Ok(SignIn::Authenticated(Authenticated {
             user,
-            hash_upgraded,
+            hash_upgraded: ctx.hash_upgraded,
         }))
     }
 
@@ -590,29 +605,37 @@ impl Keyward {
         Ok(Denial::new(reason, user.map(|u| u.id.clone())))
     }
 
-    /// Loads the user of a pending step, refusing a step that waited too long.
+    /// Loads the user of a pending step. The step is void when it waited too long, or when
+    /// the account changed since it was issued: disabled, password changed or removed (an
+    /// administrator removing a leaked temporary password ends the sign-ins it began), or
+    /// the password lock holds.
     fn resume(
         &self,
-        user: &UserId,
-        site: &SiteId,
+        ctx: &Context,
         issued_at: OffsetDateTime,
-    ) -> Result<Result<UserRecord, SignIn>, Error> {
-        let record = self.load(user)?;
-        if self.now() >= issued_at.saturating_add(self.codes.pending_step_lifetime) {
-            return self
-                .deny(site, Some(&record.user), DenialReason::StepExpired)
-                .map(Err);
-        }
-        if record.user.status != UserStatus::Active {
-            return self
-                .deny(site, Some(&record.user), DenialReason::Disabled)
-                .map(Err);
-        }
-        Ok(Ok(record))
+    ) -> Result<Result<UserRecord, Denial>, Error> {
+        let now = self.now();
+        let record = self.load(&ctx.user)?;
+        let user = Some(&record.user);
+        let reason = if now >= issued_at.saturating_add(self.codes.pending_step_lifetime) {
+            DenialReason::StepExpired
+        } else if record.user.status != UserStatus::Active {
+            DenialReason::Disabled
+        } else if record.password_lock.is_locked(now) {
+            DenialReason::Locked {
+                until: record.password_lock.locked_until,
+            }
+        } else if record.password.as_ref().map(|p| &p.hash) != ctx.credential.as_ref() {
+            DenialReason::AccountChanged
+        } else {
+            return Ok(Ok(record));
+        };
+        self.denial(&ctx.site, user, reason).map(Err)
     }
 
-    /// Sets the new password after a single-use temporary password. The new password must
-    /// meet the user's password policy and differ from the temporary one.
+    /// Sets the new password after a single-use temporary password (and after any second
+    /// factor). The new password must meet the user's password policy and differ from the
+    /// temporary one.
     ///
     /// # Errors
     /// Store and hashing failures.
@@ -621,32 +644,27 @@ impl Keyward {
         pending: PendingPasswordChange,
         new_password: Password,
     ) -> Result<PasswordChange, Error> {
-        let record = match self.resume(&pending.user, &pending.site, pending.issued_at)? {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
-            Err(SignIn::Denied(denial)) => return Ok(PasswordChange::Denied(denial)),
-            Err(other) => return Ok(PasswordChange::Changed(other)),
+            Err(denial) => return Ok(PasswordChange::Denied(denial)),
         };
-        // The temporary password must still be the one this step was issued for: an
-        // administrator may have replaced or removed it meanwhile.
-        if record.password.as_ref().map(|p| &p.hash) != Some(&pending.temporary_hash) {
-            let denial = Denial::new(
-                DenialReason::TemporaryPasswordUsed,
-                Some(pending.user.clone()),
-            );
-            self.audit_sign_in(
+        let Some(temporary_hash) = pending.ctx.credential.clone() else {
+            let denial = self.denial(
+                &pending.ctx.site,
                 Some(&record.user),
-                &pending.site,
-                AuditOutcome::Denied,
-                "temporary_password_replaced",
+                DenialReason::AccountChanged,
             )?;
             return Ok(PasswordChange::Denied(denial));
-        }
+        };
         let rules = self.passwords.password_rules(&record.user);
         if let Err(violation) = rules.check(&new_password, &record.user) {
             return Ok(PasswordChange::Rejected(pending, violation));
         }
-        let temporary = self.parse_hash(&pending.temporary_hash)?;
-        if self.hasher.verify(&new_password, &temporary)?.is_match() {
+        if self
+            .hasher
+            .verify(&new_password, &self.parse_hash(&temporary_hash)?)?
+            .is_match()
+        {
             return Ok(PasswordChange::Rejected(
                 pending,
                 PolicyViolation::SameAsTemporary,
@@ -658,30 +676,25 @@ impl Keyward {
         let credential = PasswordCredential::permanent(stored(&hash), now);
         if self
             .store
-            .replace_password(&pending.user, &pending.temporary_hash, &credential)?
-            != crate::store::Swap::Swapped
+            .replace_password(&record.user.id, &temporary_hash, &credential)?
+            != Swap::Swapped
         {
-            let denial = Denial::new(
-                DenialReason::TemporaryPasswordUsed,
-                Some(pending.user.clone()),
-            );
+            let denial = self.denial(
+                &pending.ctx.site,
+                Some(&record.user),
+                DenialReason::AccountChanged,
+            )?;
             return Ok(PasswordChange::Denied(denial));
         }
         self.audit(AuditEvent::new(
             now,
-            Some(pending.user.clone()),
+            Some(record.user.id.clone()),
             AuditAction::PasswordChanged,
-            Some(pending.user.clone()),
-            pending.site.clone(),
+            Some(record.user.id.clone()),
+            pending.ctx.site.clone(),
             AuditOutcome::Succeeded,
         ))?;
-        let record = self.load(&pending.user)?;
-        let ctx = Context {
-            user: pending.user,
-            site: pending.site,
-            hash_upgraded: pending.hash_upgraded,
-        };
-        Ok(PasswordChange::Changed(self.second_factor(&record, ctx)?))
+        Ok(PasswordChange::Changed(self.finish(&record, &pending.ctx)?))
     }
 
     /// Checks a TOTP code. A code is accepted at most once (the store's atomic step
@@ -689,17 +702,22 @@ impl Keyward {
     /// A wrong code hands the step back ([`PendingTotp::is_retry`]) until the lock holds.
     ///
     /// # Errors
-    /// Store failures; a stored secret that cannot be opened (wrong or missing key).
+    /// Store failures; a stored secret that cannot be opened (wrong or missing key, or a
+    /// plain secret where a key is configured).
     pub fn verify_totp(&self, pending: PendingTotp, code: &OneTimeCode) -> Result<SignIn, Error> {
-        let record = match self.resume(&pending.user, &pending.site, pending.issued_at)? {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
-            Err(outcome) => return Ok(outcome),
+            Err(denial) => return Ok(SignIn::Denied(denial)),
         };
         let Some(secret) = &record.totp.secret else {
-            return self.deny(&pending.site, Some(&record.user), DenialReason::StepExpired);
+            return self.deny(
+                &pending.ctx.site,
+                Some(&record.user),
+                DenialReason::AccountChanged,
+            );
         };
         let secret = self.open_secret(secret, &record.user.id)?;
-        let accepted = self.totp_attempt(&record, &pending.site, |now| {
+        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
             Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
                 TotpCheck::Matched { step } => {
                     self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
@@ -707,8 +725,8 @@ impl Keyward {
                 _ => false,
             })
         })?;
-        match accepted {
-            TotpAttempt::Accepted => self.finish(&record, pending.hash_upgraded),
+        match attempt {
+            TotpAttempt::Accepted => self.complete(&record, pending.ctx),
             TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),
             TotpAttempt::Wrong => Ok(SignIn::TotpRequired(PendingTotp {
                 retry: true,
@@ -717,8 +735,9 @@ impl Keyward {
         }
     }
 
-    /// Runs one TOTP code check under the TOTP lock counter (reserve, check, settle), with
-    /// the same protocol as passwords.
+    /// Runs one second-factor check (a TOTP code, a device code) under the TOTP lock
+    /// counter: reserve, check, settle — the protocol passwords use. Wrong answers of every
+    /// kind count against the same lock, so fresh device codes do not buy fresh guesses.
     fn totp_attempt(
         &self,
         record: &UserRecord,
@@ -770,11 +789,8 @@ impl Keyward {
         let now = self.now();
         let code = crate::recovery::numeric_code(self.codes.device_code_digits);
         let hash = self.hasher.hash(&Password::new(code.expose_secret()))?;
-        let credential = OneTimeCredential::new(
-            stored(&hash),
-            now,
-            now.saturating_add(self.codes.device_code_lifetime),
-        );
+        let expires_at = now.saturating_add(self.codes.device_code_lifetime);
+        let credential = OneTimeCredential::new(stored(&hash), now, expires_at);
         self.store
             .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
         let minutes = self.codes.device_code_lifetime.whole_minutes();
@@ -783,13 +799,20 @@ impl Keyward {
              sign in, tell your administrator.",
             code.expose_secret()
         );
-        let message = Message::new(
-            Recipient::Email(email.to_owned()),
-            MessageKind::DeviceCode,
-            "Your sign-in code",
-            body,
-        );
-        let receipt = self.notifier.send(message)?;
+        let to = Recipient::Email(email.to_owned());
+        let message = Message::new(to, MessageKind::DeviceCode, "Your sign-in code", body);
+        let receipt = match self.notifier.send(message) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                // An undelivered code must not count as live and block a resend.
+                let _ = self.store.consume_one_time(
+                    &user.id,
+                    OneTimeKind::DeviceCode,
+                    &credential.hash,
+                );
+                return Err(e.into());
+            }
+        };
         self.audit(
             AuditEvent::new(
                 now,
@@ -804,8 +827,9 @@ impl Keyward {
     }
 
     /// Checks the emailed device-authorization code after an authenticator reset. The code
-    /// is single-use, expires, and allows a bounded number of wrong tries; a right code moves
-    /// on to enrolling a new authenticator.
+    /// is single-use, expires, and allows a bounded number of wrong tries; wrong codes also
+    /// count against the TOTP lock, so new codes do not buy an attacker new guesses. A right
+    /// code moves on to enrolling a new authenticator.
     ///
     /// # Errors
     /// Store, hashing and TOTP failures ([`Error::TotpKeyMissing`] when no sealing key is
@@ -815,73 +839,54 @@ impl Keyward {
         pending: PendingDeviceAuthorization,
         code: &OneTimeCode,
     ) -> Result<SignIn, Error> {
-        let record = match self.resume(&pending.user, &pending.site, pending.issued_at)? {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
-            Err(outcome) => return Ok(outcome),
+            Err(denial) => return Ok(SignIn::Denied(denial)),
         };
-        let now = self.now();
         let id = &record.user.id;
         let max = self.codes.device_code_max_tries;
-        let credential = match self
-            .store
-            .try_one_time(id, OneTimeKind::DeviceCode, max, now)?
-        {
-            OneTimeTry::Available(credential) => credential,
-            OneTimeTry::Expired | OneTimeTry::Absent => {
-                return self.deny(
-                    &pending.site,
-                    Some(&record.user),
-                    DenialReason::DeviceCodeExpired,
-                );
+        let mut tried = None;
+        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
+            let outcome = self
+                .store
+                .try_one_time(id, OneTimeKind::DeviceCode, max, now)?;
+            let matched = match &outcome {
+                OneTimeTry::Available(credential) => {
+                    let given = Password::new(code.expose_secret().trim());
+                    self.verify_input_code(&given, &credential.hash)?
+                        && self.store.consume_one_time(
+                            id,
+                            OneTimeKind::DeviceCode,
+                            &credential.hash,
+                        )? == Consumed::Now
+                }
+                _ => false,
+            };
+            tried = Some(outcome);
+            Ok(matched)
+        })?;
+        let site = &pending.ctx.site;
+        match attempt {
+            TotpAttempt::Refused(denial) => return Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => {
+                return match tried {
+                    Some(OneTimeTry::Expired | OneTimeTry::Absent) => {
+                        self.deny(site, Some(&record.user), DenialReason::DeviceCodeExpired)
+                    }
+                    Some(OneTimeTry::Available(c)) if c.failed_tries < max => Ok(
+                        SignIn::DeviceAuthorizationRequired(PendingDeviceAuthorization {
+                            retry: true,
+                            ..pending
+                        }),
+                    ),
+                    _ => self.deny(site, Some(&record.user), DenialReason::DeviceCodeExhausted),
+                };
             }
-            OneTimeTry::Exhausted => {
-                return self.deny(
-                    &pending.site,
-                    Some(&record.user),
-                    DenialReason::DeviceCodeExhausted,
-                );
-            }
-        };
-        let given = Password::new(code.expose_secret().trim());
-        let matched = self
-            .hasher
-            .verify(&given, &self.parse_hash(&credential.hash)?)?
-            .is_match();
-        if !matched {
-            self.audit_sign_in(
-                Some(&record.user),
-                &pending.site,
-                AuditOutcome::Denied,
-                "wrong_device_code",
-            )?;
-            if credential.failed_tries >= max {
-                return self.deny(
-                    &pending.site,
-                    Some(&record.user),
-                    DenialReason::DeviceCodeExhausted,
-                );
-            }
-            return Ok(SignIn::DeviceAuthorizationRequired(
-                PendingDeviceAuthorization {
-                    retry: true,
-                    ..pending
-                },
-            ));
-        }
-        if self
-            .store
-            .consume_one_time(id, OneTimeKind::DeviceCode, &credential.hash)?
-            != Consumed::Now
-        {
-            return self.deny(
-                &pending.site,
-                Some(&record.user),
-                DenialReason::DeviceCodeExpired,
-            );
+            TotpAttempt::Accepted => {}
         }
         self.audit_sign_in(
             Some(&record.user),
-            &pending.site,
+            site,
             AuditOutcome::Continued,
             "device_authorized",
         )?;
@@ -892,55 +897,85 @@ impl Keyward {
             .unwrap_or_else(|| record.user.username.clone());
         let enrollment = crate::totp::enroll(&self.totp, &account)?;
         let sealed = self.seal_secret(enrollment.secret(), id)?;
-        let mut totp = record.totp.clone();
-        totp.pending_secret = Some(sealed);
-        totp.device_code = None;
-        self.store.set_totp(id, &totp)?;
-        self.audit_sign_in(
-            Some(&record.user),
-            &pending.site,
-            AuditOutcome::Continued,
-            "totp_enrollment_required",
-        )?;
+        // Compare-and-swap on the TOTP state as it is now (the code was just consumed), so a
+        // concurrent administrator reset is not undone.
+        let current = self.load(id)?.totp;
+        let next = TotpState {
+            pending_secret: Some(sealed),
+            device_code: None,
+            ..current.clone()
+        };
+        if self.store.replace_totp(id, &current, &next)? != Swap::Swapped {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
+        let reason = "totp_enrollment_required";
+        self.audit_sign_in(Some(&record.user), site, AuditOutcome::Continued, reason)?;
         Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
-            user: pending.user,
-            site: pending.site,
-            issued_at: now,
-            hash_upgraded: pending.hash_upgraded,
+            ctx: pending.ctx,
+            issued_at: self.now(),
             retry: false,
             enrollment,
         }))
     }
 
+    /// Verifies a short code against its stored hash; input the hasher refuses outright is
+    /// simply wrong.
+    fn verify_input_code(&self, given: &Password, stored: &StoredHash) -> Result<bool, Error> {
+        match self.hasher.verify(given, &self.parse_hash(stored)?) {
+            Ok(v) => Ok(v.is_match()),
+            Err(crate::error::HashError::PasswordTooLong { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Starts adding an authenticator for a signed-in user (self-service enrollment). The
     /// secret is stored sealed as pending and becomes active only when
-    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it.
+    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it; that records
+    /// no new sign-in.
     ///
     /// # Errors
-    /// [`Error::TotpKeyMissing`] when no sealing key is configured; store and TOTP failures.
+    /// [`Error::TotpResetPending`] after an administrator reset (the user must go through
+    /// device authorization at sign-in instead); [`Error::TotpKeyMissing`] when no sealing
+    /// key is configured; [`StoreError::Conflict`](crate::StoreError::Conflict) when the TOTP
+    /// state changed meanwhile; store and TOTP failures.
     pub fn enroll_totp(&self, user: &UserId) -> Result<PendingEnrollment, Error> {
         let record = self.load(user)?;
+        if record.totp.reset_pending {
+            return Err(Error::TotpResetPending { user: user.clone() });
+        }
         let account = record
             .user
             .email
             .clone()
             .unwrap_or_else(|| record.user.username.clone());
         let enrollment = crate::totp::enroll(&self.totp, &account)?;
-        let mut totp = record.totp.clone();
-        totp.pending_secret = Some(self.seal_secret(enrollment.secret(), user)?);
-        self.store.set_totp(user, &totp)?;
-        Ok(PendingEnrollment {
+        let sealed = self.seal_secret(enrollment.secret(), user)?;
+        let next = TotpState {
+            pending_secret: Some(sealed),
+            ..record.totp.clone()
+        };
+        if self.store.replace_totp(user, &record.totp, &next)? != Swap::Swapped {
+            return Err(crate::StoreError::Conflict { what: "TOTP state" }.into());
+        }
+        let ctx = Context {
             user: user.clone(),
-            site: record.user.site,
-            issued_at: self.now(),
+            site: record.user.site.clone(),
             hash_upgraded: false,
+            credential: record.password.map(|p| p.hash),
+            change_password: false,
+            signing_in: false,
+        };
+        Ok(PendingEnrollment {
+            ctx,
+            issued_at: self.now(),
             retry: false,
             enrollment,
         })
     }
 
-    /// Confirms a new authenticator with its first code: the secret becomes active and the
-    /// sign-in completes. A wrong code hands the step back until the TOTP lock holds.
+    /// Confirms a new authenticator with its first code: the secret becomes active (its
+    /// step counts as used) and the sign-in continues. A wrong code hands the step back until
+    /// the TOTP lock holds.
     ///
     /// # Errors
     /// Store and TOTP failures.
@@ -949,16 +984,17 @@ impl Keyward {
         pending: PendingEnrollment,
         code: &OneTimeCode,
     ) -> Result<SignIn, Error> {
-        let record = match self.resume(&pending.user, &pending.site, pending.issued_at)? {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
-            Err(outcome) => return Ok(outcome),
+            Err(denial) => return Ok(SignIn::Denied(denial)),
         };
+        let site = &pending.ctx.site;
         let Some(sealed) = record.totp.pending_secret.clone() else {
-            return self.deny(&pending.site, Some(&record.user), DenialReason::StepExpired);
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         };
         let secret = self.open_secret(&sealed, &record.user.id)?;
         let mut matched_step = None;
-        let accepted = self.totp_attempt(&record, &pending.site, |now| {
+        let attempt = self.totp_attempt(&record, site, |now| {
             Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
                 TotpCheck::Matched { step } => {
                     matched_step = Some(step);
@@ -967,7 +1003,7 @@ impl Keyward {
                 _ => false,
             })
         })?;
-        match accepted {
+        match attempt {
             TotpAttempt::Accepted => {}
             TotpAttempt::Refused(denial) => return Ok(SignIn::Denied(denial)),
             TotpAttempt::Wrong => {
@@ -977,22 +1013,30 @@ impl Keyward {
                 }));
             }
         }
-        let totp = TotpState {
+        let next = TotpState {
             secret: Some(sealed),
             last_step: matched_step,
             reset_pending: false,
             pending_secret: None,
             device_code: None,
         };
-        self.store.set_totp(&record.user.id, &totp)?;
+        // Only the pending secret this step showed may be promoted: a reset or another
+        // enrollment meanwhile wins.
+        if self
+            .store
+            .replace_totp(&record.user.id, &record.totp, &next)?
+            != Swap::Swapped
+        {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
         self.audit(AuditEvent::new(
             self.now(),
             Some(record.user.id.clone()),
             AuditAction::TotpEnrolled,
             Some(record.user.id.clone()),
-            pending.site.clone(),
+            site.clone(),
             AuditOutcome::Succeeded,
         ))?;
-        self.finish(&record, pending.hash_upgraded)
+        self.complete(&record, pending.ctx)
     }
 }

@@ -418,7 +418,8 @@ impl TemporaryBatch {
 /// - **Missing rows.** Reads of a missing user return `Ok(None)`; writes to a missing user
 ///   return [`StoreError::NotFound`].
 /// - **Atomic operations.** Each of [`apply_lock_event`](Self::apply_lock_event),
-///   [`replace_password`](Self::replace_password),
+///   [`replace_password`](Self::replace_password), [`replace_pin`](Self::replace_pin),
+///   [`replace_totp`](Self::replace_totp),
 ///   [`consume_temporary_password`](Self::consume_temporary_password),
 ///   [`try_one_time`](Self::try_one_time), [`consume_one_time`](Self::consume_one_time),
 ///   [`accept_totp_step`](Self::accept_totp_step) and
@@ -535,6 +536,30 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         id: &UserId,
         expected: &StoredHash,
         new: &PasswordCredential,
+    ) -> Result<Swap, StoreError>;
+
+    /// Atomically replaces the PIN credential if its hash is still `expected` (hash upgrade
+    /// at sign-in).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn replace_pin(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PinCredential,
+    ) -> Result<Swap, StoreError>;
+
+    /// Atomically replaces the whole TOTP state if it still equals `expected` (enrollment
+    /// steps, which must not undo a concurrent reset or roll back the last accepted step).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures.
+    fn replace_totp(
+        &self,
+        id: &UserId,
+        expected: &TotpState,
+        new: &TotpState,
     ) -> Result<Swap, StoreError>;
 
     /// Atomically marks a single-use temporary password with hash `expected` as consumed at

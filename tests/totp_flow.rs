@@ -151,13 +151,15 @@ fn wrong_codes_lock_the_second_factor_apart_from_passwords() {
         record.password_lock.failed_attempts, 0,
         "password failures are counted apart"
     );
-    // The password still passes; the second factor refuses without evaluating.
-    let pending = totp_step(&f, "sam");
-    assert!(matches!(
-        f.kw.verify_totp(pending, &OneTimeCode::new("123456"))
-            .unwrap(),
-        SignIn::Denied(_)
-    ));
+    // The password still passes, but a locked second factor ends the sign-in there.
+    match f
+        .kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TotpLocked { until: None }),
+        other => panic!("{other:?}"),
+    }
     f.kw.unlock(&f.admin.id, &sam.id).unwrap();
     assert!(
         !f.kw
@@ -304,7 +306,8 @@ fn device_codes_expire_and_run_out_of_tries() {
         DenialReason::StepExpired,
         "the pending step outlived its code"
     );
-    // A fresh sign-in sends a fresh code; five wrong tries exhaust it.
+    // A fresh sign-in sends a fresh code. Wrong codes count against the TOTP lock, so
+    // fresh codes buy no fresh guesses: the fifth wrong code locks the second factor.
     let mut pending = sign_in();
     let fresh = digits_in(&f.mail_to("sam@example.org"), 8);
     for _ in 0..4 {
@@ -325,16 +328,95 @@ fn device_codes_expire_and_run_out_of_tries() {
         SignIn::Denied(d) => d,
         other => panic!("{other:?}"),
     };
-    assert_eq!(denial.reason(), DenialReason::DeviceCodeExhausted);
-    // Even the right code is refused now; the next sign-in sends a new one.
+    assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
+    // While the second factor is locked, sign-in stops before any code is sent.
+    let outcome =
+        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap();
+    match outcome {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TotpLocked { until: None }),
+        other => panic!("{other:?}"),
+    }
+    assert!(f.outbox.is_empty());
+    let _ = fresh;
+    // After the administrator unlocks, the next sign-in sends a new code that works.
+    f.kw.unlock(&f.admin.id, &sam.id).unwrap();
     let pending = sign_in();
     let newest = digits_in(&f.mail_to("sam@example.org"), 8);
-    let _ = fresh;
     assert!(matches!(
         f.kw.authorize_device(pending, &OneTimeCode::new(newest))
             .unwrap(),
         SignIn::TotpEnrollmentRequired(_)
     ));
+}
+
+#[test]
+fn device_codes_are_exhausted_under_a_looser_totp_rule() {
+    use keyward::lockout::{LockoutMode, LockoutRule};
+    let store = std::sync::Arc::new(keyward::InMemoryStore::new());
+    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
+    let outbox = std::sync::Arc::new(keyward::notify::Outbox::new());
+    let rule = LockoutRule::new(50, Duration::hours(1), LockoutMode::UntilUnlocked).unwrap();
+    let kw = keyward::Keyward::builder(store)
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(clock)
+        .notifier(outbox.clone())
+        .lockout(std::sync::Arc::new(rule))
+        .totp_sealer(sealer())
+        .build();
+    let admin = User::new(site(), "adm", "A", "Dm", "staff", T0)
+        .with_role(keyward::user::Role::Administrator);
+    let admin = kw
+        .create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
+        .unwrap();
+    let user =
+        User::new(site(), "zoe", "Zoe", "Zed", "student", T0).with_email("zoe@example.org", true);
+    let zoe = kw
+        .create_user(None, user, Some(Password::new(USER_PASSWORD)))
+        .unwrap();
+    kw.reset_totp(&admin.id, &zoe.id).unwrap();
+    let SignIn::DeviceAuthorizationRequired(mut pending) = kw
+        .sign_in(&site(), "zoe", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    else {
+        panic!("expected device authorization");
+    };
+    let code = digits_in(outbox.take_all()[0].expose_body(), 8);
+    for _ in 0..4 {
+        pending = match kw
+            .authorize_device(pending, &OneTimeCode::new("11111111"))
+            .unwrap()
+        {
+            SignIn::DeviceAuthorizationRequired(p) => p,
+            other => panic!("{other:?}"),
+        };
+    }
+    let denial = match kw
+        .authorize_device(pending, &OneTimeCode::new("11111111"))
+        .unwrap()
+    {
+        SignIn::Denied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(denial.reason(), DenialReason::DeviceCodeExhausted);
+    // The right code no longer works: five tries per code.
+    let SignIn::DeviceAuthorizationRequired(pending) = kw
+        .sign_in(&site(), "zoe", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    else {
+        panic!("expected device authorization");
+    };
+    let outcome = kw
+        .authorize_device(pending, &OneTimeCode::new(code))
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            SignIn::DeviceAuthorizationRequired(_) | SignIn::Denied(_)
+        ),
+        "{outcome:?}"
+    );
+    assert!(!matches!(outcome, SignIn::TotpEnrollmentRequired(_)));
 }
 
 #[test]
@@ -556,5 +638,132 @@ fn a_planted_plain_secret_is_refused_when_a_key_is_configured() {
     assert!(
         outcome.is_err(),
         "a plain secret must not open under a sealing key: {outcome:?}"
+    );
+}
+
+#[test]
+fn a_single_use_password_asks_for_the_second_factor_before_the_change() {
+    let f = fx();
+    let sam = f.user("sam");
+    let secret = enrolled(&f, &sam.id);
+    let temporary =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &sam.id,
+            keyward::admin::IssueOptions::generated(),
+        )
+        .unwrap()
+        .password
+        .unwrap();
+    f.clock.advance(Duration::seconds(60));
+    // Someone holding only the temporary password cannot set a permanent one.
+    let pending = match f
+        .kw
+        .sign_in(&f.site, "sam", &temporary.to_password(), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("the second factor must come first: {other:?}"),
+    };
+    let change = match f
+        .kw
+        .verify_totp(pending, &code(&secret, f.kw.now()))
+        .unwrap()
+    {
+        SignIn::PasswordChangeRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let changed =
+        f.kw.complete_password_change(change, Password::new("after-the-code-comes-this"))
+            .unwrap();
+    assert!(
+        matches!(
+            changed,
+            keyward::signin::PasswordChange::Changed(SignIn::Authenticated(_))
+        ),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn pending_steps_die_when_the_account_changes() {
+    let f = fx();
+    let user = User::new(f.site.clone(), "sso", "Sue", "Sso", "staff", T0)
+        .with_sso(true)
+        .with_email("sso@example.org", true);
+    let sue = f.kw.create_user(None, user, None).unwrap();
+    let issued =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &sue.id,
+            keyward::admin::IssueOptions::generated()
+                .mode(keyward::user::TemporaryMode::AdminManaged),
+        )
+        .unwrap();
+    let temporary = issued.password.unwrap().to_password();
+    let secret = {
+        let pending = f.kw.enroll_totp(&sue.id).unwrap();
+        let secret = pending.enrollment().secret().expose_secret().to_vec();
+        let c = code_for(&pending, f.kw.now());
+        assert!(matches!(
+            f.kw.confirm_enrollment(pending, &c).unwrap(),
+            SignIn::Authenticated(_)
+        ));
+        secret
+    };
+    f.clock.advance(Duration::seconds(60));
+    let pending = match f.kw.sign_in(&f.site, "sso", &temporary, None).unwrap() {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    // The directory is back: the admin removes the temporary password mid-sign-in.
+    f.kw.remove_temporary_password(&f.admin.id, &sue.id)
+        .unwrap();
+    match f
+        .kw
+        .verify_totp(pending, &code(&secret, f.kw.now()))
+        .unwrap()
+    {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::AccountChanged),
+        other => panic!("a pending step outlived the password it began with: {other:?}"),
+    }
+}
+
+#[test]
+fn self_service_enrollment_is_refused_during_a_reset_and_records_no_sign_in() {
+    let f = fx();
+    let sam = f.user("sam");
+    let _ = enrolled(&f, &sam.id);
+    assert_eq!(
+        f.kw.store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .user
+            .last_sign_in_at,
+        None
+    );
+    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
+    assert!(matches!(
+        f.kw.enroll_totp(&sam.id),
+        Err(keyward::Error::TotpResetPending { .. })
+    ));
+}
+
+#[test]
+fn an_admin_reset_during_enrollment_wins() {
+    let f = fx();
+    let sam = f.user("sam");
+    let pending = f.kw.enroll_totp(&sam.id).unwrap();
+    let c = code_for(&pending, f.kw.now());
+    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
+    match f.kw.confirm_enrollment(pending, &c).unwrap() {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::AccountChanged),
+        other => panic!("{other:?}"),
+    }
+    let totp = f.kw.store().get_user(&sam.id).unwrap().unwrap().totp;
+    assert!(
+        totp.reset_pending && totp.secret.is_none(),
+        "the reset was undone: {totp:?}"
     );
 }

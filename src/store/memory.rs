@@ -207,6 +207,24 @@ impl UserStore for InMemoryStore {
         self.with_user(id, |r| ops::swap_password(r, expected, new))
     }
 
+    fn replace_pin(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PinCredential,
+    ) -> Result<Swap, StoreError> {
+        self.with_user(id, |r| ops::swap_pin(r, expected, new))
+    }
+
+    fn replace_totp(
+        &self,
+        id: &UserId,
+        expected: &TotpState,
+        new: &TotpState,
+    ) -> Result<Swap, StoreError> {
+        self.with_user(id, |r| ops::swap_totp(r, expected, new))
+    }
+
     fn consume_temporary_password(
         &self,
         id: &UserId,

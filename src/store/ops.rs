@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use super::{Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap};
 use crate::lockout::{self, LockDecision, LockEvent, LockState, LockoutRule};
-use crate::user::{OneTimeCredential, PasswordCredential, StoredHash, UserRecord};
+use crate::user::{
+    OneTimeCredential, PasswordCredential, PinCredential, StoredHash, TotpState, UserRecord,
+};
 
 /// Applies a lock event to one counter of a record with [`lockout::transition`]: the body of
 /// [`UserStore::apply_lock_event`](super::UserStore::apply_lock_event).
@@ -107,5 +109,28 @@ pub fn accept_step(r: &mut UserRecord, step: u64) -> StepAcceptance {
     } else {
         r.totp.last_step = Some(step);
         StepAcceptance::Accepted
+    }
+}
+
+/// Compare-and-swap of the PIN credential: the body of
+/// [`UserStore::replace_pin`](super::UserStore::replace_pin).
+pub fn swap_pin(r: &mut UserRecord, expected: &StoredHash, new: &PinCredential) -> Swap {
+    match r.pin.as_ref() {
+        Some(p) if &p.hash == expected => {
+            r.pin = Some(new.clone());
+            Swap::Swapped
+        }
+        _ => Swap::Changed,
+    }
+}
+
+/// Compare-and-swap of the whole TOTP state: the body of
+/// [`UserStore::replace_totp`](super::UserStore::replace_totp).
+pub fn swap_totp(r: &mut UserRecord, expected: &TotpState, new: &TotpState) -> Swap {
+    if &r.totp == expected {
+        r.totp = new.clone();
+        Swap::Swapped
+    } else {
+        Swap::Changed
     }
 }

@@ -706,6 +706,26 @@ impl UserStore for PostgresStore {
         })
     }
 
+    fn replace_pin(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PinCredential,
+    ) -> Result<Swap, StoreError> {
+        self.atomic("replacing a PIN", id, |r| ops::swap_pin(r, expected, new))
+    }
+
+    fn replace_totp(
+        &self,
+        id: &UserId,
+        expected: &TotpState,
+        new: &TotpState,
+    ) -> Result<Swap, StoreError> {
+        self.atomic("replacing the TOTP state", id, |r| {
+            ops::swap_totp(r, expected, new)
+        })
+    }
+
     fn consume_temporary_password(
         &self,
         id: &UserId,
