@@ -574,24 +574,48 @@ impl Keyward {
             });
         };
         let user = &record.user;
+        let refuse = |error: Error, reason: &str| -> Result<IssuedTemporaryPassword, Error> {
+            let event = AuditEvent::new(
+                self.now(),
+                Some(actor.clone()),
+                AuditAction::TemporaryPasswordSet,
+                Some(target.clone()),
+                user.site.clone(),
+                AuditOutcome::Denied,
+            )
+            .with_reason(reason);
+            self.audit(event)?;
+            Err(error)
+        };
         let rules = self.temporary.temporary_rules(user);
         let recipient = match options.deliver {
             None => None,
             Some(Channel::Email) => match (&user.email, user.email_verified) {
                 (Some(email), true) => Some(Recipient::Email(email.clone())),
-                _ => return Err(Error::NoVerifiedContact { channel: "email" }),
+                _ => {
+                    let error = Error::NoVerifiedContact { channel: "email" };
+                    return refuse(error, "no_verified_email");
+                }
             },
             Some(Channel::Sms) => match (&user.phone, user.phone_verified) {
                 (Some(phone), true) => Some(Recipient::Sms(phone.clone())),
-                _ => return Err(Error::NoVerifiedContact { channel: "phone" }),
+                _ => {
+                    let error = Error::NoVerifiedContact { channel: "phone" };
+                    return refuse(error, "no_verified_phone");
+                }
             },
         };
         let (password, entropy_bits) = match options.chosen {
             Some(chosen) => {
                 if !rules.allow_chosen {
-                    return Err(PolicyViolation::ChosenNotAllowed.into());
+                    return refuse(
+                        PolicyViolation::ChosenNotAllowed.into(),
+                        "chosen_not_allowed",
+                    );
                 }
-                rules.chosen_rules.check(&chosen.to_password(), user)?;
+                if let Err(violation) = rules.chosen_rules.check(&chosen.to_password(), user) {
+                    return refuse(violation.into(), "chosen_password_refused");
+                }
                 (chosen, None)
             }
             None => {
@@ -611,15 +635,7 @@ impl Keyward {
             actor.clone(),
             None,
         );
-        self.store.set_password(target, Some(&credential))?;
-        let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
-        self.audit_admin(
-            actor,
-            AuditAction::TemporaryPasswordSet,
-            Some(target),
-            &user.site,
-            Some(details),
-        )?;
+        // Deliver first: if delivery fails, the user keeps the password they had.
         let (shown, receipt) = match recipient {
             None => (Some(password), None),
             Some(to) => {
@@ -628,24 +644,20 @@ impl Keyward {
                     password.expose_secret(),
                     expires_at.date()
                 );
-                let message = Message::new(
-                    to,
-                    MessageKind::TemporaryPassword,
-                    "Your temporary password",
-                    body,
-                );
-                let sent = self.notifier.send(message)?;
-                let details = format!("sent to {}", sent.to);
-                self.audit_admin(
-                    actor,
-                    AuditAction::TemporaryPasswordSent,
-                    Some(target),
-                    &user.site,
-                    Some(details),
-                )?;
-                (None, Some(sent))
+                let kind = MessageKind::TemporaryPassword;
+                let message = Message::new(to, kind, "Your temporary password", body);
+                (None, Some(self.notifier.send(message)?))
             }
         };
+        self.store.set_password(target, Some(&credential))?;
+        let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
+        let action = AuditAction::TemporaryPasswordSet;
+        self.audit_admin(actor, action, Some(target), &user.site, Some(details))?;
+        if let Some(sent) = &receipt {
+            let details = format!("sent to {}", sent.to);
+            let action = AuditAction::TemporaryPasswordSent;
+            self.audit_admin(actor, action, Some(target), &user.site, Some(details))?;
+        }
         Ok(IssuedTemporaryPassword {
             password: shown,
             mode,

@@ -362,3 +362,69 @@ fn a_user_can_read_their_own_audit_trail() {
             .all(|e| e.target.as_ref() == Some(&sam.id))
     );
 }
+
+/// A notifier whose delivery always fails.
+#[derive(Debug)]
+struct Down;
+
+impl keyward::notify::Notifier for Down {
+    fn send(
+        &self,
+        message: keyward::notify::Message,
+    ) -> Result<keyward::notify::DeliveryReceipt, keyward::notify::NotifyError> {
+        Err(keyward::notify::NotifyError::new(
+            message.to.clone(),
+            "gateway down",
+        ))
+    }
+}
+
+#[test]
+fn failed_delivery_keeps_the_old_password() {
+    let f = fx();
+    let user = User::new(f.site.clone(), "pat", "Pat", "Phone", "student", T0)
+        .with_phone("+44 7700 900123", true);
+    let pat =
+        f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
+            .unwrap();
+    let kw = keyward::Keyward::builder(f.store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .notifier(std::sync::Arc::new(Down))
+        .build();
+    let before = kw.store().get_user(&pat.id).unwrap().unwrap().password;
+    let err = kw
+        .issue_temporary_password(
+            &f.admin.id,
+            &pat.id,
+            IssueOptions::generated().deliver(Channel::Sms),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Notify(_)), "{err:?}");
+    assert_eq!(
+        kw.store().get_user(&pat.id).unwrap().unwrap().password,
+        before
+    );
+    assert!(matches!(
+        kw.sign_in(&f.site, "pat", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    // Refusals of the request itself are audited.
+    let _ = kw
+        .issue_temporary_password(
+            &f.admin.id,
+            &pat.id,
+            IssueOptions::generated().deliver(Channel::Email),
+        )
+        .unwrap_err();
+    let denied = kw
+        .store()
+        .query_audit(
+            &AuditQuery::for_user(pat.id.clone()).action(AuditAction::TemporaryPasswordSet),
+        )
+        .unwrap();
+    assert_eq!(
+        denied.items.last().unwrap().reason.as_deref(),
+        Some("no_verified_email")
+    );
+}
