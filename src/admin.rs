@@ -43,11 +43,13 @@ pub enum Permission {
     SendPasswordReset,
     /// Regenerate the temporary passwords of whole groups.
     BulkRegenerate,
+    /// Create users.
+    ManageUsers,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ViewUsers,
         Self::CreateTemporaryPassword,
         Self::ChangeTemporaryPassword,
@@ -57,6 +59,7 @@ impl Permission {
         Self::ResetTotp,
         Self::SendPasswordReset,
         Self::BulkRegenerate,
+        Self::ManageUsers,
     ];
 
     /// The stable text used in the audit trail.
@@ -72,6 +75,7 @@ impl Permission {
             Self::ResetTotp => "reset_totp",
             Self::SendPasswordReset => "send_password_reset",
             Self::BulkRegenerate => "bulk_regenerate",
+            Self::ManageUsers => "manage_users",
         }
     }
 }
@@ -83,12 +87,13 @@ pub struct Permissions {
 }
 
 impl Default for Permissions {
-    /// Administrators: everything. Moderators: everything but bulk regeneration. Users:
-    /// nothing.
+    /// Administrators: everything. Moderators: everything but bulk regeneration and
+    /// creating users. Users: nothing.
     fn default() -> Self {
         let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
         let mut moderator = all.clone();
         moderator.remove(&Permission::BulkRegenerate);
+        moderator.remove(&Permission::ManageUsers);
         Self::none()
             .with_role(Role::Administrator, all)
             .with_role(Role::Moderator, moderator)
@@ -961,6 +966,7 @@ mod tests {
             (Role::Administrator, Permission::ResetTotp,               "YYY ..."),
             (Role::Administrator, Permission::SendPasswordReset,       "YYY ..."),
             (Role::Administrator, Permission::BulkRegenerate,          "YYY ..."),
+            (Role::Administrator, Permission::ManageUsers,             "YYY ..."),
             (Role::Moderator,     Permission::ViewUsers,               "YY. ..."),
             (Role::Moderator,     Permission::CreateTemporaryPassword, "YY. ..."),
             (Role::Moderator,     Permission::ChangeTemporaryPassword, "YY. ..."),
@@ -970,6 +976,7 @@ mod tests {
             (Role::Moderator,     Permission::ResetTotp,               "YY. ..."),
             (Role::Moderator,     Permission::SendPasswordReset,       "YY. ..."),
             (Role::Moderator,     Permission::BulkRegenerate,          "... ..."),
+            (Role::Moderator,     Permission::ManageUsers,             "... ..."),
             (Role::User,          Permission::ViewUsers,               "... ..."),
             (Role::User,          Permission::CreateTemporaryPassword, "... ..."),
             (Role::User,          Permission::ChangeTemporaryPassword, "... ..."),
@@ -979,6 +986,7 @@ mod tests {
             (Role::User,          Permission::ResetTotp,               "... ..."),
             (Role::User,          Permission::SendPasswordReset,       "... ..."),
             (Role::User,          Permission::BulkRegenerate,          "... ..."),
+            (Role::User,          Permission::ManageUsers,             "... ..."),
         ];
         assert_eq!(table.len(), 3 * Permission::ALL.len());
         let permissions = Permissions::default();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::admin::Permissions;
+use crate::admin::{Permission, Permissions};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -268,16 +268,42 @@ impl Keyward {
     }
 
     /// Creates a user, optionally with a permanent password (checked against the password
-    /// policy) — for onboarding and tests. Audited as `user_created` with `actor`.
+    /// policy). With an `actor`, the actor needs [`Permission::ManageUsers`] in the new
+    /// user's site (and the usual rank rules apply to the new user's role); `None` is the
+    /// application itself (onboarding jobs, tests). Audited as `user_created`.
     ///
     /// # Errors
-    /// [`Error::Policy`] if the password breaks the policy; store errors.
+    /// [`Error::PermissionDenied`] (audited); [`Error::Policy`] if the password breaks the
+    /// policy; store errors.
     pub fn create_user(
         &self,
         actor: Option<&UserId>,
         user: User,
         password: Option<Password>,
     ) -> Result<User, Error> {
+        if let Some(actor) = actor {
+            let actor_user = self.load(actor)?.user;
+            let verdict = self.permissions.authorize(
+                &actor_user,
+                Permission::ManageUsers,
+                &user.site,
+                Some(&user),
+            );
+            if let Err(denied) = verdict {
+                self.audit(
+                    AuditEvent::new(
+                        self.now(),
+                        Some(actor.clone()),
+                        AuditAction::UserCreated,
+                        None,
+                        user.site.clone(),
+                        AuditOutcome::Denied,
+                    )
+                    .with_reason(denied.reason.as_str()),
+                )?;
+                return Err(denied.into());
+            }
+        }
         let now = self.now();
         let mut record = UserRecord::new(user);
         if let Some(password) = password {

@@ -428,3 +428,45 @@ fn failed_delivery_keeps_the_old_password() {
         Some("no_verified_email")
     );
 }
+
+#[test]
+fn creating_users_needs_the_permission_in_that_site() {
+    let f = fx();
+    let moderator =
+        User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
+    let moderator = f.kw.create_user(None, moderator, None).unwrap();
+    let new_admin =
+        User::new(f.site.clone(), "boss", "Bo", "Ss", "staff", T0).with_role(Role::Administrator);
+    let reason = denied_reason(f.kw.create_user(Some(&moderator.id), new_admin, None));
+    assert_eq!(
+        reason,
+        DenyReason::MissingPermission {
+            role: Role::Moderator
+        }
+    );
+    let elsewhere = User::new(
+        SiteId::new("southfield").unwrap(),
+        "far",
+        "F",
+        "Ar",
+        "staff",
+        T0,
+    );
+    assert_eq!(
+        denied_reason(f.kw.create_user(Some(&f.admin.id), elsewhere, None)),
+        DenyReason::OtherSite
+    );
+    assert!(f.kw.store().find_user(&f.site, "boss").unwrap().is_none());
+    let audit =
+        f.kw.store()
+            .query_audit(&AuditQuery::default().action(AuditAction::UserCreated))
+            .unwrap();
+    assert_eq!(
+        audit
+            .items
+            .iter()
+            .filter(|e| e.outcome == AuditOutcome::Denied)
+            .count(),
+        2
+    );
+}
