@@ -442,6 +442,12 @@ pub enum Error {
         /// The missing user.
         user: crate::user::UserId,
     },
+    /// The user is disabled.
+    #[error("user {user} is disabled")]
+    UserDisabled {
+        /// The user.
+        user: crate::user::UserId,
+    },
     /// Delivery was asked for but the user has no verified contact on that channel.
     #[error("the user has no verified {channel}")]
     NoVerifiedContact {

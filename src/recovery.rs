@@ -59,7 +59,9 @@ pub enum PasswordReset {
 impl Keyward {
     /// Self-service: sends a reset token to the user's verified email, if the username exists
     /// and has one. Always returns `Ok(())` for unknown users too, so the answer reveals
-    /// nothing; the audit trail records what happened.
+    /// nothing; the audit trail records what happened. The message goes through your
+    /// [`Notifier`](crate::notify::Notifier) in-line: make it hand messages to a queue, so
+    /// that the response time does not tell known usernames from unknown ones either.
     ///
     /// # Errors
     /// Store, delivery failures.
@@ -101,6 +103,11 @@ impl Keyward {
     ) -> Result<DeliveryReceipt, Error> {
         let record = self.load(target)?;
         let actor_record = self.load(actor)?;
+        if record.user.status != UserStatus::Active {
+            return Err(Error::UserDisabled {
+                user: target.clone(),
+            });
+        }
         if let Err(denied) = self.permissions.authorize(
             &actor_record.user,
             Permission::SendPasswordReset,
@@ -202,6 +209,9 @@ impl Keyward {
         let Some(record) = self.store.get_user(&id)? else {
             return Ok(PasswordReset::InvalidToken);
         };
+        if record.user.status != UserStatus::Active {
+            return Ok(PasswordReset::InvalidToken);
+        }
         let now = self.now();
         let deny = |reason: &str| -> Result<PasswordReset, Error> {
             self.audit(

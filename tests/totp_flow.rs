@@ -767,3 +767,36 @@ fn an_admin_reset_during_enrollment_wins() {
         "the reset was undone: {totp:?}"
     );
 }
+
+#[test]
+fn a_disabled_account_cannot_be_reset() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
+    let token = f
+        .mail_to("sam@example.org")
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut user = f.kw.store().get_user(&sam.id).unwrap().unwrap().user;
+    user.status = keyward::user::UserStatus::Disabled;
+    f.kw.store().update_profile(&user).unwrap();
+    let outcome =
+        f.kw.reset_password(
+            &OneTimeCode::new(token),
+            Password::new("a-fresh-passphrase-9"),
+        )
+        .unwrap();
+    assert!(
+        matches!(outcome, PasswordReset::InvalidToken),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        f.kw.send_password_reset(&f.admin.id, &sam.id),
+        Err(keyward::Error::UserDisabled { .. })
+    ));
+}
