@@ -378,8 +378,9 @@ impl PrintableList {
     /// # Errors
     /// Only if the CSV writer fails, which it does not for in-memory output.
     pub fn to_csv(&self) -> Result<Zeroizing<String>, Error> {
-        // Reserve generously up front so the buffer is not reallocated (which would leave
-        // unzeroized copies of passwords behind on the heap).
+        // Reserve generously up front so the output buffer is rarely reallocated (each
+        // reallocation leaves an unzeroized copy behind). Best effort: the CSV writer's own
+        // internal buffer is not zeroized either.
         let capacity = 128 * (self.rows.len() + 1);
         let mut writer = csv::Writer::from_writer(Vec::with_capacity(capacity));
         let io = |e: csv::Error| Error::Output {
