@@ -2,7 +2,7 @@
 //!
 //! A store keeps [`UserRecord`]s and audit events. It takes no decisions of its own: where a
 //! decision must be taken inside a transaction (the lock decision on a failed attempt), the
-//! store calls the same pure function the rest of keyward uses ([`lockout::transition`]).
+//! store calls the same pure function the rest of keyward uses ([`lockout::transition`](crate::lockout::transition)).
 //!
 //! Backends: [`memory::InMemoryStore`] (always built, the reference),
 //! `sqlite::SqliteStore` (feature `sqlite`, the embedded default) and
@@ -426,7 +426,7 @@ impl TemporaryBatch {
 ///   [`replace_batch`](Self::replace_batch) is one atomic step, also across processes
 ///   sharing the backend: no increment is lost, a single-use credential is consumed exactly
 ///   once, a TOTP step is accepted exactly once, and a batch is written whole or not at all.
-/// - **Rules live elsewhere.** `apply_lock_event` calls [`lockout::transition`] (through
+/// - **Rules live elsewhere.** `apply_lock_event` calls [`lockout::transition`](crate::lockout::transition) (through
 ///   [`apply_lock_event_to`]) on the stored state; a backend never re-implements the rule.
 /// - **Plain writes.** `set_*`, `update_profile` and `record_sign_in` overwrite their part of
 ///   the record (last writer wins) and leave every other part untouched.
@@ -512,7 +512,7 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// [`StoreError::NotFound`]; backend failures.
     fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// Atomically applies `event` to one lock counter with [`lockout::transition`] and
+    /// Atomically applies `event` to one lock counter with [`lockout::transition`](crate::lockout::transition) and
     /// returns the new state and the decision.
     ///
     /// # Errors
