@@ -319,7 +319,8 @@ fn run() -> Result<(), keyward::Error> {
         println!("  unexpected outcome");
         return Ok(());
     };
-    let svg_path = dir.join("alan-totp.svg");
+    // Written outside the throw-away database folder, so it can be opened afterwards.
+    let svg_path = std::env::temp_dir().join("keyward-quickstart-totp.svg");
     std::fs::write(&svg_path, enrollment.enrollment().expose_qr_svg()).map_err(|e| {
         keyward::Error::Output {
             reason: e.to_string(),

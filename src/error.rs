@@ -442,6 +442,9 @@ pub enum Error {
         /// The missing user.
         user: crate::user::UserId,
     },
+    /// A profile field cannot be accepted; nothing was stored.
+    #[error(transparent)]
+    InvalidUser(#[from] crate::user::InvalidField),
     /// The user is disabled.
     #[error("user {user} is disabled")]
     UserDisabled {

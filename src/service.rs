@@ -281,6 +281,7 @@ impl Keyward {
         user: User,
         password: Option<Password>,
     ) -> Result<User, Error> {
+        user.validate()?;
         if let Some(actor) = actor {
             let actor_user = self.load(actor)?.user;
             let verdict = self.permissions.authorize(
@@ -338,6 +339,7 @@ impl Keyward {
         user: User,
         record: &crate::hash::ImportRecord,
     ) -> Result<User, Error> {
+        user.validate()?;
         let hash = self.hasher.import(record)?;
         let now = self.now();
         let mut stored_record = UserRecord::new(user);

@@ -310,6 +310,89 @@ impl User {
     }
 }
 
+/// A profile field that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidField {
+    /// The field, e.g. `username`.
+    pub field: &'static str,
+    /// What is wrong with it (never the value itself).
+    pub reason: &'static str,
+}
+
+fn check_text(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), InvalidField> {
+    let fail = |reason| Err(InvalidField { field, reason });
+    let chars = value.chars().count();
+    if chars < min {
+        return fail("is empty");
+    }
+    if chars > max {
+        return fail("is too long");
+    }
+    if value.chars().any(char::is_control) {
+        return fail("contains control characters");
+    }
+    if value.trim() != value {
+        return fail("has leading or trailing whitespace");
+    }
+    Ok(())
+}
+
+impl User {
+    /// Checks the profile before it is stored: a username of 1 to 254 characters, names
+    /// and user type of at most 200 and 64 characters, no control characters or outer
+    /// whitespace anywhere, a plausible email (`local@domain`, at most 254 characters) and
+    /// phone number (digits, spaces and `+-()`, at most 32 characters), at most 100 groups
+    /// of 1 to 100 characters.
+    ///
+    /// # Errors
+    /// [`InvalidField`] naming the first field that fails.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check_text("username", &self.username, 1, 254)?;
+        check_text("forename", &self.forename, 0, 200)?;
+        check_text("surname", &self.surname, 0, 200)?;
+        check_text("user_type", &self.user_type, 1, 64)?;
+        if let Some(email) = &self.email {
+            check_text("email", email, 3, 254)?;
+            let plausible = email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            }) && !email.chars().any(char::is_whitespace);
+            if !plausible {
+                return Err(InvalidField {
+                    field: "email",
+                    reason: "is not of the form local@domain",
+                });
+            }
+        }
+        if let Some(phone) = &self.phone {
+            check_text("phone", phone, 3, 32)?;
+            let allowed = |c: char| c.is_ascii_digit() || " +-()".contains(c);
+            if !phone.chars().all(allowed) || !phone.chars().any(|c| c.is_ascii_digit()) {
+                return Err(InvalidField {
+                    field: "phone",
+                    reason: "may hold only digits, spaces and +-()",
+                });
+            }
+        }
+        if self.groups.len() > 100 {
+            return Err(InvalidField {
+                field: "groups",
+                reason: "more than 100 groups",
+            });
+        }
+        for group in &self.groups {
+            check_text("groups", group, 1, 100)?;
+        }
+        Ok(())
+    }
+}
+
 /// Folds a username for case-insensitive uniqueness and lookup.
 #[must_use]
 pub fn username_key(username: &str) -> String {
@@ -591,5 +674,63 @@ impl UserRecord {
             password_lock: LockState::default(),
             totp_lock: LockState::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn user() -> User {
+        let site = SiteId::new("s").unwrap();
+        User::new(
+            site,
+            "ada",
+            "Ada",
+            "Lovelace",
+            "staff",
+            datetime!(2026-01-01 0:00 UTC),
+        )
+    }
+
+    #[test]
+    fn profiles_are_validated_field_by_field() {
+        assert_eq!(user().validate(), Ok(()));
+        let field = |u: User| u.validate().unwrap_err().field;
+        let mut u = user();
+        u.username = String::new();
+        assert_eq!(field(u), "username");
+        let mut u = user();
+        u.username = " ada".into();
+        assert_eq!(field(u), "username");
+        let mut u = user();
+        u.surname = "Love\u{0}lace".into();
+        assert_eq!(field(u), "surname");
+        assert_eq!(field(user().with_email("no-at-sign", true)), "email");
+        assert_eq!(field(user().with_email("a@b@c", true)), "email");
+        assert_eq!(field(user().with_phone("call me", true)), "phone");
+        assert_eq!(field(user().with_groups([""])), "groups");
+        assert_eq!(
+            field(user().with_groups((0..101).map(|i| i.to_string()))),
+            "groups"
+        );
+        assert_eq!(
+            user()
+                .with_email("ada@example.org", true)
+                .with_phone("+44 (0)20 7946-0000", true)
+                .validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn ids_refuse_odd_text() {
+        assert!(UserId::parse("abc_DEF-123").is_ok());
+        for bad in ["", "a b", "ä", "a/b", &"x".repeat(65)] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+            assert!(SiteId::new(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(UserId::generate().as_str().len(), 32);
     }
 }

@@ -457,6 +457,15 @@ fn creating_users_needs_the_permission_in_that_site() {
         DenyReason::OtherSite
     );
     assert!(f.kw.store().find_user(&f.site, "boss").unwrap().is_none());
+    // Profiles are validated before anything is stored.
+    let blank = User::new(f.site.clone(), "", "B", "Lank", "staff", T0);
+    let err =
+        f.kw.create_user(Some(&f.admin.id), blank, None)
+            .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidUser(ref e) if e.field == "username"),
+        "{err:?}"
+    );
     let audit =
         f.kw.store()
             .query_audit(&AuditQuery::default().action(AuditAction::UserCreated))
