@@ -813,6 +813,127 @@ pub(crate) fn dollar_placeholders(sql: &str) -> String {
     out
 }
 
+/// The `UserStore` methods that both SQL backends implement the same way: plain writes go
+/// through the backend's `set_cols`, atomic operations through its `atomic` (read the row
+/// under the write lock, apply a body from [`super::ops`], write the credential columns back).
+/// Expanded inside each backend's `impl UserStore` block.
+macro_rules! record_store_methods {
+    () => {
+        fn set_password(
+            &self,
+            id: &UserId,
+            credential: Option<&PasswordCredential>,
+        ) -> Result<(), StoreError> {
+            self.set_cols(id, sql::password_cols(credential)?)
+        }
+
+        fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
+            self.set_cols(id, sql::pin_cols(pin)?)
+        }
+
+        fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
+            self.set_cols(id, sql::totp_cols(totp)?)
+        }
+
+        fn set_one_time(
+            &self,
+            id: &UserId,
+            kind: OneTimeKind,
+            credential: Option<&OneTimeCredential>,
+        ) -> Result<(), StoreError> {
+            self.set_cols(id, sql::one_time_kind_cols(kind, credential)?)
+        }
+
+        fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
+            let at = sql::ts(at)?;
+            self.set_cols(id, vec![("last_sign_in_ns", Val::Int(Some(at)))])
+        }
+
+        fn apply_lock_event(
+            &self,
+            id: &UserId,
+            counter: LockCounter,
+            rule: &LockoutRule,
+            event: &LockEvent,
+            now: OffsetDateTime,
+        ) -> Result<(LockState, LockDecision), StoreError> {
+            self.atomic("applying a lock event", id, |r| {
+                ops::apply_lock_event_to(r, counter, rule, event, now)
+            })
+        }
+
+        fn replace_password(
+            &self,
+            id: &UserId,
+            expected: &StoredHash,
+            new: &PasswordCredential,
+        ) -> Result<Swap, StoreError> {
+            self.atomic("replacing a password", id, |r| {
+                ops::swap_password(r, expected, new)
+            })
+        }
+
+        fn replace_pin(
+            &self,
+            id: &UserId,
+            expected: &StoredHash,
+            new: &PinCredential,
+        ) -> Result<Swap, StoreError> {
+            self.atomic("replacing a PIN", id, |r| ops::swap_pin(r, expected, new))
+        }
+
+        fn replace_totp(
+            &self,
+            id: &UserId,
+            expected: &TotpState,
+            new: &TotpState,
+        ) -> Result<Swap, StoreError> {
+            self.atomic("replacing the TOTP state", id, |r| {
+                ops::swap_totp(r, expected, new)
+            })
+        }
+
+        fn consume_temporary_password(
+            &self,
+            id: &UserId,
+            expected: &StoredHash,
+            now: OffsetDateTime,
+        ) -> Result<Consumed, StoreError> {
+            self.atomic("consuming a temporary password", id, |r| {
+                ops::consume_temporary(r, expected, now)
+            })
+        }
+
+        fn try_one_time(
+            &self,
+            id: &UserId,
+            kind: OneTimeKind,
+            max_tries: u32,
+            now: OffsetDateTime,
+        ) -> Result<OneTimeTry, StoreError> {
+            self.atomic("trying a code", id, |r| {
+                ops::try_code(r, kind, max_tries, now)
+            })
+        }
+
+        fn consume_one_time(
+            &self,
+            id: &UserId,
+            kind: OneTimeKind,
+            expected: &StoredHash,
+        ) -> Result<Consumed, StoreError> {
+            self.atomic("consuming a code", id, |r| {
+                ops::consume_code(r, kind, expected)
+            })
+        }
+
+        fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
+            self.atomic("accepting a TOTP step", id, |r| ops::accept_step(r, step))
+        }
+    };
+}
+pub(crate) use record_store_methods;
+
 #[cfg(test)]
 mod tests {
     use super::*;
