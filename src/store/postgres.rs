@@ -2,8 +2,7 @@
 //!
 //! # Concurrency
 //! Every atomic operation is one transaction that reads the user's row with
-//! `SELECT … FOR UPDATE`, applies the shared body (for lock events, [`apply_lock_event_to`](super::ops::apply_lock_event_to))
-//! and writes the row back: concurrent operations on one user, from any number of processes,
+//! `SELECT … FOR UPDATE`, applies the shared body from [`super::ops`] and writes the row back: concurrent operations on one user, from any number of processes,
 //! queue on the row lock and never lose an update. A batch is one transaction.
 //!
 //! # Sorting

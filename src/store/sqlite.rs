@@ -2,8 +2,8 @@
 //!
 //! # Concurrency
 //! Every atomic operation is one `BEGIN IMMEDIATE` transaction that reads the row, applies the
-//! shared body (for lock events, [`apply_lock_event_to`](super::ops::apply_lock_event_to)) and writes the row back. `IMMEDIATE`
-//! takes SQLite's write lock before the read, so two handles, in one process or in two, can
+//! shared body from [`super::ops`] and writes the row back. `IMMEDIATE` takes SQLite's write
+//! lock before the read, so two handles, in one process or in two, can
 //! never both read the same old row: no update is lost. A writer that finds the lock taken
 //! waits up to the busy timeout (5 seconds by default).
 //!
