@@ -606,6 +606,66 @@ impl Keyward {
     }
 }
 
+impl Keyward {
+    /// Re-seals a user's TOTP secrets (the active one and a pending one) under the current
+    /// key of the configured [`TotpSealer`]: after a key rotation (the old key kept with
+    /// [`TotpSealer::with_previous_key`]), or to move secrets stored plain into sealing.
+    /// Secrets sealed under a previous key are also re-sealed automatically at the user's
+    /// next successful TOTP sign-in; plain ones only through this call, because at sign-in a
+    /// plain value where a key is configured is treated as tampering and refused. Returns
+    /// whether anything changed.
+    ///
+    /// # Errors
+    /// [`Error::TotpKeyMissing`] without a sealing key; a secret no known key opens;
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict) when the TOTP state changed
+    /// meanwhile; store errors.
+    pub fn reseal_totp_secret(&self, user: &UserId) -> Result<bool, Error> {
+        self.reseal(user, true)
+    }
+
+    /// The automatic part of [`reseal_totp_secret`](Self::reseal_totp_secret): sealed
+    /// secrets only, and a concurrent change simply wins.
+    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> Result<bool, Error> {
+        match self.reseal(user, false) {
+            Err(Error::Store(crate::StoreError::Conflict { .. })) => Ok(false),
+            other => other,
+        }
+    }
+
+    fn reseal(&self, user: &UserId, include_plain: bool) -> Result<bool, Error> {
+        let SecretKeeping::Sealed(sealer) = &self.keeping else {
+            return Err(Error::TotpKeyMissing);
+        };
+        let current = self.load(user)?.totp;
+        let context = user.as_str().as_bytes();
+        let mut next = current.clone();
+        for slot in [&mut next.secret, &mut next.pending_secret] {
+            let Some(stored) = slot.as_ref() else {
+                continue;
+            };
+            let parsed = crate::totp::StoredTotpSecret::parse(stored.as_str())?;
+            let wanted = if parsed.is_sealed() {
+                sealer.needs_reseal(&parsed)
+            } else {
+                include_plain
+            };
+            if wanted {
+                let resealed = sealer.reseal(&parsed, context)?;
+                *slot = Some(crate::user::StoredSecret::new(
+                    resealed.to_storage_string().as_str(),
+                ));
+            }
+        }
+        if next == current {
+            return Ok(false);
+        }
+        match self.store.replace_totp(user, &current, &next)? {
+            crate::store::Swap::Swapped => Ok(true),
+            _ => Err(crate::StoreError::Conflict { what: "TOTP state" }.into()),
+        }
+    }
+}
+
 /// The stored form of a hash.
 pub(crate) fn stored(hash: &PasswordHash) -> StoredHash {
     StoredHash::new(hash.as_str())

@@ -726,7 +726,11 @@ impl Keyward {
             })
         })?;
         match attempt {
-            TotpAttempt::Accepted => self.complete(&record, pending.ctx),
+            TotpAttempt::Accepted => {
+                // A secret sealed under a previous key moves to the current one.
+                let _ = self.reseal_if_rotated(&record.user.id)?;
+                self.complete(&record, pending.ctx)
+            }
             TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),
             TotpAttempt::Wrong => Ok(SignIn::TotpRequired(PendingTotp {
                 retry: true,

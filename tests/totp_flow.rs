@@ -800,3 +800,119 @@ fn a_disabled_account_cannot_be_reset() {
         Err(keyward::Error::UserDisabled { .. })
     ));
 }
+
+fn rotated(f: &Fx) -> keyward::Keyward {
+    let sealer = keyward::TotpSealer::new("k2", &[8u8; 32])
+        .unwrap()
+        .with_previous_key("k1", &[7u8; 32])
+        .unwrap();
+    keyward::Keyward::builder(f.store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(f.clock.clone())
+        .totp_sealer(sealer)
+        .build()
+}
+
+#[test]
+fn key_rotation_reseals_at_the_next_sign_in() {
+    let f = fx();
+    let sam = f.user("sam");
+    let secret = enrolled(&f, &sam.id);
+    let key_of = |kw: &keyward::Keyward| {
+        let stored = kw
+            .store()
+            .get_user(&sam.id)
+            .unwrap()
+            .unwrap()
+            .totp
+            .secret
+            .unwrap();
+        keyward::StoredTotpSecret::parse(stored.as_str())
+            .unwrap()
+            .key_id()
+            .map(str::to_owned)
+    };
+    assert_eq!(key_of(&f.kw).as_deref(), Some("k1"));
+    let kw = rotated(&f);
+    f.clock.advance(Duration::seconds(60));
+    let pending = match kw
+        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        kw.verify_totp(pending, &code(&secret, kw.now())).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    assert_eq!(
+        key_of(&kw).as_deref(),
+        Some("k2"),
+        "the secret moved to the current key"
+    );
+    // The old key alone can no longer open it.
+    f.clock.advance(Duration::seconds(60));
+    let pending = totp_step(&f, "sam");
+    assert!(
+        f.kw.verify_totp(pending, &code(&secret, f.kw.now()))
+            .is_err()
+    );
+}
+
+#[test]
+fn plain_secrets_move_into_sealing_only_by_an_explicit_reseal() {
+    let store: std::sync::Arc<dyn keyward::UserStore> =
+        std::sync::Arc::new(keyward::InMemoryStore::new());
+    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
+    let plain = keyward::Keyward::builder(store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(clock.clone())
+        .insecure_plain_totp_secrets()
+        .build();
+    let user = plain
+        .create_user(
+            None,
+            User::new(site(), "p", "P", "Lain", "staff", T0),
+            Some(Password::new(USER_PASSWORD)),
+        )
+        .unwrap();
+    let pending = plain.enroll_totp(&user.id).unwrap();
+    let secret = pending.enrollment().secret().expose_secret().to_vec();
+    let c = code_for(&pending, T0);
+    assert!(matches!(
+        plain.confirm_enrollment(pending, &c).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    let sealed = keyward::Keyward::builder(store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(clock.clone())
+        .totp_sealer(sealer())
+        .build();
+    assert!(sealed.reseal_totp_secret(&user.id).unwrap());
+    assert!(
+        !sealed.reseal_totp_secret(&user.id).unwrap(),
+        "nothing left to do"
+    );
+    let stored = store
+        .get_user(&user.id)
+        .unwrap()
+        .unwrap()
+        .totp
+        .secret
+        .unwrap();
+    assert!(stored.as_str().starts_with("sealed:"));
+    clock.advance(Duration::seconds(60));
+    let SignIn::TotpRequired(pending) = sealed
+        .sign_in(&site(), "p", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    else {
+        panic!("expected the TOTP step");
+    };
+    assert!(matches!(
+        sealed
+            .verify_totp(pending, &code(&secret, sealed.now()))
+            .unwrap(),
+        SignIn::Authenticated(_)
+    ));
+}
