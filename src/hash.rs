@@ -570,8 +570,12 @@ impl Hasher {
     /// for unknown users so that response times do not reveal which accounts exist.
     pub fn verify_dummy(&self, password: &Password) {
         let raw = password.expose_secret();
-        let take = raw.len().min(self.inner.limits.max_password_bytes);
-        let normalized = nfkc(raw.get(..take).unwrap_or(raw));
+        // Cut over-long input at the limit, on a character boundary (never the whole input).
+        let mut take = raw.len().min(self.inner.limits.max_password_bytes);
+        while !raw.is_char_boundary(take) {
+            take -= 1;
+        }
+        let normalized = nfkc(raw.get(..take).unwrap_or_default());
         let outcome = argon2::dummy_hash(&self.inner.policy, normalized.as_bytes());
         // Compare against a constant so the work cannot be optimized away.
         let _ = outcome.map(|out| out.ct_eq(&[0u8; 32]));

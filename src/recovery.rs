@@ -103,11 +103,6 @@ impl Keyward {
     ) -> Result<DeliveryReceipt, Error> {
         let record = self.load(target)?;
         let actor_record = self.load(actor)?;
-        if record.user.status != UserStatus::Active {
-            return Err(Error::UserDisabled {
-                user: target.clone(),
-            });
-        }
         if let Err(denied) = self.permissions.authorize(
             &actor_record.user,
             Permission::SendPasswordReset,
@@ -126,6 +121,11 @@ impl Keyward {
                 .with_reason(denied.reason.as_str()),
             )?;
             return Err(denied.into());
+        }
+        if record.user.status != UserStatus::Active {
+            return Err(Error::UserDisabled {
+                user: target.clone(),
+            });
         }
         self.send_reset(&record.user, Some(actor))?
             .ok_or(Error::NoVerifiedContact { channel: "email" })

@@ -625,11 +625,16 @@ impl Keyward {
 
     /// The automatic part of [`reseal_totp_secret`](Self::reseal_totp_secret): sealed
     /// secrets only, and a concurrent change simply wins.
-    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> Result<bool, Error> {
-        match self.reseal(user, false) {
-            Err(Error::Store(crate::StoreError::Conflict { .. })) => Ok(false),
-            other => other,
-        }
+    /// Best effort: it runs after a code was accepted, so nothing here may fail the sign-in.
+    /// A secret that cannot be re-sealed now stays as it is and is tried again next time.
+    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> bool {
+        matches!(self.keeping, SecretKeeping::Sealed(_))
+            && self.reseal(user, false).unwrap_or(false)
+    }
+
+    /// Whether TOTP secrets can be stored (a sealing key, or the plain opt-in).
+    pub(crate) fn can_store_totp_secrets(&self) -> bool {
+        !matches!(self.keeping, SecretKeeping::Refused)
     }
 
     fn reseal(&self, user: &UserId, include_plain: bool) -> Result<bool, Error> {

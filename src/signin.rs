@@ -430,16 +430,9 @@ impl Keyward {
             if now >= temporary.expires_at {
                 return self.deny(site, Some(user), DenialReason::TemporaryPasswordExpired);
             }
-            if temporary.mode == TemporaryMode::SingleUse {
-                // Dead after first use, even when two sign-ins race: only one consumes it.
-                let consumed =
-                    self.store
-                        .consume_temporary_password(&user.id, &credential.hash, now)?;
-                if consumed != Consumed::Now {
-                    return self.deny(site, Some(user), DenialReason::TemporaryPasswordUsed);
-                }
-                ctx.change_password = true;
-            }
+            // A single-use temporary password is consumed once every other factor has
+            // passed (see `complete`), so a user short of their authenticator keeps it.
+            ctx.change_password = temporary.mode == TemporaryMode::SingleUse;
         }
         if let Some(new_hash) = upgraded.filter(|_| !ctx.change_password) {
             // Compare-and-swap: an administrator's change made meanwhile wins.
@@ -487,6 +480,10 @@ impl Keyward {
             return self.deny(&ctx.site, Some(user), DenialReason::TotpLocked { until });
         }
         if record.totp.reset_pending {
+            if !self.can_store_totp_secrets() {
+                // A configuration error: fail before a code is sent that could lead nowhere.
+                return Err(Error::TotpKeyMissing);
+            }
             let email = match (&user.email, user.email_verified) {
                 (Some(email), true) => email.clone(),
                 _ => return self.deny(&ctx.site, Some(user), DenialReason::NoVerifiedEmail),
@@ -530,6 +527,18 @@ impl Keyward {
     /// done.
     fn complete(&self, record: &UserRecord, ctx: Context) -> Result<SignIn, Error> {
         if ctx.change_password {
+            // Dead after first use, even when two sign-ins race: only one consumes it.
+            let now = self.now();
+            let consumed = match &ctx.credential {
+                Some(hash) => self
+                    .store
+                    .consume_temporary_password(&ctx.user, hash, now)?,
+                None => Consumed::AlreadyGone,
+            };
+            if consumed != Consumed::Now {
+                let reason = DenialReason::TemporaryPasswordUsed;
+                return self.deny(&ctx.site, Some(&record.user), reason);
+            }
             let reason = "password_change_required";
             self.audit_sign_in(
                 Some(&record.user),
@@ -728,7 +737,7 @@ impl Keyward {
         match attempt {
             TotpAttempt::Accepted => {
                 // A secret sealed under a previous key moves to the current one.
-                let _ = self.reseal_if_rotated(&record.user.id)?;
+                let _ = self.reseal_if_rotated(&record.user.id);
                 self.complete(&record, pending.ctx)
             }
             TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),
@@ -762,7 +771,11 @@ impl Keyward {
         match apply(&LockEvent::Attempt)?.1 {
             LockDecision::Proceed => {}
             LockDecision::Locked { until } => return locked(until),
-            _ => return locked(None),
+            _ => {
+                // As many codes as may still fail are being checked right now.
+                let denial = self.denial(site, Some(user), DenialReason::TooManyAttempts)?;
+                return Ok(TotpAttempt::Refused(denial));
+            }
         }
         let ok = match check(now) {
             Ok(ok) => ok,
@@ -997,6 +1010,11 @@ impl Keyward {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         };
         let secret = self.open_secret(&sealed, &record.user.id)?;
+        // Only the secret this step showed may be confirmed: a later enrollment replaced it.
+        let shown = pending.enrollment.secret().expose_secret();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(secret.expose_secret(), shown)) {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
         let mut matched_step = None;
         let attempt = self.totp_attempt(&record, site, |now| {
             Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {

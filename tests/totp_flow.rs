@@ -916,3 +916,104 @@ fn plain_secrets_move_into_sealing_only_by_an_explicit_reseal() {
         SignIn::Authenticated(_)
     ));
 }
+
+#[test]
+fn plain_storage_signs_in_with_totp() {
+    let store: std::sync::Arc<dyn keyward::UserStore> =
+        std::sync::Arc::new(keyward::InMemoryStore::new());
+    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
+    let kw = keyward::Keyward::builder(store)
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(clock.clone())
+        .insecure_plain_totp_secrets()
+        .build();
+    let user = kw
+        .create_user(
+            None,
+            User::new(site(), "p", "P", "Lain", "staff", T0),
+            Some(Password::new(USER_PASSWORD)),
+        )
+        .unwrap();
+    let pending = kw.enroll_totp(&user.id).unwrap();
+    let secret = pending.enrollment().secret().expose_secret().to_vec();
+    let c = code_for(&pending, T0);
+    assert!(matches!(
+        kw.confirm_enrollment(pending, &c).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    clock.advance(Duration::seconds(60));
+    let SignIn::TotpRequired(pending) = kw
+        .sign_in(&site(), "p", &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    else {
+        panic!("expected the TOTP step");
+    };
+    let outcome = kw.verify_totp(pending, &code(&secret, kw.now())).unwrap();
+    assert!(matches!(outcome, SignIn::Authenticated(_)), "{outcome:?}");
+}
+
+#[test]
+fn a_temporary_password_survives_an_unfinished_second_factor() {
+    let f = fx();
+    let sam = f.user("sam");
+    let secret = enrolled(&f, &sam.id);
+    let temporary =
+        f.kw.issue_temporary_password(
+            &f.admin.id,
+            &sam.id,
+            keyward::admin::IssueOptions::generated(),
+        )
+        .unwrap()
+        .password
+        .unwrap();
+    f.clock.advance(Duration::seconds(60));
+    // The user has no phone to hand the first time: the step is abandoned.
+    let abandoned = match f
+        .kw
+        .sign_in(&f.site, "sam", &temporary.to_password(), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("{other:?}"),
+    };
+    drop(abandoned);
+    // The temporary password still works; only the completed sign-in uses it up.
+    let pending = match f
+        .kw
+        .sign_in(&f.site, "sam", &temporary.to_password(), None)
+        .unwrap()
+    {
+        SignIn::TotpRequired(p) => p,
+        other => panic!("the temporary password was used up early: {other:?}"),
+    };
+    assert!(matches!(
+        f.kw.verify_totp(pending, &code(&secret, f.kw.now()))
+            .unwrap(),
+        SignIn::PasswordChangeRequired(_)
+    ));
+    match f
+        .kw
+        .sign_in(&f.site, "sam", &temporary.to_password(), None)
+        .unwrap()
+    {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TemporaryPasswordUsed),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn only_the_secret_a_step_showed_can_be_confirmed() {
+    let f = fx();
+    let sam = f.user("sam");
+    let older = f.kw.enroll_totp(&sam.id).unwrap();
+    let newer = f.kw.enroll_totp(&sam.id).unwrap();
+    let newer_code = code_for(&newer, f.kw.now());
+    match f.kw.confirm_enrollment(older, &newer_code).unwrap() {
+        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::AccountChanged),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        f.kw.confirm_enrollment(newer, &newer_code).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+}
