@@ -19,14 +19,61 @@ fn code_for(pending: &PendingEnrollment, at: time::OffsetDateTime) -> OneTimeCod
 
 /// Enrolls `user` outside sign-in and returns the raw secret bytes for computing codes.
 fn enrolled(f: &Fx, user: &UserId) -> Vec<u8> {
-    let pending = f.kw.enroll_totp(user).unwrap();
+    enroll_with(&f.kw, user)
+}
+
+fn enroll_with(kw: &keyward::Keyward, user: &UserId) -> Vec<u8> {
+    let pending = kw.enroll_totp(user).unwrap();
     let secret = pending.enrollment().secret().expose_secret().to_vec();
-    let code = code_for(&pending, f.kw.now());
+    let code = code_for(&pending, kw.now());
     assert!(matches!(
-        f.kw.confirm_enrollment(pending, &code).unwrap(),
+        kw.confirm_enrollment(pending, &code).unwrap(),
         SignIn::Authenticated(_)
     ));
     secret
+}
+
+/// A service storing TOTP secrets plain (the explicit opt-in), with user `p` enrolled.
+/// Returns the service, the store, the clock, the user and the raw secret.
+fn plain_setup() -> (
+    keyward::Keyward,
+    std::sync::Arc<dyn keyward::UserStore>,
+    std::sync::Arc<keyward::ManualClock>,
+    UserId,
+    Vec<u8>,
+) {
+    let store: std::sync::Arc<dyn keyward::UserStore> =
+        std::sync::Arc::new(keyward::InMemoryStore::new());
+    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
+    let kw = keyward::Keyward::builder(store.clone())
+        .hasher(keyward::hash::Hasher::for_tests())
+        .clock(clock.clone())
+        .insecure_plain_totp_secrets()
+        .build();
+    let user = User::new(site(), "p", "P", "Lain", "staff", T0);
+    let user = kw
+        .create_user(None, user, Some(Password::new(USER_PASSWORD)))
+        .unwrap()
+        .id;
+    let secret = enroll_with(&kw, &user);
+    (kw, store, clock, user, secret)
+}
+
+/// Signs `username` in with the standard password and a code from `secret`, a minute later.
+fn totp_sign_in(
+    kw: &keyward::Keyward,
+    clock: &keyward::ManualClock,
+    username: &str,
+    secret: &[u8],
+) -> SignIn {
+    clock.advance(Duration::seconds(60));
+    let SignIn::TotpRequired(pending) = kw
+        .sign_in(&site(), username, &Password::new(USER_PASSWORD), None)
+        .unwrap()
+    else {
+        panic!("expected the TOTP step");
+    };
+    kw.verify_totp(pending, &code(secret, kw.now())).unwrap()
 }
 
 fn code(secret: &[u8], at: time::OffsetDateTime) -> OneTimeCode {
@@ -862,93 +909,27 @@ fn key_rotation_reseals_at_the_next_sign_in() {
 
 #[test]
 fn plain_secrets_move_into_sealing_only_by_an_explicit_reseal() {
-    let store: std::sync::Arc<dyn keyward::UserStore> =
-        std::sync::Arc::new(keyward::InMemoryStore::new());
-    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
-    let plain = keyward::Keyward::builder(store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
-        .clock(clock.clone())
-        .insecure_plain_totp_secrets()
-        .build();
-    let user = plain
-        .create_user(
-            None,
-            User::new(site(), "p", "P", "Lain", "staff", T0),
-            Some(Password::new(USER_PASSWORD)),
-        )
-        .unwrap();
-    let pending = plain.enroll_totp(&user.id).unwrap();
-    let secret = pending.enrollment().secret().expose_secret().to_vec();
-    let c = code_for(&pending, T0);
-    assert!(matches!(
-        plain.confirm_enrollment(pending, &c).unwrap(),
-        SignIn::Authenticated(_)
-    ));
+    let (_plain, store, clock, user, secret) = plain_setup();
     let sealed = keyward::Keyward::builder(store.clone())
         .hasher(keyward::hash::Hasher::for_tests())
         .clock(clock.clone())
         .totp_sealer(sealer())
         .build();
-    assert!(sealed.reseal_totp_secret(&user.id).unwrap());
+    assert!(sealed.reseal_totp_secret(&user).unwrap());
     assert!(
-        !sealed.reseal_totp_secret(&user.id).unwrap(),
+        !sealed.reseal_totp_secret(&user).unwrap(),
         "nothing left to do"
     );
-    let stored = store
-        .get_user(&user.id)
-        .unwrap()
-        .unwrap()
-        .totp
-        .secret
-        .unwrap();
+    let stored = store.get_user(&user).unwrap().unwrap().totp.secret.unwrap();
     assert!(stored.as_str().starts_with("sealed:"));
-    clock.advance(Duration::seconds(60));
-    let SignIn::TotpRequired(pending) = sealed
-        .sign_in(&site(), "p", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    else {
-        panic!("expected the TOTP step");
-    };
-    assert!(matches!(
-        sealed
-            .verify_totp(pending, &code(&secret, sealed.now()))
-            .unwrap(),
-        SignIn::Authenticated(_)
-    ));
+    let outcome = totp_sign_in(&sealed, &clock, "p", &secret);
+    assert!(matches!(outcome, SignIn::Authenticated(_)), "{outcome:?}");
 }
 
 #[test]
 fn plain_storage_signs_in_with_totp() {
-    let store: std::sync::Arc<dyn keyward::UserStore> =
-        std::sync::Arc::new(keyward::InMemoryStore::new());
-    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
-    let kw = keyward::Keyward::builder(store)
-        .hasher(keyward::hash::Hasher::for_tests())
-        .clock(clock.clone())
-        .insecure_plain_totp_secrets()
-        .build();
-    let user = kw
-        .create_user(
-            None,
-            User::new(site(), "p", "P", "Lain", "staff", T0),
-            Some(Password::new(USER_PASSWORD)),
-        )
-        .unwrap();
-    let pending = kw.enroll_totp(&user.id).unwrap();
-    let secret = pending.enrollment().secret().expose_secret().to_vec();
-    let c = code_for(&pending, T0);
-    assert!(matches!(
-        kw.confirm_enrollment(pending, &c).unwrap(),
-        SignIn::Authenticated(_)
-    ));
-    clock.advance(Duration::seconds(60));
-    let SignIn::TotpRequired(pending) = kw
-        .sign_in(&site(), "p", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    else {
-        panic!("expected the TOTP step");
-    };
-    let outcome = kw.verify_totp(pending, &code(&secret, kw.now())).unwrap();
+    let (kw, _store, clock, _user, secret) = plain_setup();
+    let outcome = totp_sign_in(&kw, &clock, "p", &secret);
     assert!(matches!(outcome, SignIn::Authenticated(_)), "{outcome:?}");
 }
 
