@@ -655,7 +655,18 @@ impl Keyward {
                 (None, Some(self.notifier.send(message)?))
             }
         };
-        self.store.set_password(target, Some(&credential))?;
+        // Replace exactly what the permission check saw (Create or Change).
+        let seen = current.password.as_ref().map(|p| &p.hash);
+        if self
+            .store
+            .replace_password(target, seen, Some(&credential))?
+            != crate::store::Swap::Swapped
+        {
+            return Err(crate::StoreError::Conflict {
+                what: "password (changed meanwhile)",
+            }
+            .into());
+        }
         let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
         let action = AuditAction::TemporaryPasswordSet;
         self.audit_admin(actor, action, Some(target), &user.site, Some(details))?;
@@ -688,16 +699,26 @@ impl Keyward {
             &site,
             Some(target),
         )?;
-        let is_temporary = record
+        let temporary = record
             .as_ref()
             .and_then(|r| r.password.as_ref())
-            .is_some_and(|p| p.temporary.is_some());
-        if !is_temporary {
+            .filter(|p| p.temporary.is_some());
+        let Some(temporary) = temporary else {
             return Err(Error::NoTemporaryPassword {
                 user: target.clone(),
             });
+        };
+        // Only the temporary password seen here is removed: a password the user set in the
+        // meantime stays.
+        let swap = self
+            .store
+            .replace_password(target, Some(&temporary.hash), None)?;
+        if swap != crate::store::Swap::Swapped {
+            return Err(crate::StoreError::Conflict {
+                what: "password (changed meanwhile)",
+            }
+            .into());
         }
-        self.store.set_password(target, None)?;
         self.audit_admin(
             actor,
             AuditAction::TemporaryPasswordRemoved,

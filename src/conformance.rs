@@ -426,8 +426,8 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
     is_not_found(
         store.replace_password(
             id,
-            &hash("a"),
-            &PasswordCredential::permanent(hash("b"), T0),
+            Some(&hash("a")),
+            Some(&PasswordCredential::permanent(hash("b"), T0)),
         ),
         id,
         "replace_password",
@@ -1037,14 +1037,14 @@ pub fn replace_password_cas(store: &dyn UserStore) {
     };
     assert_eq!(
         store
-            .replace_password(id, &hash("wrong"), &upgraded)
+            .replace_password(id, Some(&hash("wrong")), Some(&upgraded))
             .expect("cas failed"),
         Swap::Changed
     );
     assert_eq!(get(store, id), r, "a failed swap wrote something");
     assert_eq!(
         store
-            .replace_password(id, &hash("old"), &upgraded)
+            .replace_password(id, Some(&hash("old")), Some(&upgraded))
             .expect("cas failed"),
         Swap::Swapped
     );
@@ -1053,13 +1053,13 @@ pub fn replace_password_cas(store: &dyn UserStore) {
     let permanent = PasswordCredential::permanent(hash("newer"), T0);
     assert_eq!(
         store
-            .replace_password(id, &hash("old"), &permanent)
+            .replace_password(id, Some(&hash("old")), Some(&permanent))
             .expect("cas failed"),
         Swap::Changed
     );
     assert_eq!(
         store
-            .replace_password(id, &hash("new"), &permanent)
+            .replace_password(id, Some(&hash("new")), Some(&permanent))
             .expect("cas failed"),
         Swap::Swapped,
         "a temporary credential is replaced by a permanent one"
@@ -1068,12 +1068,32 @@ pub fn replace_password_cas(store: &dyn UserStore) {
     assert_eq!(get(store, id), r);
     assert_eq!(
         store
-            .replace_password(&bare.user.id, &hash("old"), &permanent)
+            .replace_password(&bare.user.id, Some(&hash("old")), Some(&permanent))
             .expect("cas failed"),
         Swap::Changed,
         "swap without a password"
     );
     assert_eq!(get(store, &bare.user.id), bare);
+    // `None` expects no password; `None` as the new value removes it.
+    let first = PasswordCredential::permanent(hash("first"), T0);
+    let swap = store
+        .replace_password(&bare.user.id, None, Some(&first))
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Swapped, "setting a first password");
+    let swap = store
+        .replace_password(&bare.user.id, None, Some(&permanent))
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Changed, "a password appeared meanwhile");
+    let swap = store
+        .replace_password(id, Some(&hash("stale")), None)
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Changed, "removing what is no longer there");
+    assert!(get(store, id).password.is_some());
+    let swap = store
+        .replace_password(id, Some(&hash("newer")), None)
+        .expect("cas failed");
+    assert_eq!(swap, Swap::Swapped, "removing the password");
+    assert!(get(store, id).password.is_none());
 }
 
 /// `replace_pin` and `replace_totp` swap only when the stored value is the expected one.

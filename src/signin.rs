@@ -442,7 +442,7 @@ impl Keyward {
             };
             if self
                 .store
-                .replace_password(&user.id, &credential.hash, &new)?
+                .replace_password(&user.id, Some(&credential.hash), Some(&new))?
                 == Swap::Swapped
             {
                 ctx.hash_upgraded = true;
@@ -685,7 +685,7 @@ impl Keyward {
         let credential = PasswordCredential::permanent(stored(&hash), now);
         if self
             .store
-            .replace_password(&record.user.id, &temporary_hash, &credential)?
+            .replace_password(&record.user.id, Some(&temporary_hash), Some(&credential))?
             != Swap::Swapped
         {
             let denial = self.denial(

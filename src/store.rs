@@ -526,16 +526,18 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<(LockState, LockDecision), StoreError>;
 
-    /// Atomically replaces the whole password credential if its hash is still `expected`
-    /// (hash upgrade at sign-in, the change after a temporary password).
+    /// Atomically replaces (or, with `new` = `None`, removes) the whole password credential
+    /// if its hash is still `expected` (`None`: the user still has no password). Used for the
+    /// hash upgrade at sign-in, the change after a temporary password, and admin changes that
+    /// must not overwrite what they did not see.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; backend failures.
     fn replace_password(
         &self,
         id: &UserId,
-        expected: &StoredHash,
-        new: &PasswordCredential,
+        expected: Option<&StoredHash>,
+        new: Option<&PasswordCredential>,
     ) -> Result<Swap, StoreError>;
 
     /// Atomically replaces the PIN credential if its hash is still `expected` (hash upgrade

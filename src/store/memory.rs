@@ -201,8 +201,8 @@ impl UserStore for InMemoryStore {
     fn replace_password(
         &self,
         id: &UserId,
-        expected: &StoredHash,
-        new: &PasswordCredential,
+        expected: Option<&StoredHash>,
+        new: Option<&PasswordCredential>,
     ) -> Result<Swap, StoreError> {
         self.with_user(id, |r| ops::swap_password(r, expected, new))
     }

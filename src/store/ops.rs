@@ -41,13 +41,16 @@ pub fn one_time_slot(record: &mut UserRecord, kind: OneTimeKind) -> &mut Option<
 
 /// Compare-and-swap of the whole password credential: the body of
 /// [`UserStore::replace_password`](super::UserStore::replace_password).
-pub fn swap_password(r: &mut UserRecord, expected: &StoredHash, new: &PasswordCredential) -> Swap {
-    match r.password.as_ref() {
-        Some(p) if &p.hash == expected => {
-            r.password = Some(new.clone());
-            Swap::Swapped
-        }
-        _ => Swap::Changed,
+pub fn swap_password(
+    r: &mut UserRecord,
+    expected: Option<&StoredHash>,
+    new: Option<&PasswordCredential>,
+) -> Swap {
+    if r.password.as_ref().map(|p| &p.hash) == expected {
+        r.password = new.cloned();
+        Swap::Swapped
+    } else {
+        Swap::Changed
     }
 }
 

@@ -865,8 +865,8 @@ macro_rules! record_store_methods {
         fn replace_password(
             &self,
             id: &UserId,
-            expected: &StoredHash,
-            new: &PasswordCredential,
+            expected: Option<&StoredHash>,
+            new: Option<&PasswordCredential>,
         ) -> Result<Swap, StoreError> {
             self.atomic("replacing a password", id, |r| {
                 ops::swap_password(r, expected, new)
