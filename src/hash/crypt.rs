@@ -40,6 +40,16 @@ fn backend(scheme: &'static str, e: pwhash::error::Error) -> HashError {
     }
 }
 
+/// Compares a recomputed crypt string with the stored one, whole, in constant time.
+fn recomputed_eq(
+    scheme: &'static str,
+    computed: Result<String, pwhash::error::Error>,
+    stored: &str,
+) -> Result<SchemeMatch, HashError> {
+    let computed = computed.map_err(|e| backend(scheme, e))?;
+    Ok(ct_eq(computed.as_bytes(), stored.as_bytes()).into())
+}
+
 /// Compares the digest after the last `$` (or the whole string) in constant time.
 fn digest_eq(computed: &str, stored: &str) -> SchemeMatch {
     let tail = |s: &str| s.rsplit('$').next().unwrap_or_default().to_owned();
@@ -78,9 +88,11 @@ impl HashScheme for DesCrypt {
     ) -> Result<SchemeMatch, HashError> {
         self.check(stored, limits)?;
         let used = password.get(..8).unwrap_or(password);
-        let computed =
-            pwhash::unix_crypt::hash_with(stored, used).map_err(|e| backend(self.name(), e))?;
-        Ok(ct_eq(computed.as_bytes(), stored.as_bytes()).into())
+        recomputed_eq(
+            self.name(),
+            pwhash::unix_crypt::hash_with(stored, used),
+            stored,
+        )
     }
 }
 
@@ -138,9 +150,11 @@ impl HashScheme for BsdiCrypt {
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
         self.check(stored, limits)?;
-        let computed =
-            pwhash::bsdi_crypt::hash_with(stored, password).map_err(|e| backend(self.name(), e))?;
-        Ok(ct_eq(computed.as_bytes(), stored.as_bytes()).into())
+        recomputed_eq(
+            self.name(),
+            pwhash::bsdi_crypt::hash_with(stored, password),
+            stored,
+        )
     }
 }
 
@@ -184,9 +198,11 @@ impl HashScheme for Md5Crypt {
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
         self.check(stored, limits)?;
-        let computed =
-            pwhash::md5_crypt::hash_with(stored, password).map_err(|e| backend(self.name(), e))?;
-        Ok(ct_eq(computed.as_bytes(), stored.as_bytes()).into())
+        recomputed_eq(
+            self.name(),
+            pwhash::md5_crypt::hash_with(stored, password),
+            stored,
+        )
     }
 }
 
