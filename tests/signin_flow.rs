@@ -37,10 +37,7 @@ fn first_factor_denials_look_alike_but_carry_the_reason() {
     let f = fx();
     let sam = f.user("sam");
     let pw = |s: &str| Password::new(s);
-    let unknown = denied(
-        f.kw.sign_in(&f.site, "nobody", &pw(USER_PASSWORD), None)
-            .unwrap(),
-    );
+    let unknown = denied(f.sign_in("nobody", &pw(USER_PASSWORD)));
     let wrong = denied(
         f.kw.sign_in(&f.site, "sam", &pw("wrong-password-123"), None)
             .unwrap(),
@@ -68,10 +65,7 @@ fn first_factor_denials_look_alike_but_carry_the_reason() {
             .all(|e| e.outcome == AuditOutcome::Denied)
     );
     // Usernames are case-insensitive.
-    let ok = authenticated(
-        f.kw.sign_in(&f.site, "SAM", &pw(USER_PASSWORD), None)
-            .unwrap(),
-    );
+    let ok = authenticated(f.sign_in("SAM", &pw(USER_PASSWORD)));
     assert_eq!(ok.user().id, sam.id);
     assert!(!ok.hash_upgraded());
     assert_eq!(ok.user().last_sign_in_at, Some(T0));
@@ -423,21 +417,13 @@ fn single_use_temporary_password_forces_a_change_once() {
     // Admin screens get no credential material.
     assert!(!format!("{:?}", listed.items[0]).contains("$argon2"));
 
-    let pending = match f
-        .kw
-        .sign_in(&f.site, "sam", &temporary.to_password(), None)
-        .unwrap()
-    {
+    let pending = match f.sign_in("sam", &temporary.to_password()) {
         SignIn::PasswordChangeRequired(p) => p,
         other => panic!("{other:?}"),
     };
     // Dead after first use.
     assert_eq!(
-        denied(
-            f.kw.sign_in(&f.site, "sam", &temporary.to_password(), None)
-                .unwrap()
-        )
-        .reason(),
+        denied(f.sign_in("sam", &temporary.to_password())).reason(),
         DenialReason::TemporaryPasswordUsed
     );
     // The change must satisfy the policy and differ from the temporary password.
@@ -486,18 +472,13 @@ fn single_use_temporary_password_forces_a_change_once() {
 fn racing_sign_ins_consume_a_single_use_password_once() {
     let f = fx();
     let sam = f.user("sam");
-    let temporary =
-        f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
-            .unwrap()
-            .password
-            .unwrap();
+    let temporary = f.temporary_for(&sam.id);
     let changes = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
                 if let SignIn::PasswordChangeRequired(_) =
-                    f.kw.sign_in(&f.site, "sam", &temporary.to_password(), None)
-                        .unwrap()
+                    f.sign_in("sam", &temporary.to_password())
                 {
                     changes.fetch_add(1, Ordering::SeqCst);
                 }
@@ -511,16 +492,9 @@ fn racing_sign_ins_consume_a_single_use_password_once() {
 fn expired_temporary_password_is_its_own_reason() {
     let f = fx();
     let sam = f.user("sam");
-    let temporary =
-        f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
-            .unwrap()
-            .password
-            .unwrap();
+    let temporary = f.temporary_for(&sam.id);
     f.clock.advance(Duration::days(7));
-    let d = denied(
-        f.kw.sign_in(&f.site, "sam", &temporary.to_password(), None)
-            .unwrap(),
-    );
+    let d = denied(f.sign_in("sam", &temporary.to_password()));
     assert_eq!(d.reason(), DenialReason::TemporaryPasswordExpired);
     assert_eq!(d.user_message(), FIRST_FACTOR_MESSAGE);
     assert_eq!(
@@ -558,7 +532,7 @@ fn sso_outage_admin_managed_password_with_pin() {
     let temporary = issued.password.unwrap().to_password();
     // The PIN is still needed.
     assert_eq!(
-        denied(f.kw.sign_in(&f.site, "sso", &temporary, None).unwrap()).reason(),
+        denied(f.sign_in("sso", &temporary)).reason(),
         DenialReason::WrongPin
     );
     assert_eq!(

@@ -693,22 +693,10 @@ fn a_single_use_password_asks_for_the_second_factor_before_the_change() {
     let f = fx();
     let sam = f.user("sam");
     let secret = enrolled(&f, &sam.id);
-    let temporary =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &sam.id,
-            keyward::admin::IssueOptions::generated(),
-        )
-        .unwrap()
-        .password
-        .unwrap();
+    let temporary = f.temporary_for(&sam.id);
     f.clock.advance(Duration::seconds(60));
     // Someone holding only the temporary password cannot set a permanent one.
-    let pending = match f
-        .kw
-        .sign_in(&f.site, "sam", &temporary.to_password(), None)
-        .unwrap()
-    {
+    let pending = match f.sign_in("sam", &temporary.to_password()) {
         SignIn::TotpRequired(p) => p,
         other => panic!("the second factor must come first: {other:?}"),
     };
@@ -759,7 +747,7 @@ fn pending_steps_die_when_the_account_changes() {
         secret
     };
     f.clock.advance(Duration::seconds(60));
-    let pending = match f.kw.sign_in(&f.site, "sso", &temporary, None).unwrap() {
+    let pending = match f.sign_in("sso", &temporary) {
         SignIn::TotpRequired(p) => p,
         other => panic!("{other:?}"),
     };
@@ -938,32 +926,16 @@ fn a_temporary_password_survives_an_unfinished_second_factor() {
     let f = fx();
     let sam = f.user("sam");
     let secret = enrolled(&f, &sam.id);
-    let temporary =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &sam.id,
-            keyward::admin::IssueOptions::generated(),
-        )
-        .unwrap()
-        .password
-        .unwrap();
+    let temporary = f.temporary_for(&sam.id);
     f.clock.advance(Duration::seconds(60));
     // The user has no phone to hand the first time: the step is abandoned.
-    let abandoned = match f
-        .kw
-        .sign_in(&f.site, "sam", &temporary.to_password(), None)
-        .unwrap()
-    {
+    let abandoned = match f.sign_in("sam", &temporary.to_password()) {
         SignIn::TotpRequired(p) => p,
         other => panic!("{other:?}"),
     };
     drop(abandoned);
     // The temporary password still works; only the completed sign-in uses it up.
-    let pending = match f
-        .kw
-        .sign_in(&f.site, "sam", &temporary.to_password(), None)
-        .unwrap()
-    {
+    let pending = match f.sign_in("sam", &temporary.to_password()) {
         SignIn::TotpRequired(p) => p,
         other => panic!("the temporary password was used up early: {other:?}"),
     };
@@ -972,11 +944,7 @@ fn a_temporary_password_survives_an_unfinished_second_factor() {
             .unwrap(),
         SignIn::PasswordChangeRequired(_)
     ));
-    match f
-        .kw
-        .sign_in(&f.site, "sam", &temporary.to_password(), None)
-        .unwrap()
-    {
+    match f.sign_in("sam", &temporary.to_password()) {
         SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TemporaryPasswordUsed),
         other => panic!("{other:?}"),
     }

@@ -80,6 +80,26 @@ impl Fx {
             .unwrap()
     }
 
+    /// Has the administrator issue a generated temporary password (the policy's mode) and
+    /// returns it.
+    pub fn temporary_for(&self, user: &keyward::user::UserId) -> keyward::TemporaryPassword {
+        let options = keyward::admin::IssueOptions::generated();
+        let issued = self
+            .kw
+            .issue_temporary_password(&self.admin.id, user, options)
+            .unwrap();
+        issued
+            .password
+            .expect("a generated password is shown to the admin")
+    }
+
+    /// Signs `username` in with `password` and no PIN.
+    pub fn sign_in(&self, username: &str, password: &Password) -> keyward::SignIn {
+        self.kw
+            .sign_in(&self.site, username, password, None)
+            .unwrap()
+    }
+
     /// The newest message body sent to `email`.
     pub fn mail_to(&self, email: &str) -> String {
         let message = self
