@@ -285,14 +285,11 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
         .unwrap();
     assert_ne!(second.batch, first.batch);
     let amy_old = &first.rows[0].password;
-    let d = match f
-        .kw
-        .sign_in(&f.site, "amy", &amy_old.to_password(), None)
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let d = step!(
+        f.kw.sign_in(&f.site, "amy", &amy_old.to_password(), None)
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(d.reason(), DenialReason::WrongPassword);
     let record = f.kw.store().get_user(&ids[0]).unwrap().unwrap();
     let info = record.password.unwrap().temporary.unwrap();

@@ -417,10 +417,10 @@ fn single_use_temporary_password_forces_a_change_once() {
     // Admin screens get no credential material.
     assert!(!format!("{:?}", listed.items[0]).contains("$argon2"));
 
-    let pending = match f.sign_in("sam", &temporary.to_password()) {
-        SignIn::PasswordChangeRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(
+        f.sign_in("sam", &temporary.to_password()),
+        SignIn::PasswordChangeRequired
+    );
     // Dead after first use.
     assert_eq!(
         denied(f.sign_in("sam", &temporary.to_password())).reason(),

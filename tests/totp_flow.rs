@@ -183,14 +183,11 @@ fn wrong_codes_lock_the_second_factor_apart_from_passwords() {
             other => panic!("try {i}: {other:?}"),
         };
     }
-    let denial = match f
-        .kw
-        .verify_totp(pending, &OneTimeCode::new("000000"))
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        f.kw.verify_totp(pending, &OneTimeCode::new("000000"))
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
     let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
     assert!(record.totp_lock.is_locked(f.kw.now()));
@@ -228,14 +225,11 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
     let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
     assert!(record.totp.reset_pending && record.totp.secret.is_none());
 
-    let pending = match f
-        .kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::DeviceAuthorizationRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(
+        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::DeviceAuthorizationRequired
+    );
     assert_eq!(pending.sent_to(), "sam@example.org");
     let mail = f.mail_to("sam@example.org");
     let device_code = digits_in(&mail, 8);
@@ -250,22 +244,16 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
             .unwrap();
     assert!(!stored.hash.as_str().contains(&device_code));
     // A wrong code hands the step back; the right one moves on to enrollment.
-    let pending = match f
-        .kw
-        .authorize_device(pending, &OneTimeCode::new("00000000"))
-        .unwrap()
-    {
-        SignIn::DeviceAuthorizationRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
-    let enrollment = match f
-        .kw
-        .authorize_device(pending, &OneTimeCode::new(device_code.clone()))
-        .unwrap()
-    {
-        SignIn::TotpEnrollmentRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(
+        f.kw.authorize_device(pending, &OneTimeCode::new("00000000"))
+            .unwrap(),
+        SignIn::DeviceAuthorizationRequired
+    );
+    let enrollment = step!(
+        f.kw.authorize_device(pending, &OneTimeCode::new(device_code.clone()))
+            .unwrap(),
+        SignIn::TotpEnrollmentRequired
+    );
     let uri = enrollment.enrollment().expose_uri().to_owned();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     assert!(enrollment.enrollment().expose_qr_svg().contains("<svg"));
@@ -275,10 +263,10 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
     );
     // The old authenticator no longer works, the new one does.
     let wrong = code(&old_secret, f.kw.now());
-    let enrollment = match f.kw.confirm_enrollment(enrollment, &wrong).unwrap() {
-        SignIn::TotpEnrollmentRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let enrollment = step!(
+        f.kw.confirm_enrollment(enrollment, &wrong).unwrap(),
+        SignIn::TotpEnrollmentRequired
+    );
     let right = code_for(&enrollment, f.kw.now());
     assert!(matches!(
         f.kw.confirm_enrollment(enrollment, &right).unwrap(),
@@ -310,14 +298,11 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
         );
     }
     // The used code is gone.
-    let again = match f
-        .kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::TotpRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let again = step!(
+        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::TotpRequired
+    );
     drop(again);
 }
 
@@ -326,13 +311,12 @@ fn device_codes_expire_and_run_out_of_tries() {
     let f = fx();
     let sam = f.user("sam");
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    let sign_in = || match f
-        .kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::DeviceAuthorizationRequired(p) => p,
-        other => panic!("{other:?}"),
+    let sign_in = || {
+        step!(
+            f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+                .unwrap(),
+            SignIn::DeviceAuthorizationRequired
+        )
     };
     let pending = sign_in();
     let first_code = digits_in(&f.mail_to("sam@example.org"), 8);
@@ -340,14 +324,11 @@ fn device_codes_expire_and_run_out_of_tries() {
     let _ = sign_in();
     assert!(f.outbox.is_empty());
     f.clock.advance(Duration::minutes(15));
-    let denial = match f
-        .kw
-        .authorize_device(pending, &OneTimeCode::new(first_code.clone()))
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        f.kw.authorize_device(pending, &OneTimeCode::new(first_code.clone()))
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(
         denial.reason(),
         DenialReason::StepExpired,
@@ -358,23 +339,17 @@ fn device_codes_expire_and_run_out_of_tries() {
     let mut pending = sign_in();
     let fresh = digits_in(&f.mail_to("sam@example.org"), 8);
     for _ in 0..4 {
-        pending = match f
-            .kw
-            .authorize_device(pending, &OneTimeCode::new("11111111"))
-            .unwrap()
-        {
-            SignIn::DeviceAuthorizationRequired(p) => p,
-            other => panic!("{other:?}"),
-        };
+        pending = step!(
+            f.kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+                .unwrap(),
+            SignIn::DeviceAuthorizationRequired
+        );
     }
-    let denial = match f
-        .kw
-        .authorize_device(pending, &OneTimeCode::new("11111111"))
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        f.kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
     // While the second factor is locked, sign-in stops before any code is sent.
     let outcome =
@@ -430,21 +405,17 @@ fn device_codes_are_exhausted_under_a_looser_totp_rule() {
     };
     let code = digits_in(outbox.take_all()[0].expose_body(), 8);
     for _ in 0..4 {
-        pending = match kw
-            .authorize_device(pending, &OneTimeCode::new("11111111"))
-            .unwrap()
-        {
-            SignIn::DeviceAuthorizationRequired(p) => p,
-            other => panic!("{other:?}"),
-        };
+        pending = step!(
+            kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+                .unwrap(),
+            SignIn::DeviceAuthorizationRequired
+        );
     }
-    let denial = match kw
-        .authorize_device(pending, &OneTimeCode::new("11111111"))
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(denial.reason(), DenialReason::DeviceCodeExhausted);
     // The right code no longer works: five tries per code.
     let SignIn::DeviceAuthorizationRequired(pending) = kw
@@ -471,25 +442,19 @@ fn expired_device_code_within_a_live_step() {
     let f = fx();
     let sam = f.user("sam");
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    let pending = match f
-        .kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::DeviceAuthorizationRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(
+        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::DeviceAuthorizationRequired
+    );
     let device_code = digits_in(&f.mail_to("sam@example.org"), 8);
     // Codes live 10 minutes; pending steps 15: at minute 10 the code is dead, the step not.
     f.clock.advance(Duration::minutes(10));
-    let denial = match f
-        .kw
-        .authorize_device(pending, &OneTimeCode::new(device_code))
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        f.kw.authorize_device(pending, &OneTimeCode::new(device_code))
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(denial.reason(), DenialReason::DeviceCodeExpired);
 }
 
@@ -501,14 +466,11 @@ fn reset_without_verified_email_tells_the_admin_what_to_do() {
         f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
             .unwrap();
     f.kw.reset_totp(&f.admin.id, &u.id).unwrap();
-    let denial = match f
-        .kw
-        .sign_in(&f.site, "noemail", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::Denied(d) => d,
-        other => panic!("{other:?}"),
-    };
+    let denial = step!(
+        f.kw.sign_in(&f.site, "noemail", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::Denied
+    );
     assert_eq!(denial.reason(), DenialReason::NoVerifiedEmail);
     assert!(
         denial
@@ -700,14 +662,11 @@ fn a_single_use_password_asks_for_the_second_factor_before_the_change() {
         SignIn::TotpRequired(p) => p,
         other => panic!("the second factor must come first: {other:?}"),
     };
-    let change = match f
-        .kw
-        .verify_totp(pending, &code(&secret, f.kw.now()))
-        .unwrap()
-    {
-        SignIn::PasswordChangeRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let change = step!(
+        f.kw.verify_totp(pending, &code(&secret, f.kw.now()))
+            .unwrap(),
+        SignIn::PasswordChangeRequired
+    );
     let changed =
         f.kw.complete_password_change(change, Password::new("after-the-code-comes-this"))
             .unwrap();
@@ -747,10 +706,7 @@ fn pending_steps_die_when_the_account_changes() {
         secret
     };
     f.clock.advance(Duration::seconds(60));
-    let pending = match f.sign_in("sso", &temporary) {
-        SignIn::TotpRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(f.sign_in("sso", &temporary), SignIn::TotpRequired);
     // The directory is back: the admin removes the temporary password mid-sign-in.
     f.kw.remove_temporary_password(&f.admin.id, &sue.id)
         .unwrap();
@@ -870,13 +826,11 @@ fn key_rotation_reseals_at_the_next_sign_in() {
     assert_eq!(key_of(&f.kw).as_deref(), Some("k1"));
     let kw = rotated(&f);
     f.clock.advance(Duration::seconds(60));
-    let pending = match kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::TotpRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let pending = step!(
+        kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::TotpRequired
+    );
     assert!(matches!(
         kw.verify_totp(pending, &code(&secret, kw.now())).unwrap(),
         SignIn::Authenticated(_)
@@ -929,10 +883,10 @@ fn a_temporary_password_survives_an_unfinished_second_factor() {
     let temporary = f.temporary_for(&sam.id);
     f.clock.advance(Duration::seconds(60));
     // The user has no phone to hand the first time: the step is abandoned.
-    let abandoned = match f.sign_in("sam", &temporary.to_password()) {
-        SignIn::TotpRequired(p) => p,
-        other => panic!("{other:?}"),
-    };
+    let abandoned = step!(
+        f.sign_in("sam", &temporary.to_password()),
+        SignIn::TotpRequired
+    );
     drop(abandoned);
     // The temporary password still works; only the completed sign-in uses it up.
     let pending = match f.sign_in("sam", &temporary.to_password()) {

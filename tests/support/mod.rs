@@ -14,6 +14,18 @@ use time::macros::datetime;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
+/// Unwraps one variant of an outcome enum, or fails naming what came instead:
+/// `step!(kw.sign_in(..).unwrap(), SignIn::TotpRequired)`.
+#[macro_export]
+macro_rules! step {
+    ($outcome:expr, $variant:path) => {
+        match $outcome {
+            $variant(inner) => inner,
+            other => panic!("expected {}, got {other:?}", stringify!($variant)),
+        }
+    };
+}
+
 pub const T0: OffsetDateTime = datetime!(2026-09-01 08:00 UTC);
 pub const ADMIN_PASSWORD: &str = "ochre-violet-anchor-93";
 pub const USER_PASSWORD: &str = "river-lantern-copper-58";
