@@ -815,7 +815,8 @@ pub(crate) fn dollar_placeholders(sql: &str) -> String {
 
 /// The `UserStore` methods that both SQL backends implement the same way: plain writes go
 /// through the backend's `set_cols`, atomic operations through its `atomic` (read the row
-/// under the write lock, apply a body from [`super::ops`], write the credential columns back).
+/// under the write lock, apply a body from [`super::ops`], write the credential columns back),
+/// a batch through its `write` transaction and `update` function.
 /// Expanded inside each backend's `impl UserStore` block.
 macro_rules! record_store_methods {
     () => {
@@ -924,6 +925,21 @@ macro_rules! record_store_methods {
         ) -> Result<Consumed, StoreError> {
             self.atomic("consuming a code", id, |r| {
                 ops::consume_code(r, kind, expected)
+            })
+        }
+
+        fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+            // Encode everything first, then write every row in one transaction.
+            let writes = batch
+                .entries
+                .iter()
+                .map(|(id, c)| Ok((id, sql::password_cols(Some(c))?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.write("replacing a batch", |tx| {
+                for (id, cols) in writes {
+                    update(tx, cols, id)?;
+                }
+                Ok(())
             })
         }
 

@@ -580,20 +580,6 @@ impl UserStore for SqliteStore {
 
     sql::record_store_methods!();
 
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
-        let writes = batch
-            .entries
-            .iter()
-            .map(|(id, c)| Ok((id, sql::password_cols(Some(c))?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.write("replacing a batch", |tx| {
-            for (id, cols) in writes {
-                update(tx, cols, id)?;
-            }
-            Ok(())
-        })
-    }
-
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
         self.write("appending an audit event", |tx| {
