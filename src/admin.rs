@@ -414,41 +414,46 @@ impl PrintableList {
 impl Keyward {
     /// Loads the actor and target and authorizes; a refusal is audited and returned as
     /// [`Error::PermissionDenied`].
-    fn authorize(
+    /// Loads the actor and checks `permission` in `site` (on `target`, if any); a refusal is
+    /// audited and returned as [`Error::PermissionDenied`]. Returns the actor's record.
+    pub(crate) fn authorize(
         &self,
         actor: &UserId,
         permission: Permission,
         action: AuditAction,
         site: &SiteId,
-        target: Option<&UserId>,
-    ) -> Result<(User, Option<UserRecord>), Error> {
+        target: Option<&User>,
+    ) -> Result<UserRecord, Error> {
         let actor_record = self.load(actor)?;
-        let target_record = match target {
-            Some(id) => Some(self.load(id)?),
-            None => None,
+        self.require(&actor_record.user, permission, action, site, target)?;
+        Ok(actor_record)
+    }
+
+    /// [`authorize`](Self::authorize) for an actor already loaded.
+    pub(crate) fn require(
+        &self,
+        actor: &User,
+        permission: Permission,
+        action: AuditAction,
+        site: &SiteId,
+        target: Option<&User>,
+    ) -> Result<(), Error> {
+        let Err(denied) = self.permissions.authorize(actor, permission, site, target) else {
+            return Ok(());
         };
-        let verdict = self.permissions.authorize(
-            &actor_record.user,
-            permission,
-            site,
-            target_record.as_ref().map(|r| &r.user),
-        );
-        if let Err(denied) = verdict {
-            self.audit(
-                AuditEvent::new(
-                    self.now(),
-                    Some(actor.clone()),
-                    action,
-                    target.cloned(),
-                    site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason(denied.reason.as_str())
-                .with_details(permission.as_str()),
-            )?;
-            return Err(denied.into());
-        }
-        Ok((actor_record.user, target_record))
+        self.audit(
+            AuditEvent::new(
+                self.now(),
+                Some(actor.id.clone()),
+                action,
+                target.map(|t| t.id.clone()),
+                site.clone(),
+                AuditOutcome::Denied,
+            )
+            .with_reason(denied.reason.as_str())
+            .with_details(permission.as_str()),
+        )?;
+        Err(denied.into())
     }
 
     fn audit_admin(
@@ -551,34 +556,28 @@ impl Keyward {
         target: &UserId,
         options: IssueOptions,
     ) -> Result<IssuedTemporaryPassword, Error> {
-        let current = self.load(target)?;
-        let target_site = current.user.site.clone();
-        let permission = if has_live_temporary(&current) {
+        let record = self.load(target)?;
+        let site = &record.user.site;
+        let permission = if has_live_temporary(&record) {
             Permission::ChangeTemporaryPassword
         } else {
             Permission::CreateTemporaryPassword
         };
-        let (_, target_record) = self.authorize(
-            actor,
-            permission,
-            AuditAction::TemporaryPasswordSet,
-            &target_site,
-            Some(target),
-        )?;
+        let action = AuditAction::TemporaryPasswordSet;
+        let actor_record = self.authorize(actor, permission, action, site, Some(&record.user))?;
         if options.deliver.is_some() {
-            self.authorize(
-                actor,
+            let (permission, action) = (
                 Permission::SendTemporaryPassword,
                 AuditAction::TemporaryPasswordSent,
-                &target_site,
-                Some(target),
+            );
+            self.require(
+                &actor_record.user,
+                permission,
+                action,
+                site,
+                Some(&record.user),
             )?;
         }
-        let Some(record) = target_record else {
-            return Err(Error::UserNotFound {
-                user: target.clone(),
-            });
-        };
         let user = &record.user;
         let refuse = |error: Error, reason: &str| -> Result<IssuedTemporaryPassword, Error> {
             let event = AuditEvent::new(
@@ -656,7 +655,7 @@ impl Keyward {
             }
         };
         // Replace exactly what the permission check saw (Create or Change).
-        let seen = current.password.as_ref().map(|p| &p.hash);
+        let seen = record.password.as_ref().map(|p| &p.hash);
         if self
             .store
             .replace_password(target, seen, Some(&credential))?
@@ -691,18 +690,12 @@ impl Keyward {
     /// [`Error::PermissionDenied`]; [`Error::NoTemporaryPassword`] when the user's password
     /// is not temporary; store errors.
     pub fn remove_temporary_password(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
-        let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(
-            actor,
-            Permission::RemoveTemporaryPassword,
-            AuditAction::TemporaryPasswordRemoved,
-            &site,
-            Some(target),
-        )?;
-        let temporary = record
-            .as_ref()
-            .and_then(|r| r.password.as_ref())
-            .filter(|p| p.temporary.is_some());
+        let record = self.load(target)?;
+        let site = &record.user.site;
+        let action = AuditAction::TemporaryPasswordRemoved;
+        let permission = Permission::RemoveTemporaryPassword;
+        self.authorize(actor, permission, action, site, Some(&record.user))?;
+        let temporary = record.password.as_ref().filter(|p| p.temporary.is_some());
         let Some(temporary) = temporary else {
             return Err(Error::NoTemporaryPassword {
                 user: target.clone(),
@@ -719,13 +712,7 @@ impl Keyward {
             }
             .into());
         }
-        self.audit_admin(
-            actor,
-            AuditAction::TemporaryPasswordRemoved,
-            Some(target),
-            &site,
-            None,
-        )
+        self.audit_admin(actor, action, Some(target), site, None)
     }
 
     /// Unlocks an account: both the password and the TOTP counters are cleared, and the
@@ -734,27 +721,26 @@ impl Keyward {
     /// # Errors
     /// [`Error::PermissionDenied`]; store errors.
     pub fn unlock(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
-        let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(
+        let record = self.load(target)?;
+        let site = &record.user.site;
+        self.authorize(
             actor,
             Permission::Unlock,
             AuditAction::Unlocked,
-            &site,
-            Some(target),
+            site,
+            Some(&record.user),
         )?;
         let now = self.now();
         let event = LockEvent::Unlock { by: actor.clone() };
-        if let Some(record) = record {
-            let rule = self.lockout.password_rule(&record.user);
-            let _ =
-                self.store
-                    .apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
-            let rule = self.lockout.totp_rule(&record.user);
-            let _ = self
-                .store
-                .apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
-        }
-        self.audit_admin(actor, AuditAction::Unlocked, Some(target), &site, None)
+        let rule = self.lockout.password_rule(&record.user);
+        let _ = self
+            .store
+            .apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
+        let rule = self.lockout.totp_rule(&record.user);
+        let _ = self
+            .store
+            .apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
+        self.audit_admin(actor, AuditAction::Unlocked, Some(target), site, None)
     }
 
     /// Resets a user's authenticator: the secret is cleared and the user is marked
@@ -764,40 +750,29 @@ impl Keyward {
     /// # Errors
     /// [`Error::PermissionDenied`]; store errors.
     pub fn reset_totp(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
-        let site = self.load(target)?.user.site;
-        let (_, record) = self.authorize(
+        let record = self.load(target)?;
+        let site = &record.user.site;
+        let action = AuditAction::TotpReset;
+        self.authorize(
             actor,
             Permission::ResetTotp,
-            AuditAction::TotpReset,
-            &site,
-            Some(target),
+            action,
+            site,
+            Some(&record.user),
         )?;
         let state = TotpState {
             reset_pending: true,
             ..TotpState::default()
         };
         self.store.set_totp(target, &state)?;
-        if let Some(record) = &record {
-            let rule = self.lockout.totp_rule(&record.user);
-            let event = LockEvent::Unlock { by: actor.clone() };
-            let _ = self.store.apply_lock_event(
-                target,
-                LockCounter::Totp,
-                &rule,
-                &event,
-                self.now(),
-            )?;
-        }
-        let note = match record
-            .as_ref()
-            .map(|r| (r.user.email.is_some(), r.user.email_verified))
-        {
-            Some((true, true)) => None,
-            _ => {
-                Some("user has no verified email: device authorization will be refused".to_owned())
-            }
-        };
-        self.audit_admin(actor, AuditAction::TotpReset, Some(target), &site, note)
+        let rule = self.lockout.totp_rule(&record.user);
+        let event = LockEvent::Unlock { by: actor.clone() };
+        let _ =
+            self.store
+                .apply_lock_event(target, LockCounter::Totp, &rule, &event, self.now())?;
+        let note = (!record.user.email_verified || record.user.email.is_none())
+            .then(|| "user has no verified email: device authorization will be refused".to_owned());
+        self.audit_admin(actor, action, Some(target), site, note)
     }
 
     /// Regenerates the temporary passwords of every user (role `user`) in `groups` of `site`,
@@ -816,14 +791,9 @@ impl Keyward {
         site: &SiteId,
         groups: &[String],
     ) -> Result<PrintableList, Error> {
-        let (actor_user, _) = self.authorize(
-            actor,
-            Permission::BulkRegenerate,
-            AuditAction::BulkRegenerated,
-            site,
-            None,
-        )?;
-        let actor_record = self.load(actor)?;
+        let (permission, action) = (Permission::BulkRegenerate, AuditAction::BulkRegenerated);
+        let actor_record = self.authorize(actor, permission, action, site, None)?;
+        let actor_user = &actor_record.user;
         let confirmed = match &actor_record.password {
             Some(credential) if credential.temporary.is_none() => matches!(
                 self.check_first_factor(
@@ -875,7 +845,7 @@ impl Keyward {
                         && self
                             .permissions
                             .authorize(
-                                &actor_user,
+                                actor_user,
                                 Permission::BulkRegenerate,
                                 site,
                                 Some(&record.user),

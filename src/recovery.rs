@@ -102,26 +102,17 @@ impl Keyward {
         target: &UserId,
     ) -> Result<DeliveryReceipt, Error> {
         let record = self.load(target)?;
-        let actor_record = self.load(actor)?;
-        if let Err(denied) = self.permissions.authorize(
-            &actor_record.user,
+        let (permission, action) = (
             Permission::SendPasswordReset,
+            AuditAction::PasswordResetSent,
+        );
+        self.authorize(
+            actor,
+            permission,
+            action,
             &record.user.site,
             Some(&record.user),
-        ) {
-            self.audit(
-                AuditEvent::new(
-                    self.now(),
-                    Some(actor.clone()),
-                    AuditAction::PasswordResetSent,
-                    Some(target.clone()),
-                    record.user.site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason(denied.reason.as_str()),
-            )?;
-            return Err(denied.into());
-        }
+        )?;
         if record.user.status != UserStatus::Active {
             return Err(Error::UserDisabled {
                 user: target.clone(),

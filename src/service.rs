@@ -283,27 +283,8 @@ impl Keyward {
     ) -> Result<User, Error> {
         user.validate()?;
         if let Some(actor) = actor {
-            let actor_user = self.load(actor)?.user;
-            let verdict = self.permissions.authorize(
-                &actor_user,
-                Permission::ManageUsers,
-                &user.site,
-                Some(&user),
-            );
-            if let Err(denied) = verdict {
-                self.audit(
-                    AuditEvent::new(
-                        self.now(),
-                        Some(actor.clone()),
-                        AuditAction::UserCreated,
-                        None,
-                        user.site.clone(),
-                        AuditOutcome::Denied,
-                    )
-                    .with_reason(denied.reason.as_str()),
-                )?;
-                return Err(denied.into());
-            }
+            let (permission, action) = (Permission::ManageUsers, AuditAction::UserCreated);
+            self.authorize(actor, permission, action, &user.site, Some(&user))?;
         }
         let now = self.now();
         let mut record = UserRecord::new(user);
