@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward::lockout::{LockEvent, LockoutMode, LockoutRule};
+use keyward::store::UserRecord;
 use keyward::store::{LockCounter, UserQuery};
-use keyward::user::{SiteId, User, UserId, UserRecord};
+use keyward::user::{SiteId, User, UserId};
 use keyward::{InMemoryStore, SqliteStore, UserStore};
 use time::OffsetDateTime;
 use time::macros::datetime;

@@ -14,7 +14,6 @@
 //! skip ahead; a real application uses the default system clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::error::Error as _;
 use std::sync::Arc;
 
 use keyward::admin::IssueOptions;
@@ -22,8 +21,9 @@ use keyward::hash::ImportRecord;
 use keyward::notify::{Outbox, Recipient};
 use keyward::signin::PasswordChange;
 use keyward::store::UserQuery;
+use keyward::store::UserRecord;
 use keyward::totp::{TotpConfig, TotpSealer};
-use keyward::user::{Role, SiteId, TemporaryMode, User, UserRecord};
+use keyward::user::{Role, SiteId, TemporaryMode, User};
 use keyward::{Keyward, ManualClock, OneTimeCode, Password, Pin, SignIn, SqliteStore};
 use time::Duration;
 use time::macros::datetime;
@@ -40,11 +40,9 @@ fn main() {
     }
 }
 
-fn run() -> Result<(), keyward::Error> {
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("keyward-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| keyward::Error::Output {
-        reason: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&dir)?;
     let db = dir.join("keyward.db");
     let store = Arc::new(SqliteStore::open(&db)?);
     let clock = Arc::new(ManualClock::new(datetime!(2026-09-01 08:00 UTC)));
@@ -321,11 +319,7 @@ fn run() -> Result<(), keyward::Error> {
     };
     // Written outside the throw-away database folder, so it can be opened afterwards.
     let svg_path = std::env::temp_dir().join("keyward-quickstart-totp.svg");
-    std::fs::write(&svg_path, enrollment.enrollment().expose_qr_svg()).map_err(|e| {
-        keyward::Error::Output {
-            reason: e.to_string(),
-        }
-    })?;
+    std::fs::write(&svg_path, enrollment.enrollment().expose_qr_svg())?;
     println!(
         "  new authenticator URI: {}",
         enrollment.enrollment().expose_uri()

@@ -1,220 +1,28 @@
-//! Administrator and moderator operations, each checked against [`Permissions`] and the
-//! actor's sites, and each audited — also when refused, in which case nothing changes.
+//! Administrator and moderator operations, each checked against
+//! [`Permissions`](crate::permission::Permissions) and the actor's sites, and each audited —
+//! also when refused, in which case nothing changes.
+//!
+//! This file holds the operations on one user (search, audit trail, temporary passwords,
+//! unlock, authenticator reset) and the audited permission check every admin action goes
+//! through; `admin/bulk.rs` holds bulk regeneration and `admin/report.rs` its printable list.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
+use time::OffsetDateTime;
 
-use time::{Date, OffsetDateTime};
-use zeroize::Zeroizing;
-
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::error::Error;
-use crate::lockout::LockEvent;
 use crate::lockout::LockState;
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
+use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
-use crate::secret::{Password, TemporaryPassword};
-use crate::service::{FirstFactor, Keyward, PinCheck, stored};
-use crate::store::{LockCounter, MAX_PAGE, Page, TemporaryBatch, UserQuery, has_live_temporary};
-use crate::user::{
-    BatchId, PasswordCredential, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User,
-    UserId, UserRecord, UserStatus,
-};
+use crate::secret::TemporaryPassword;
+use crate::service::{Keyward, stored};
+use crate::store::{LockCounter, Page, StoreError, Swap, UserQuery, UserRecord};
+use crate::user::{SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
 
-/// Something an administrator or moderator may be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Permission {
-    /// Search and view users, groups and the audit trail.
-    ViewUsers,
-    /// Give a user a temporary password who has none.
-    CreateTemporaryPassword,
-    /// Replace a user's temporary password.
-    ChangeTemporaryPassword,
-    /// Remove a user's temporary password.
-    RemoveTemporaryPassword,
-    /// Send a temporary password to the user's verified phone or email.
-    SendTemporaryPassword,
-    /// Unlock a locked account.
-    Unlock,
-    /// Reset a user's authenticator (TOTP).
-    ResetTotp,
-    /// Send a password-reset link.
-    SendPasswordReset,
-    /// Regenerate the temporary passwords of whole groups.
-    BulkRegenerate,
-    /// Create users.
-    ManageUsers,
-}
+mod bulk;
+pub mod report;
 
-impl Permission {
-    /// Every permission.
-    pub const ALL: [Self; 10] = [
-        Self::ViewUsers,
-        Self::CreateTemporaryPassword,
-        Self::ChangeTemporaryPassword,
-        Self::RemoveTemporaryPassword,
-        Self::SendTemporaryPassword,
-        Self::Unlock,
-        Self::ResetTotp,
-        Self::SendPasswordReset,
-        Self::BulkRegenerate,
-        Self::ManageUsers,
-    ];
-
-    /// The stable text used in the audit trail.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ViewUsers => "view_users",
-            Self::CreateTemporaryPassword => "create_temporary_password",
-            Self::ChangeTemporaryPassword => "change_temporary_password",
-            Self::RemoveTemporaryPassword => "remove_temporary_password",
-            Self::SendTemporaryPassword => "send_temporary_password",
-            Self::Unlock => "unlock",
-            Self::ResetTotp => "reset_totp",
-            Self::SendPasswordReset => "send_password_reset",
-            Self::BulkRegenerate => "bulk_regenerate",
-            Self::ManageUsers => "manage_users",
-        }
-    }
-}
-
-/// Permissions per role.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Permissions {
-    by_role: HashMap<Role, BTreeSet<Permission>>,
-}
-
-impl Default for Permissions {
-    /// Administrators: everything. Moderators: everything but bulk regeneration and
-    /// creating users. Users: nothing.
-    fn default() -> Self {
-        let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
-        let mut moderator = all.clone();
-        moderator.remove(&Permission::BulkRegenerate);
-        moderator.remove(&Permission::ManageUsers);
-        Self::none()
-            .with_role(Role::Administrator, all)
-            .with_role(Role::Moderator, moderator)
-    }
-}
-
-impl Permissions {
-    /// No role may do anything.
-    #[must_use]
-    pub fn none() -> Self {
-        Self {
-            by_role: HashMap::new(),
-        }
-    }
-
-    /// Sets the permissions of one role.
-    #[must_use]
-    pub fn with_role(
-        mut self,
-        role: Role,
-        permissions: impl IntoIterator<Item = Permission>,
-    ) -> Self {
-        self.by_role.insert(role, permissions.into_iter().collect());
-        self
-    }
-
-    /// Whether `role` holds `permission`.
-    #[must_use]
-    pub fn allows(&self, role: Role, permission: Permission) -> bool {
-        self.by_role
-            .get(&role)
-            .is_some_and(|set| set.contains(&permission))
-    }
-
-    /// Decides whether `actor` may do `permission` in `site`, to `target` if any.
-    ///
-    /// # Errors
-    /// [`PermissionDenied`] with the precise reason.
-    pub fn authorize(
-        &self,
-        actor: &User,
-        permission: Permission,
-        site: &SiteId,
-        target: Option<&User>,
-    ) -> Result<(), PermissionDenied> {
-        let deny = |reason| Err(PermissionDenied { permission, reason });
-        if actor.status != UserStatus::Active {
-            return deny(DenyReason::ActorDisabled);
-        }
-        if !self.allows(actor.role, permission) {
-            return deny(DenyReason::MissingPermission { role: actor.role });
-        }
-        if !actor.manages_site(site) {
-            return deny(DenyReason::OtherSite);
-        }
-        if let Some(target) = target {
-            if &target.site != site {
-                return deny(DenyReason::OtherSite);
-            }
-            if actor.role == Role::Moderator && target.role == Role::Administrator {
-                return deny(DenyReason::TargetOutranksActor);
-            }
-            // A peer with power over more sites is out of reach: acting on their account
-            // would hand the actor that power.
-            let reaches_further = target
-                .managed_sites
-                .iter()
-                .any(|other| !actor.manages_site(other));
-            if target.role != Role::User && reaches_further {
-                return deny(DenyReason::TargetOutranksActor);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Why an admin action was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DenyReason {
-    /// The actor's account is disabled.
-    ActorDisabled,
-    /// The actor's role lacks the permission.
-    MissingPermission {
-        /// The actor's role.
-        role: Role,
-    },
-    /// The site (or the target's site) is not one the actor manages.
-    OtherSite,
-    /// A moderator cannot act on an administrator, nor anyone on an administrator or
-    /// moderator who manages a site the actor does not.
-    TargetOutranksActor,
-    /// The actor's own password, asked for as confirmation, was wrong (or the actor is
-    /// locked).
-    ConfirmationFailed,
-}
-
-impl DenyReason {
-    /// The stable text recorded in the audit trail.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ActorDisabled => "actor_disabled",
-            Self::MissingPermission { .. } => "missing_permission",
-            Self::OtherSite => "other_site",
-            Self::TargetOutranksActor => "target_outranks_actor",
-            Self::ConfirmationFailed => "confirmation_failed",
-        }
-    }
-}
-
-/// An admin action was refused; nothing changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{} refused: {}", permission.as_str(), reason.as_str())]
-#[non_exhaustive]
-pub struct PermissionDenied {
-    /// What was attempted.
-    pub permission: Permission,
-    /// Why it was refused.
-    pub reason: DenyReason,
-}
+pub use report::{PrintableList, PrintableRow};
 
 /// A user as an admin screen shows it: the profile, what kind of credentials the user holds
 /// and the lock state — and no credential material (no hashes, secrets or codes).
@@ -323,97 +131,7 @@ pub struct IssuedTemporaryPassword {
     pub receipt: Option<DeliveryReceipt>,
 }
 
-/// One row of a printable cohort list.
-#[non_exhaustive]
-pub struct PrintableRow {
-    /// Forename and surname.
-    pub name: String,
-    /// Username.
-    pub username: String,
-    /// The selected group the user was picked through.
-    pub group: String,
-    /// The new temporary password.
-    pub password: TemporaryPassword,
-    /// Date of birth, to tell apart people of the same name.
-    pub date_of_birth: Option<Date>,
-}
-
-impl fmt::Debug for PrintableRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrintableRow")
-            .field("username", &self.username)
-            .field("group", &self.group)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The one-time printable list of a bulk regeneration. It exists only in memory: keyward
-/// stores hashes, so the list cannot be printed again — regenerating makes a new one and
-/// voids this one. Not `Clone`; zeroized on drop.
-#[non_exhaustive]
-pub struct PrintableList {
-    /// The batch every password in the list belongs to.
-    pub batch: BatchId,
-    /// When it was generated.
-    pub generated_at: OffsetDateTime,
-    /// When the passwords expire (the earliest expiry if user types differ).
-    pub expires_at: Option<OffsetDateTime>,
-    /// One row per user, sorted by group, surname, forename.
-    pub rows: Vec<PrintableRow>,
-}
-
-impl fmt::Debug for PrintableList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrintableList")
-            .field("batch", &self.batch)
-            .field("rows", &self.rows.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PrintableList {
-    /// The list as CSV with the columns `name,username,group,password,date_of_birth`, and
-    /// nothing else.
-    ///
-    /// # Errors
-    /// Only if the CSV writer fails, which it does not for in-memory output.
-    pub fn to_csv(&self) -> Result<Zeroizing<String>, Error> {
-        // Reserve generously up front so the output buffer is rarely reallocated (each
-        // reallocation leaves an unzeroized copy behind). Best effort: the CSV writer's own
-        // internal buffer is not zeroized either.
-        let capacity = 128 * (self.rows.len() + 1);
-        let mut writer = csv::Writer::from_writer(Vec::with_capacity(capacity));
-        let io = |e: csv::Error| Error::Output {
-            reason: e.to_string(),
-        };
-        writer
-            .write_record(["name", "username", "group", "password", "date_of_birth"])
-            .map_err(io)?;
-        for row in &self.rows {
-            let dob = row.date_of_birth.map(|d| d.to_string()).unwrap_or_default();
-            writer
-                .write_record([
-                    row.name.as_str(),
-                    row.username.as_str(),
-                    row.group.as_str(),
-                    row.password.expose_secret(),
-                    dob.as_str(),
-                ])
-                .map_err(io)?;
-        }
-        let bytes = writer.into_inner().map_err(|e| Error::Output {
-            reason: e.to_string(),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::Output {
-            reason: e.to_string(),
-        })?;
-        Ok(Zeroizing::new(text))
-    }
-}
-
 impl Keyward {
-    /// Loads the actor and target and authorizes; a refusal is audited and returned as
-    /// [`Error::PermissionDenied`].
     /// Loads the actor and checks `permission` in `site` (on `target`, if any); a refusal is
     /// audited and returned as [`Error::PermissionDenied`]. Returns the actor's record.
     pub(crate) fn authorize(
@@ -456,7 +174,7 @@ impl Keyward {
         Err(denied.into())
     }
 
-    fn audit_admin(
+    pub(crate) fn audit_admin(
         &self,
         actor: &UserId,
         action: AuditAction,
@@ -507,7 +225,7 @@ impl Keyward {
     pub fn audit_trail(
         &self,
         actor: &UserId,
-        query: &crate::audit::AuditQuery,
+        query: &AuditQuery,
     ) -> Result<Page<AuditEvent>, Error> {
         if query.user.as_ref() != Some(actor) {
             let Some(site) = &query.site else {
@@ -558,7 +276,7 @@ impl Keyward {
     ) -> Result<IssuedTemporaryPassword, Error> {
         let record = self.load(target)?;
         let site = &record.user.site;
-        let permission = if has_live_temporary(&record) {
+        let permission = if record.unconsumed_temporary().is_some() {
             Permission::ChangeTemporaryPassword
         } else {
             Permission::CreateTemporaryPassword
@@ -630,16 +348,9 @@ impl Keyward {
         };
         let now = self.now();
         let mode = options.mode.unwrap_or(rules.mode);
-        let expires_at = now.saturating_add(rules.lifetime);
         let hash = self.hasher.hash(&password.to_password())?;
-        let credential = PasswordCredential::temporary(
-            stored(&hash),
-            now,
-            mode,
-            expires_at,
-            actor.clone(),
-            None,
-        );
+        let credential = rules.issue(stored(&hash), now, mode, actor.clone(), None);
+        let expires_at = credential.temporary.as_ref().map_or(now, |t| t.expires_at);
         // Deliver first: if delivery fails, the user keeps the password they had.
         let (shown, receipt) = match recipient {
             None => (Some(password), None),
@@ -659,9 +370,9 @@ impl Keyward {
         if self
             .store
             .replace_password(target, seen, Some(&credential))?
-            != crate::store::Swap::Swapped
+            != Swap::Swapped
         {
-            return Err(crate::StoreError::Conflict {
+            return Err(StoreError::Conflict {
                 what: "password (changed meanwhile)",
             }
             .into());
@@ -706,8 +417,8 @@ impl Keyward {
         let swap = self
             .store
             .replace_password(target, Some(&temporary.hash), None)?;
-        if swap != crate::store::Swap::Swapped {
-            return Err(crate::StoreError::Conflict {
+        if swap != Swap::Swapped {
+            return Err(StoreError::Conflict {
                 what: "password (changed meanwhile)",
             }
             .into());
@@ -730,16 +441,9 @@ impl Keyward {
             site,
             Some(&record.user),
         )?;
-        let now = self.now();
-        let event = LockEvent::Unlock { by: actor.clone() };
-        let rule = self.lockout.password_rule(&record.user);
-        let _ = self
-            .store
-            .apply_lock_event(target, LockCounter::Password, &rule, &event, now)?;
-        let rule = self.lockout.totp_rule(&record.user);
-        let _ = self
-            .store
-            .apply_lock_event(target, LockCounter::Totp, &rule, &event, now)?;
+        for counter in [LockCounter::Password, LockCounter::Totp] {
+            self.unlock_counter(&record.user, counter, actor)?;
+        }
         self.audit_admin(actor, AuditAction::Unlocked, Some(target), site, None)
     }
 
@@ -765,335 +469,9 @@ impl Keyward {
             ..TotpState::default()
         };
         self.store.set_totp(target, &state)?;
-        let rule = self.lockout.totp_rule(&record.user);
-        let event = LockEvent::Unlock { by: actor.clone() };
-        let _ =
-            self.store
-                .apply_lock_event(target, LockCounter::Totp, &rule, &event, self.now())?;
+        self.unlock_counter(&record.user, LockCounter::Totp, actor)?;
         let note = (!record.user.email_verified || record.user.email.is_none())
             .then(|| "user has no verified email: device authorization will be refused".to_owned());
         self.audit_admin(actor, action, Some(target), site, note)
-    }
-
-    /// Regenerates the temporary passwords of every user (role `user`) in `groups` of `site`,
-    /// after confirming the administrator's own password, and returns the one-time printable
-    /// list. The whole batch is written at once or not at all; it replaces the users'
-    /// passwords, so the previous list stops working.
-    ///
-    /// # Errors
-    /// [`Error::PermissionDenied`] (also with [`DenyReason::ConfirmationFailed`] for a wrong
-    /// confirmation password, which counts as a failed attempt on the administrator's own
-    /// account); store and hashing errors.
-    pub fn bulk_regenerate(
-        &self,
-        actor: &UserId,
-        confirmation: &Password,
-        site: &SiteId,
-        groups: &[String],
-    ) -> Result<PrintableList, Error> {
-        let (permission, action) = (Permission::BulkRegenerate, AuditAction::BulkRegenerated);
-        let actor_record = self.authorize(actor, permission, action, site, None)?;
-        let actor_user = &actor_record.user;
-        let confirmed = match &actor_record.password {
-            Some(credential) if credential.temporary.is_none() => matches!(
-                self.check_first_factor(
-                    &actor_record,
-                    confirmation,
-                    PinCheck::Skip,
-                    &credential.hash
-                )?,
-                FirstFactor::Passed { .. }
-            ),
-            _ => {
-                self.hasher.verify_dummy(confirmation);
-                false
-            }
-        };
-        if !confirmed {
-            let reason = DenyReason::ConfirmationFailed;
-            self.audit(
-                AuditEvent::new(
-                    self.now(),
-                    Some(actor.clone()),
-                    AuditAction::BulkRegenerated,
-                    None,
-                    site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason(reason.as_str()),
-            )?;
-            return Err(PermissionDenied {
-                permission: Permission::BulkRegenerate,
-                reason,
-            }
-            .into());
-        }
-        let now = self.now();
-        // Collect the cohort: each user once, under the first selected group they are in.
-        let mut picked: Vec<(String, UserRecord)> = Vec::new();
-        for group in groups {
-            let mut offset = 0u64;
-            loop {
-                let query = UserQuery::new(site.clone(), now)
-                    .group(group.clone())
-                    .page(offset, MAX_PAGE);
-                let page = self.store.search_users(&query)?;
-                let count = page.items.len() as u64;
-                for record in page.items {
-                    let eligible = record.user.role == Role::User
-                        && record.user.status == UserStatus::Active
-                        && self
-                            .permissions
-                            .authorize(
-                                actor_user,
-                                Permission::BulkRegenerate,
-                                site,
-                                Some(&record.user),
-                            )
-                            .is_ok();
-                    if eligible && !picked.iter().any(|(_, r)| r.user.id == record.user.id) {
-                        picked.push((group.clone(), record));
-                    }
-                }
-                offset += count;
-                if count == 0 || offset >= page.total {
-                    break;
-                }
-            }
-        }
-        let batch = BatchId::generate();
-        let mut rows = Vec::with_capacity(picked.len());
-        let mut entries = Vec::with_capacity(picked.len());
-        let mut expires_at: Option<OffsetDateTime> = None;
-        for (group, record) in picked {
-            let rules = self.temporary.temporary_rules(&record.user);
-            let generated = rules.generate();
-            let hash = self.hasher.hash(&generated.password.to_password())?;
-            let expiry = now.saturating_add(rules.lifetime);
-            expires_at = Some(expires_at.map_or(expiry, |e| e.min(expiry)));
-            let credential = PasswordCredential::temporary(
-                stored(&hash),
-                now,
-                rules.mode,
-                expiry,
-                actor.clone(),
-                Some(batch.clone()),
-            );
-            entries.push((record.user.id.clone(), credential));
-            rows.push(PrintableRow {
-                name: format!("{} {}", record.user.forename, record.user.surname),
-                username: record.user.username.clone(),
-                group,
-                password: generated.password,
-                date_of_birth: record.user.date_of_birth,
-            });
-        }
-        rows.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
-        let targets: Vec<UserId> = entries.iter().map(|(id, _)| id.clone()).collect();
-        self.store
-            .replace_batch(&TemporaryBatch::new(batch.clone(), entries))?;
-        let details = format!(
-            "batch={}; groups={}; users={}",
-            batch.as_str(),
-            groups.join(", "),
-            targets.len()
-        );
-        self.audit_admin(
-            actor,
-            AuditAction::BulkRegenerated,
-            None,
-            site,
-            Some(details),
-        )?;
-        for target in &targets {
-            let details = format!("batch={}", batch.as_str());
-            self.audit_admin(
-                actor,
-                AuditAction::TemporaryPasswordSet,
-                Some(target),
-                site,
-                Some(details),
-            )?;
-        }
-        Ok(PrintableList {
-            batch,
-            generated_at: now,
-            expires_at,
-            rows,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    fn person(site: &str, role: Role) -> User {
-        User::new(
-            SiteId::new(site).unwrap(),
-            "x",
-            "X",
-            "Y",
-            "staff",
-            datetime!(2026-01-01 0:00 UTC),
-        )
-        .with_role(role)
-    }
-
-    /// The full allow/deny matrix of the default permissions: role x action x same/other site
-    /// x target role. Each line lists, for one actor role and one permission, the verdict on a
-    /// target in the same site with role user, moderator, administrator, then the same three
-    /// in another site ('Y' allowed, '.' denied).
-    #[test]
-    fn default_permission_matrix() {
-        #[rustfmt::skip]
-        let table: &[(Role, Permission, &str)] = &[
-            (Role::Administrator, Permission::ViewUsers,               "YYY ..."),
-            (Role::Administrator, Permission::CreateTemporaryPassword, "YYY ..."),
-            (Role::Administrator, Permission::ChangeTemporaryPassword, "YYY ..."),
-            (Role::Administrator, Permission::RemoveTemporaryPassword, "YYY ..."),
-            (Role::Administrator, Permission::SendTemporaryPassword,   "YYY ..."),
-            (Role::Administrator, Permission::Unlock,                  "YYY ..."),
-            (Role::Administrator, Permission::ResetTotp,               "YYY ..."),
-            (Role::Administrator, Permission::SendPasswordReset,       "YYY ..."),
-            (Role::Administrator, Permission::BulkRegenerate,          "YYY ..."),
-            (Role::Administrator, Permission::ManageUsers,             "YYY ..."),
-            (Role::Moderator,     Permission::ViewUsers,               "YY. ..."),
-            (Role::Moderator,     Permission::CreateTemporaryPassword, "YY. ..."),
-            (Role::Moderator,     Permission::ChangeTemporaryPassword, "YY. ..."),
-            (Role::Moderator,     Permission::RemoveTemporaryPassword, "YY. ..."),
-            (Role::Moderator,     Permission::SendTemporaryPassword,   "YY. ..."),
-            (Role::Moderator,     Permission::Unlock,                  "YY. ..."),
-            (Role::Moderator,     Permission::ResetTotp,               "YY. ..."),
-            (Role::Moderator,     Permission::SendPasswordReset,       "YY. ..."),
-            (Role::Moderator,     Permission::BulkRegenerate,          "... ..."),
-            (Role::Moderator,     Permission::ManageUsers,             "... ..."),
-            (Role::User,          Permission::ViewUsers,               "... ..."),
-            (Role::User,          Permission::CreateTemporaryPassword, "... ..."),
-            (Role::User,          Permission::ChangeTemporaryPassword, "... ..."),
-            (Role::User,          Permission::RemoveTemporaryPassword, "... ..."),
-            (Role::User,          Permission::SendTemporaryPassword,   "... ..."),
-            (Role::User,          Permission::Unlock,                  "... ..."),
-            (Role::User,          Permission::ResetTotp,               "... ..."),
-            (Role::User,          Permission::SendPasswordReset,       "... ..."),
-            (Role::User,          Permission::BulkRegenerate,          "... ..."),
-            (Role::User,          Permission::ManageUsers,             "... ..."),
-        ];
-        assert_eq!(table.len(), 3 * Permission::ALL.len());
-        let permissions = Permissions::default();
-        let home = SiteId::new("home").unwrap();
-        for (role, permission, expected) in table {
-            let actor = person("home", *role);
-            let mut verdicts = String::new();
-            for site in ["home", "other"] {
-                if site == "other" {
-                    verdicts.push(' ');
-                }
-                for target_role in [Role::User, Role::Moderator, Role::Administrator] {
-                    let target = person(site, target_role);
-                    let target_site = SiteId::new(site).unwrap();
-                    let ok = permissions
-                        .authorize(&actor, *permission, &target_site, Some(&target))
-                        .is_ok();
-                    verdicts.push(if ok { 'Y' } else { '.' });
-                }
-            }
-            assert_eq!(&verdicts, expected, "{role:?} {permission:?}");
-            // Without a target, only role and site count.
-            let untargeted = permissions
-                .authorize(&actor, *permission, &home, None)
-                .is_ok();
-            assert_eq!(
-                untargeted,
-                expected.starts_with('Y'),
-                "{role:?} {permission:?} untargeted"
-            );
-        }
-    }
-
-    #[test]
-    fn denials_name_their_reason() {
-        let permissions = Permissions::default();
-        let site = SiteId::new("home").unwrap();
-        let moderator = person("home", Role::Moderator);
-        let admin = person("home", Role::Administrator);
-        let err = permissions
-            .authorize(&moderator, Permission::Unlock, &site, Some(&admin))
-            .unwrap_err();
-        assert_eq!(err.reason, DenyReason::TargetOutranksActor);
-        let err = permissions
-            .authorize(&moderator, Permission::BulkRegenerate, &site, None)
-            .unwrap_err();
-        assert_eq!(
-            err.reason,
-            DenyReason::MissingPermission {
-                role: Role::Moderator
-            }
-        );
-        let mut disabled = admin.clone();
-        disabled.status = UserStatus::Disabled;
-        let err = permissions
-            .authorize(&disabled, Permission::Unlock, &site, None)
-            .unwrap_err();
-        assert_eq!(err.reason, DenyReason::ActorDisabled);
-        // A site administered besides the home site counts as managed.
-        let other = SiteId::new("other").unwrap();
-        let multi = admin.with_managed_sites(vec![other.clone()]);
-        assert!(
-            permissions
-                .authorize(
-                    &multi,
-                    Permission::Unlock,
-                    &other,
-                    Some(&person("other", Role::User))
-                )
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn peers_managing_more_sites_are_out_of_reach() {
-        let permissions = Permissions::default();
-        let (a, b) = (SiteId::new("home").unwrap(), SiteId::new("other").unwrap());
-        let admin = person("home", Role::Administrator);
-        let wider_admin = person("home", Role::Administrator).with_managed_sites(vec![b.clone()]);
-        let wider_moderator = person("home", Role::Moderator).with_managed_sites(vec![b.clone()]);
-        for target in [&wider_admin, &wider_moderator] {
-            let err = permissions.authorize(&admin, Permission::ResetTotp, &a, Some(target));
-            assert_eq!(err.unwrap_err().reason, DenyReason::TargetOutranksActor);
-        }
-        // An administrator of both sites may act on them.
-        let both = admin.clone().with_managed_sites(vec![b]);
-        assert!(
-            permissions
-                .authorize(&both, Permission::ResetTotp, &a, Some(&wider_admin))
-                .is_ok()
-        );
-        // Ordinary users' site lists do not matter.
-        let user = person("home", Role::User).with_managed_sites(vec![SiteId::new("x").unwrap()]);
-        assert!(
-            permissions
-                .authorize(&admin, Permission::Unlock, &a, Some(&user))
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn custom_permissions_replace_the_defaults() {
-        let permissions =
-            Permissions::default().with_role(Role::Moderator, [Permission::ViewUsers]);
-        let site = SiteId::new("home").unwrap();
-        let moderator = person("home", Role::Moderator);
-        assert!(
-            permissions
-                .authorize(&moderator, Permission::ViewUsers, &site, None)
-                .is_ok()
-        );
-        assert!(
-            permissions
-                .authorize(&moderator, Permission::Unlock, &site, None)
-                .is_err()
-        );
     }
 }

@@ -42,12 +42,12 @@ use crate::lockout::{
 };
 use crate::store::{
     Consumed, GroupQuery, GroupSummary, LockCounter, MAX_PAGE, OneTimeKind, OneTimeTry,
-    StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserSort, UserStore,
+    StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserRecord, UserSort, UserStore,
     compare_for_sort,
 };
 use crate::user::{
     BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
-    StoredSecret, TemporaryMode, TotpState, User, UserId, UserRecord, UserStatus,
+    StoredSecret, TemporaryMode, TotpState, User, UserId, UserStatus,
 };
 
 /// A handle the suite can test: any store, or a boxed one.

@@ -32,13 +32,15 @@ use subtle::ConstantTimeEq;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 use zeroize::Zeroizing;
 
-pub use crate::error::{BackendError, HashError, ImportError};
 use crate::secret::Password;
+pub use error::{BackendError, HashError};
+pub use import::ImportError;
 
 mod argon2;
 mod bcrypt;
 mod canonical;
 mod crypt;
+mod error;
 pub mod import;
 mod salted;
 mod wordpress;

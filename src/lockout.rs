@@ -19,38 +19,18 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::text_enum::text_enum;
 use crate::user::{User, UserId};
 
-/// Why an account is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LockReason {
-    /// Too many failed attempts.
-    Failures,
-    /// An administrator locked the account.
-    Administrative,
-}
-
-impl LockReason {
-    /// The stable text stored for this reason.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Failures => "failures",
-            Self::Administrative => "administrative",
-        }
+text_enum!(
+    /// Why an account is locked.
+    LockReason {
+        /// Too many failed attempts.
+        Failures => "failures",
+        /// An administrator locked the account.
+        Administrative => "administrative",
     }
-
-    /// Parses the stored text of a reason.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "failures" => Some(Self::Failures),
-            "administrative" => Some(Self::Administrative),
-            _ => None,
-        }
-    }
-}
+);
 
 /// Failure count and lock of one counter (password or TOTP) of one user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,21 +1,23 @@
-//! Password and temporary-password policy per user type, and the temporary-password
-//! generator.
+//! Password and temporary-password policy per user type, the temporary-password generator,
+//! and the limits of the one-time codes keyward sends.
 //!
 //! Policies are plain data with documented defaults ([`PasswordRules::DEFAULT`],
-//! [`TemporaryRules::DEFAULT`]) behind two small traits ([`PasswordPolicy`],
-//! [`TemporaryPolicy`]) so an application can look rules up per site or user type without
-//! forking the crate. [`PolicySet`] is the data-driven default implementation of both. The
-//! policy touches no storage.
+//! [`TemporaryRules::DEFAULT`], [`CodeRules::DEFAULT`]) behind two small traits
+//! ([`PasswordPolicy`], [`TemporaryPolicy`]) so an application can look rules up per site or
+//! user type without forking the crate. [`PolicySet`] is the data-driven default
+//! implementation of both. The policy touches no storage.
+//!
+//! Every temporary password's expiry is computed in one place, [`TemporaryRules::issue`].
 
 use std::collections::HashMap;
 use std::fmt;
 
 use rand::Rng;
 use rand::TryRngCore;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
-use crate::secret::{Password, TemporaryPassword};
-use crate::user::{TemporaryMode, User};
+use crate::secret::{OneTimeCode, Password, TemporaryPassword};
+use crate::user::{BatchId, PasswordCredential, StoredHash, TemporaryMode, User, UserId};
 
 /// Character classes a password may be required to contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -305,6 +307,22 @@ impl TemporaryRules {
     pub fn generate(&self) -> Generated {
         generate(self.generator)
     }
+
+    /// The credential of a temporary password with hash `hash` issued at `now` by
+    /// `issued_by` (in `batch`, for a bulk regeneration): it expires `lifetime` after `now`.
+    /// Every temporary password keyward stores is made here.
+    #[must_use]
+    pub fn issue(
+        &self,
+        hash: StoredHash,
+        now: OffsetDateTime,
+        mode: TemporaryMode,
+        issued_by: UserId,
+        batch: Option<BatchId>,
+    ) -> PasswordCredential {
+        let expires_at = now.saturating_add(self.lifetime);
+        PasswordCredential::temporary(hash, now, mode, expires_at, issued_by, batch)
+    }
 }
 
 impl Default for TemporaryRules {
@@ -378,9 +396,7 @@ pub fn generate(style: GeneratorStyle) -> Generated {
             let mut parts: Vec<String> = (0..words.max(1))
                 .map(|_| list[rng.random_range(0..list.len())].1.to_owned())
                 .collect();
-            let number: String = (0..digits)
-                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-                .collect();
+            let number = random_digits(&mut rng, digits);
             if !number.is_empty() {
                 parts.push(number);
             }
@@ -391,6 +407,63 @@ pub fn generate(style: GeneratorStyle) -> Generated {
                 entropy_bits,
             }
         }
+    }
+}
+
+/// `n` random decimal digits.
+fn random_digits(rng: &mut impl Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+/// Limits of the one-time codes keyward sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRules {
+    /// How long a device-authorization code lives (default 10 minutes).
+    pub device_code_lifetime: Duration,
+    /// Wrong tries a device-authorization code allows before a new one is needed (default 5).
+    pub device_code_max_tries: u32,
+    /// Digits of a device-authorization code (default 8).
+    pub device_code_digits: u32,
+    /// How long a password-reset token lives (default 1 hour).
+    pub reset_token_lifetime: Duration,
+    /// Wrong tries a reset token allows (default 5).
+    pub reset_token_max_tries: u32,
+    /// How long a pending sign-in step (password change, TOTP, device code, enrollment) may
+    /// wait for the user (default 15 minutes).
+    pub pending_step_lifetime: Duration,
+}
+
+impl CodeRules {
+    /// The defaults listed on each field.
+    pub const DEFAULT: Self = Self {
+        device_code_lifetime: Duration::minutes(10),
+        device_code_max_tries: 5,
+        device_code_digits: 8,
+        reset_token_lifetime: Duration::hours(1),
+        reset_token_max_tries: 5,
+        pending_step_lifetime: Duration::minutes(15),
+    };
+
+    /// A fresh device-authorization code (`device_code_digits` digits, at least one) from
+    /// the OS random source.
+    #[must_use]
+    pub fn device_code(&self) -> OneTimeCode {
+        let digits = usize::try_from(self.device_code_digits.max(1)).unwrap_or(usize::MAX);
+        OneTimeCode::new(random_digits(&mut rand::rngs::OsRng.unwrap_err(), digits))
+    }
+
+    /// Whether a pending step issued at `issued_at` has waited too long at `now`.
+    #[must_use]
+    pub fn step_expired(&self, issued_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now >= issued_at.saturating_add(self.pending_step_lifetime)
+    }
+}
+
+impl Default for CodeRules {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 

@@ -1,4 +1,4 @@
-//! Password reset by emailed token, and the random codes keyward sends.
+//! Password reset by emailed token.
 //!
 //! A reset token is `<user id>.<secret>`: 256 random bits in unpadded base32 after the user id
 //! (so the token finds its user without a lookup table). Only SHA-256 of the secret is stored:
@@ -9,11 +9,10 @@ use rand::{Rng, TryRngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::admin::Permission;
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::error::Error;
-use crate::lockout::LockEvent;
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
+use crate::permission::Permission;
 use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
@@ -21,15 +20,6 @@ use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry};
 use crate::user::{
     OneTimeCredential, PasswordCredential, SiteId, StoredHash, User, UserId, UserStatus,
 };
-
-/// A numeric code of `digits` digits from the OS random source.
-pub(crate) fn numeric_code(digits: u32) -> OneTimeCode {
-    let mut rng = rand::rngs::OsRng.unwrap_err();
-    let code: String = (0..digits.max(1))
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-        .collect();
-    OneTimeCode::new(code)
-}
 
 const TOKEN_HASH_PREFIX: &str = "$sha256$";
 
@@ -256,14 +246,7 @@ impl Keyward {
             &id,
             Some(&PasswordCredential::permanent(stored(&hash), now)),
         )?;
-        let rule = self.lockout.password_rule(&record.user);
-        let _ = self.store.apply_lock_event(
-            &id,
-            LockCounter::Password,
-            &rule,
-            &LockEvent::Unlock { by: id.clone() },
-            now,
-        )?;
+        self.unlock_counter(&record.user, LockCounter::Password, &id)?;
         self.audit(AuditEvent::new(
             now,
             Some(id.clone()),

@@ -16,14 +16,15 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEvent, AuditQuery};
-pub use crate::error::StoreError;
 use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
-    BatchId, OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState,
-    User, UserId, UserRecord, UserStatus,
+    BatchId, OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash,
+    TemporaryInfo, TotpState, User, UserId, UserStatus,
 };
+pub use error::StoreError;
 pub use ops::apply_lock_event_to;
 
+mod error;
 pub mod memory;
 pub mod ops;
 #[cfg(feature = "postgres")]
@@ -32,6 +33,56 @@ pub mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// Everything a store keeps for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserRecord {
+    /// The profile.
+    pub user: User,
+    /// The password, if standard login is possible.
+    pub password: Option<PasswordCredential>,
+    /// The PIN, if the user must give one.
+    pub pin: Option<PinCredential>,
+    /// The second factor.
+    pub totp: TotpState,
+    /// The outstanding password-reset token (the newest voids older ones).
+    pub reset_token: Option<OneTimeCredential>,
+    /// Password failures and lock.
+    pub password_lock: LockState,
+    /// TOTP code failures and lock, counted apart from password failures.
+    pub totp_lock: LockState,
+}
+
+impl UserRecord {
+    /// A record for a new user with no credentials.
+    #[must_use]
+    pub fn new(user: User) -> Self {
+        Self {
+            user,
+            password: None,
+            pin: None,
+            totp: TotpState::default(),
+            reset_token: None,
+            password_lock: LockState::default(),
+            totp_lock: LockState::default(),
+        }
+    }
+}
+
+impl UserRecord {
+    /// The temporary password the user holds and has not used, expired or not: it occupies
+    /// the password slot (an administrator replacing it *changes* a temporary password, and
+    /// admin screens list it) until it is used, replaced or removed. Whether it still signs
+    /// the user in is [`TemporaryInfo::status`].
+    #[must_use]
+    pub fn unconsumed_temporary(&self) -> Option<&TemporaryInfo> {
+        self.password
+            .as_ref()
+            .and_then(|p| p.temporary.as_ref())
+            .filter(|t| !t.is_consumed())
+    }
+}
 
 /// The largest page a query may ask for.
 pub const MAX_PAGE: u32 = 1000;
@@ -224,18 +275,8 @@ impl UserQuery {
                 || record.password_lock.is_locked(self.as_of)
                 || record.totp_lock.is_locked(self.as_of))
             && (!self.unclaimed_only || u.last_sign_in_at.is_none())
-            && (!self.temporary_password_only || has_live_temporary(record))
+            && (!self.temporary_password_only || record.unconsumed_temporary().is_some())
     }
-}
-
-/// Whether the record holds an unconsumed temporary password (expired or not).
-#[must_use]
-pub fn has_live_temporary(record: &UserRecord) -> bool {
-    record
-        .password
-        .as_ref()
-        .and_then(|p| p.temporary.as_ref())
-        .is_some_and(|t| t.consumed_at.is_none())
 }
 
 /// Case folding used for every case-insensitive comparison (usernames, search text).

@@ -10,7 +10,7 @@
 //! use keyward::totp::{self, TotpCheck, TotpConfig};
 //! use time::macros::datetime;
 //!
-//! # fn main() -> Result<(), keyward::error::TotpError> {
+//! # fn main() -> Result<(), keyward::totp::TotpError> {
 //! let config = TotpConfig::DEFAULT.with_issuer("Example Co")?;
 //! let enrollment = totp::enroll(&config, "alice@example.com")?;
 //! // Show `enrollment.expose_qr_svg()` to the user, store the sealed secret...
@@ -24,9 +24,11 @@
 //! # Ok(()) }
 //! ```
 
+mod error;
 mod seal;
 mod uri;
 
+pub use error::{MalformedCode, OtpauthUriError, TotpError};
 pub use seal::{StoredTotpSecret, TotpSealer};
 pub use uri::{MAX_URI_LEN, OtpauthUri};
 
@@ -38,7 +40,6 @@ use rand::TryRngCore;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::error::{MalformedCode, TotpError};
 use crate::secret::{OneTimeCode, TotpSecret};
 
 /// Smallest accepted shared secret: 16 bytes (128 bits), the RFC 4226 section 4 minimum.

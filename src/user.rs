@@ -1,8 +1,10 @@
-//! The user model: identities, profile, credentials and lock state as the store keeps them.
+//! The user model: identities, the profile and the credentials a user holds.
 //!
-//! These are plain data. Decisions about them live elsewhere: the lockout rules in
-//! [`crate::lockout`], password rules in [`crate::policy`], the sign-in flow in
-//! [`crate::signin`].
+//! These are plain data, each answering at most the one question about itself that several
+//! places ask (is this temporary password live, is this code live). Decisions live elsewhere:
+//! the lockout rules in [`crate::lockout`], password rules and expiries in [`crate::policy`],
+//! the sign-in flow in [`crate::signin`]. [`crate::store::UserRecord`] puts a profile, its
+//! credentials and its lock state together as a store keeps them.
 
 use std::fmt;
 
@@ -10,7 +12,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use crate::lockout::LockState;
+use crate::text_enum::text_enum;
 
 /// A user's identifier: 128 random bits, shown as 32 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -98,74 +100,32 @@ fn validate_id(text: &str) -> Result<(), InvalidId> {
     }
 }
 
-/// What a user may do beyond signing in. Permissions per role are configured in
-/// [`crate::admin::Permissions`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Role {
-    /// An ordinary user.
-    User,
-    /// A moderator: may act on users, never on administrators.
-    Moderator,
-    /// An administrator of one or more sites.
-    Administrator,
-}
-
-impl Role {
-    /// The stable text stored for this role.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Moderator => "moderator",
-            Self::Administrator => "administrator",
-        }
+text_enum!(
+    /// What a user may do beyond signing in. Permissions per role are configured in
+    /// [`crate::permission::Permissions`].
+    #[derive(PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    Role {
+        /// An ordinary user.
+        User => "user",
+        /// A moderator: may act on users, never on administrators.
+        Moderator => "moderator",
+        /// An administrator of one or more sites.
+        Administrator => "administrator",
     }
+);
 
-    /// Parses the stored text of a role.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "user" => Some(Self::User),
-            "moderator" => Some(Self::Moderator),
-            "administrator" => Some(Self::Administrator),
-            _ => None,
-        }
+text_enum!(
+    /// Whether an account may sign in at all.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    UserStatus {
+        /// The account can sign in.
+        Active => "active",
+        /// The account is switched off by an administrator.
+        Disabled => "disabled",
     }
-}
-
-/// Whether an account may sign in at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum UserStatus {
-    /// The account can sign in.
-    Active,
-    /// The account is switched off by an administrator.
-    Disabled,
-}
-
-impl UserStatus {
-    /// The stable text stored for this status.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    /// Parses the stored text of a status.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "active" => Some(Self::Active),
-            "disabled" => Some(Self::Disabled),
-            _ => None,
-        }
-    }
-}
+);
 
 /// A user's profile: everything but credentials and lock state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,37 +393,17 @@ impl fmt::Debug for StoredHash {
     }
 }
 
-/// How a temporary password may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum TemporaryMode {
-    /// Valid for one sign-in, which must set a new password.
-    SingleUse,
-    /// Reusable until it expires or an administrator removes it; the user cannot change it.
-    AdminManaged,
-}
-
-impl TemporaryMode {
-    /// The stable text stored for this mode.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SingleUse => "single_use",
-            Self::AdminManaged => "admin_managed",
-        }
+text_enum!(
+    /// How a temporary password may be used.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    TemporaryMode {
+        /// Valid for one sign-in, which must set a new password.
+        SingleUse => "single_use",
+        /// Reusable until it expires or an administrator removes it; the user cannot change it.
+        AdminManaged => "admin_managed",
     }
-
-    /// Parses the stored text of a mode.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "single_use" => Some(Self::SingleUse),
-            "admin_managed" => Some(Self::AdminManaged),
-            _ => None,
-        }
-    }
-}
+);
 
 /// Identifies one bulk regeneration; regenerating replaces the whole batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -506,6 +446,41 @@ pub struct TemporaryInfo {
     pub batch: Option<BatchId>,
     /// When a single-use temporary password was used; it is dead from then on.
     pub consumed_at: Option<OffsetDateTime>,
+}
+
+/// Where a temporary password stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TemporaryStatus {
+    /// Unused and not expired: it signs the user in.
+    Live,
+    /// Unused but past its expiry: refused, though it still occupies the password slot until
+    /// an administrator replaces or removes it.
+    Expired,
+    /// A single-use temporary password that was used: dead from then on.
+    Used,
+}
+
+impl TemporaryInfo {
+    /// Where this temporary password stands at `now`: the one definition of "live" that the
+    /// sign-in, the store's consumption and the admin screens share.
+    #[must_use]
+    pub fn status(&self, now: OffsetDateTime) -> TemporaryStatus {
+        if self.consumed_at.is_some() {
+            TemporaryStatus::Used
+        } else if now >= self.expires_at {
+            TemporaryStatus::Expired
+        } else {
+            TemporaryStatus::Live
+        }
+    }
+
+    /// Whether it was used (a single-use password after its sign-in). An unconsumed one,
+    /// expired or not, still holds the user's password slot.
+    #[must_use]
+    pub fn is_consumed(&self) -> bool {
+        self.consumed_at.is_some()
+    }
 }
 
 /// A password credential: a hash and what kind of password it is.
@@ -601,6 +576,34 @@ impl OneTimeCredential {
     }
 }
 
+/// Where a single-use code stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeStatus {
+    /// Not expired and tries left: it may be tried.
+    Live,
+    /// Past its expiry.
+    Expired,
+    /// Its wrong tries reached the limit.
+    Exhausted,
+}
+
+impl OneTimeCredential {
+    /// Where this code stands at `now` when it allows `max_tries` wrong tries: the one
+    /// definition of a live code, used when a code is tried and when a live one is reused
+    /// rather than sent again.
+    #[must_use]
+    pub fn status(&self, now: OffsetDateTime, max_tries: u32) -> CodeStatus {
+        if now >= self.expires_at {
+            CodeStatus::Expired
+        } else if self.failed_tries >= max_tries {
+            CodeStatus::Exhausted
+        } else {
+            CodeStatus::Live
+        }
+    }
+}
+
 /// A user's second factor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -638,42 +641,6 @@ impl StoredSecret {
 impl fmt::Debug for StoredSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("StoredSecret(***)")
-    }
-}
-
-/// Everything a store keeps for one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UserRecord {
-    /// The profile.
-    pub user: User,
-    /// The password, if standard login is possible.
-    pub password: Option<PasswordCredential>,
-    /// The PIN, if the user must give one.
-    pub pin: Option<PinCredential>,
-    /// The second factor.
-    pub totp: TotpState,
-    /// The outstanding password-reset token (the newest voids older ones).
-    pub reset_token: Option<OneTimeCredential>,
-    /// Password failures and lock.
-    pub password_lock: LockState,
-    /// TOTP code failures and lock, counted apart from password failures.
-    pub totp_lock: LockState,
-}
-
-impl UserRecord {
-    /// A record for a new user with no credentials.
-    #[must_use]
-    pub fn new(user: User) -> Self {
-        Self {
-            user,
-            password: None,
-            pin: None,
-            totp: TotpState::default(),
-            reset_token: None,
-            password_lock: LockState::default(),
-            totp_lock: LockState::default(),
-        }
     }
 }
 

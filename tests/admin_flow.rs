@@ -4,9 +4,10 @@
 
 mod support;
 
-use keyward::admin::{Channel, DenyReason, IssueOptions, PermissionDenied};
+use keyward::admin::{Channel, IssueOptions};
 use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
 use keyward::notify::{MessageKind, Recipient};
+use keyward::permission::{DenyReason, PermissionDenied};
 use keyward::user::{Role, SiteId, TemporaryMode, User};
 use keyward::{DenialReason, Error, Password, SignIn};
 use support::*;

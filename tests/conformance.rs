@@ -62,7 +62,8 @@ mod postgres_conformance {
 /// Records used by the backend-specific tests below.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod fixtures {
-    use keyward::user::{PasswordCredential, SiteId, StoredHash, User, UserRecord};
+    use keyward::store::UserRecord;
+    use keyward::user::{PasswordCredential, SiteId, StoredHash, User};
     use time::macros::datetime;
 
     pub(crate) fn site() -> SiteId {
@@ -348,8 +349,9 @@ mod postgres_specific {
 /// The SQL translation of searches agrees with the in-memory reference on random data.
 #[cfg(feature = "sqlite")]
 mod sql_agrees_with_memory {
+    use keyward::store::UserRecord;
     use keyward::store::{GroupQuery, UserQuery, UserSort};
-    use keyward::user::{SiteId, User, UserRecord, UserStatus};
+    use keyward::user::{SiteId, User, UserStatus};
     use keyward::{InMemoryStore, SqliteStore, UserStore};
     use proptest::prelude::*;
     use proptest::test_runner::{TestCaseError, TestRunner};

@@ -9,10 +9,8 @@
 use std::process::Command;
 
 use keyward::lockout::{LockEvent, LockoutMode, LockoutRule};
-use keyward::store::{Consumed, LockCounter};
-use keyward::user::{
-    PasswordCredential, SiteId, StoredHash, TemporaryMode, User, UserId, UserRecord,
-};
+use keyward::store::{Consumed, LockCounter, UserRecord};
+use keyward::user::{PasswordCredential, SiteId, StoredHash, TemporaryMode, User, UserId};
 use keyward::{SqliteStore, UserStore};
 use time::Duration;
 use time::macros::datetime;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keyward::TotpSecret;
-use keyward::error::TotpError;
+use keyward::totp::TotpError;
 use keyward::totp::{StoredTotpSecret, TotpSealer};
 
 const K1: [u8; 32] = [0x11; 32];

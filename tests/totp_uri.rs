@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keyward::TotpSecret;
-use keyward::error::{OtpauthUriError, TotpError};
 use keyward::totp::{self, OtpauthUri, TotpAlgorithm, TotpConfig};
+use keyward::totp::{OtpauthUriError, TotpError};
 use proptest::prelude::*;
 
 const RFC_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

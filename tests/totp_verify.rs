@@ -1,8 +1,8 @@
 //! The verification window and malformed input, walked at fixed instants.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use keyward::error::{MalformedCode, TotpError};
 use keyward::totp::{self, TotpAlgorithm, TotpCheck, TotpConfig};
+use keyward::totp::{MalformedCode, TotpError};
 use keyward::{Clock, ManualClock, OneTimeCode, TotpSecret};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

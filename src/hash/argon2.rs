@@ -8,10 +8,10 @@
 use ::argon2::password_hash::phc::PasswordHash as Phc;
 use ::argon2::{Algorithm, Argon2, Params, Version};
 
+use super::error::BackendError;
 use super::{
     Argon2Policy, HashError, HashLimits, HashScheme, SchemeMatch, bounded, ct_eq, malformed,
 };
-use crate::error::BackendError;
 
 /// Scheme name of keyward's own argon2id hashes.
 pub(super) const NATIVE: &str = "argon2";

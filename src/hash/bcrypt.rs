@@ -5,8 +5,8 @@
 //! crate's `verify` truncates the same way; keyward truncates explicitly anyway so that the rule
 //! does not depend on a dependency's default.
 
+use super::error::BackendError;
 use super::{HashError, HashLimits, HashScheme, SchemeMatch, bounded, is_crypt64, malformed};
-use crate::error::BackendError;
 
 const NAME: &str = "bcrypt";
 /// Bytes of the password bcrypt uses.

@@ -10,10 +10,10 @@ use std::sync::LazyLock;
 
 use data_encoding::{BitOrder, Encoding, Specification};
 
+use super::error::BackendError;
 use super::{
     HashError, HashLimits, HashScheme, SchemeMatch, bounded, ct_eq, is_crypt64, malformed,
 };
-use crate::error::BackendError;
 
 /// The crypt(3) base64 alphabet read least-significant-bits first, as DES-based crypt,
 /// md5-crypt and phpass pack their integers and digests.

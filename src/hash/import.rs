@@ -9,9 +9,9 @@ use std::fmt;
 use data_encoding::{BASE64, BASE64_NOPAD, HEXLOWER_PERMISSIVE};
 use serde::Deserialize;
 
+use super::HashError;
 use super::canonical::{self, DigestAlg, Position, SaltedDigest};
 use super::{Hasher, PasswordHash, SchemeMatch, argon2};
-use crate::error::ImportError;
 use crate::secret::Password;
 
 /// Longest `hashed_password` accepted, in bytes.
@@ -313,4 +313,46 @@ fn dry_run(hasher: &Hasher, input: &[u8]) -> Result<(bool, &'static str, bool), 
         hash.scheme(),
         hasher.needs_upgrade(&hash),
     ))
+}
+
+/// Why an [`ImportRecord`] was refused. Every variant names the
+/// offending field (see [`ImportError::field`]); nothing is stored when an import fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// A field is missing, present where it must not be, or has an unusable value.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The record's field name, as spelled in the JSON.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `hashing_method` names one scheme but `hashed_password` is a hash of another.
+    #[error("invalid hashing_method: it says {method} but hashed_password is a {detected} hash")]
+    MethodMismatch {
+        /// The method the record names.
+        method: HashingMethod,
+        /// The scheme the string was detected as.
+        detected: &'static str,
+    },
+    /// `hashed_password` was refused by the hashing core (malformed, unsupported, over limits).
+    #[error("invalid hashed_password: {source}")]
+    InvalidHash {
+        /// The hashing core's reason.
+        #[source]
+        source: HashError,
+    },
+}
+
+impl ImportError {
+    /// The name of the record field at fault.
+    #[must_use]
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::InvalidField { field, .. } => field,
+            Self::MethodMismatch { .. } => "hashing_method",
+            Self::InvalidHash { .. } => "hashed_password",
+        }
+    }
 }

@@ -7,9 +7,9 @@ use md5::{Digest, Md5};
 use sha2::Sha384;
 
 use super::crypt::crypt64;
+use super::error::BackendError;
 use super::malformed;
 use super::{HashError, HashLimits, HashScheme, SchemeMatch, bcrypt, bounded, ct_eq, is_crypt64};
-use crate::error::BackendError;
 
 const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// phpass's own bounds on the iteration count's log2.

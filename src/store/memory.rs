@@ -6,19 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use time::OffsetDateTime;
-
-use super::ops;
+use super::ops::{self, Part, RecordBackend};
 use super::{
-    Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
-    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, compare_for_sort, fold,
+    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
+    compare_for_sort, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
-use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
-use crate::user::{
-    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState, User,
-    UserId, UserRecord,
-};
+use crate::user::{SiteId, User, UserId};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -45,11 +39,14 @@ impl InMemoryStore {
         // computes first and writes last.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn with_user<T>(
+impl RecordBackend for InMemoryStore {
+    fn atomic<T: Send>(
         &self,
+        _context: &'static str,
         id: &UserId,
-        f: impl FnOnce(&mut UserRecord) -> T,
+        f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
         let mut inner = self.lock();
         let record = inner
@@ -57,6 +54,10 @@ impl InMemoryStore {
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound { user: id.clone() })?;
         Ok(f(record))
+    }
+
+    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
+        self.atomic("writing a user", id, |r| ops::write_part(r, part))
     }
 }
 
@@ -156,106 +157,7 @@ impl UserStore for InMemoryStore {
         Ok(paginate(groups, query.offset, query.limit))
     }
 
-    fn set_password(
-        &self,
-        id: &UserId,
-        credential: Option<&PasswordCredential>,
-    ) -> Result<(), StoreError> {
-        self.with_user(id, |r| r.password = credential.cloned())
-    }
-
-    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
-        self.with_user(id, |r| r.pin = pin.cloned())
-    }
-
-    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
-        self.with_user(id, |r| r.totp = totp.clone())
-    }
-
-    fn set_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        credential: Option<&OneTimeCredential>,
-    ) -> Result<(), StoreError> {
-        self.with_user(id, |r| *ops::one_time_slot(r, kind) = credential.cloned())
-    }
-
-    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
-        self.with_user(id, |r| r.user.last_sign_in_at = Some(at))
-    }
-
-    fn apply_lock_event(
-        &self,
-        id: &UserId,
-        counter: LockCounter,
-        rule: &LockoutRule,
-        event: &LockEvent,
-        now: OffsetDateTime,
-    ) -> Result<(LockState, LockDecision), StoreError> {
-        self.with_user(id, |r| {
-            ops::apply_lock_event_to(r, counter, rule, event, now)
-        })
-    }
-
-    fn replace_password(
-        &self,
-        id: &UserId,
-        expected: Option<&StoredHash>,
-        new: Option<&PasswordCredential>,
-    ) -> Result<Swap, StoreError> {
-        self.with_user(id, |r| ops::swap_password(r, expected, new))
-    }
-
-    fn replace_pin(
-        &self,
-        id: &UserId,
-        expected: &StoredHash,
-        new: &PinCredential,
-    ) -> Result<Swap, StoreError> {
-        self.with_user(id, |r| ops::swap_pin(r, expected, new))
-    }
-
-    fn replace_totp(
-        &self,
-        id: &UserId,
-        expected: &TotpState,
-        new: &TotpState,
-    ) -> Result<Swap, StoreError> {
-        self.with_user(id, |r| ops::swap_totp(r, expected, new))
-    }
-
-    fn consume_temporary_password(
-        &self,
-        id: &UserId,
-        expected: &StoredHash,
-        now: OffsetDateTime,
-    ) -> Result<Consumed, StoreError> {
-        self.with_user(id, |r| ops::consume_temporary(r, expected, now))
-    }
-
-    fn try_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        max_tries: u32,
-        now: OffsetDateTime,
-    ) -> Result<OneTimeTry, StoreError> {
-        self.with_user(id, |r| ops::try_code(r, kind, max_tries, now))
-    }
-
-    fn consume_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        expected: &StoredHash,
-    ) -> Result<Consumed, StoreError> {
-        self.with_user(id, |r| ops::consume_code(r, kind, expected))
-    }
-
-    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-        self.with_user(id, |r| ops::accept_step(r, step))
-    }
+    super::ops::record_store_methods!();
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
         let mut inner = self.lock();

@@ -4,13 +4,20 @@
 //! `SELECT … FOR UPDATE`), applies one of these and writes the record back meets the atomic
 //! part of the [`UserStore`](super::UserStore) contract without re-implementing a rule. The
 //! built-in backends all do; a third-party backend may too.
+//!
+//! Inside keyward, each built-in backend implements the crate-private `RecordBackend` (its
+//! atomic step and its plain write) and expands `record_store_methods!` in its `UserStore`
+//! implementation, which writes the record-level store methods once for all of them.
 
 use time::OffsetDateTime;
 
-use super::{Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap};
+use super::{
+    Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, UserRecord,
+};
 use crate::lockout::{self, LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
-    OneTimeCredential, PasswordCredential, PinCredential, StoredHash, TotpState, UserRecord,
+    CodeStatus, OneTimeCredential, PasswordCredential, PinCredential, StoredHash, TemporaryStatus,
+    TotpState, UserId,
 };
 
 /// Applies a lock event to one counter of a record with [`lockout::transition`]: the body of
@@ -65,7 +72,7 @@ pub fn consume_temporary(
         return Consumed::AlreadyGone;
     };
     match p.temporary.as_mut() {
-        Some(t) if p.hash == *expected && t.consumed_at.is_none() => {
+        Some(t) if p.hash == *expected && t.status(now) != TemporaryStatus::Used => {
             t.consumed_at = Some(now);
             Consumed::Now
         }
@@ -81,11 +88,13 @@ pub fn try_code(
     max_tries: u32,
     now: OffsetDateTime,
 ) -> OneTimeTry {
-    match one_time_slot(r, kind).as_mut() {
-        None => OneTimeTry::Absent,
-        Some(c) if now >= c.expires_at => OneTimeTry::Expired,
-        Some(c) if c.failed_tries >= max_tries => OneTimeTry::Exhausted,
-        Some(c) => {
+    let Some(c) = one_time_slot(r, kind).as_mut() else {
+        return OneTimeTry::Absent;
+    };
+    match c.status(now, max_tries) {
+        CodeStatus::Expired => OneTimeTry::Expired,
+        CodeStatus::Exhausted => OneTimeTry::Exhausted,
+        CodeStatus::Live => {
             c.failed_tries = c.failed_tries.saturating_add(1);
             OneTimeTry::Available(c.clone())
         }
@@ -137,3 +146,194 @@ pub fn swap_totp(r: &mut UserRecord, expected: &TotpState, new: &TotpState) -> S
         Swap::Changed
     }
 }
+
+/// One part of a record that a plain write overwrites (last writer wins), leaving the rest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    /// The password credential.
+    Password(Option<&'a PasswordCredential>),
+    /// The PIN credential.
+    Pin(Option<&'a PinCredential>),
+    /// The whole TOTP state.
+    Totp(&'a TotpState),
+    /// One single-use code.
+    OneTime(OneTimeKind, Option<&'a OneTimeCredential>),
+    /// The time of the last successful sign-in.
+    SignedIn(OffsetDateTime),
+}
+
+/// Overwrites one part of a record: the plain writes of a backend that holds whole records.
+pub(crate) fn write_part(r: &mut UserRecord, part: Part<'_>) {
+    match part {
+        Part::Password(p) => r.password = p.cloned(),
+        Part::Pin(p) => r.pin = p.cloned(),
+        Part::Totp(t) => r.totp = t.clone(),
+        Part::OneTime(kind, c) => *one_time_slot(r, kind) = c.cloned(),
+        Part::SignedIn(at) => r.user.last_sign_in_at = Some(at),
+    }
+}
+
+/// What a built-in backend provides so that [`record_store_methods!`] can write its
+/// record-level store methods: one atomic step on one record, and one plain write.
+pub(crate) trait RecordBackend {
+    /// Reads the record of `id` under the backend's write lock, applies `f`, writes back what
+    /// changed, as one atomic step ([`StoreError::NotFound`] for a missing user).
+    fn atomic<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnOnce(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError>;
+
+    /// Overwrites one part of the record of `id` ([`StoreError::NotFound`] for a missing user).
+    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError>;
+}
+
+/// The `UserStore` methods that every built-in backend implements the same way: the plain
+/// writes through [`RecordBackend::write_part`], the atomic operations through
+/// [`RecordBackend::atomic`] with their bodies from this module. Expanded inside a backend's
+/// `impl UserStore` block; it uses nothing from the caller's scope but `self`.
+macro_rules! record_store_methods {
+    () => {
+        fn set_password(
+            &self,
+            id: &$crate::user::UserId,
+            credential: ::core::option::Option<&$crate::user::PasswordCredential>,
+        ) -> ::core::result::Result<(), $crate::store::StoreError> {
+            let part = $crate::store::ops::Part::Password(credential);
+            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        }
+
+        fn set_pin(
+            &self,
+            id: &$crate::user::UserId,
+            pin: ::core::option::Option<&$crate::user::PinCredential>,
+        ) -> ::core::result::Result<(), $crate::store::StoreError> {
+            let part = $crate::store::ops::Part::Pin(pin);
+            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        }
+
+        fn set_totp(
+            &self,
+            id: &$crate::user::UserId,
+            totp: &$crate::user::TotpState,
+        ) -> ::core::result::Result<(), $crate::store::StoreError> {
+            let part = $crate::store::ops::Part::Totp(totp);
+            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        }
+
+        fn set_one_time(
+            &self,
+            id: &$crate::user::UserId,
+            kind: $crate::store::OneTimeKind,
+            credential: ::core::option::Option<&$crate::user::OneTimeCredential>,
+        ) -> ::core::result::Result<(), $crate::store::StoreError> {
+            let part = $crate::store::ops::Part::OneTime(kind, credential);
+            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        }
+
+        fn record_sign_in(
+            &self,
+            id: &$crate::user::UserId,
+            at: ::time::OffsetDateTime,
+        ) -> ::core::result::Result<(), $crate::store::StoreError> {
+            let part = $crate::store::ops::Part::SignedIn(at);
+            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        }
+
+        fn apply_lock_event(
+            &self,
+            id: &$crate::user::UserId,
+            counter: $crate::store::LockCounter,
+            rule: &$crate::lockout::LockoutRule,
+            event: &$crate::lockout::LockEvent,
+            now: ::time::OffsetDateTime,
+        ) -> ::core::result::Result<
+            ($crate::lockout::LockState, $crate::lockout::LockDecision),
+            $crate::store::StoreError,
+        > {
+            $crate::store::ops::RecordBackend::atomic(self, "applying a lock event", id, |r| {
+                $crate::store::ops::apply_lock_event_to(r, counter, rule, event, now)
+            })
+        }
+
+        fn replace_password(
+            &self,
+            id: &$crate::user::UserId,
+            expected: ::core::option::Option<&$crate::user::StoredHash>,
+            new: ::core::option::Option<&$crate::user::PasswordCredential>,
+        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "replacing a password", id, |r| {
+                $crate::store::ops::swap_password(r, expected, new)
+            })
+        }
+
+        fn replace_pin(
+            &self,
+            id: &$crate::user::UserId,
+            expected: &$crate::user::StoredHash,
+            new: &$crate::user::PinCredential,
+        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "replacing a PIN", id, |r| {
+                $crate::store::ops::swap_pin(r, expected, new)
+            })
+        }
+
+        fn replace_totp(
+            &self,
+            id: &$crate::user::UserId,
+            expected: &$crate::user::TotpState,
+            new: &$crate::user::TotpState,
+        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "replacing the TOTP state", id, |r| {
+                $crate::store::ops::swap_totp(r, expected, new)
+            })
+        }
+
+        fn consume_temporary_password(
+            &self,
+            id: &$crate::user::UserId,
+            expected: &$crate::user::StoredHash,
+            now: ::time::OffsetDateTime,
+        ) -> ::core::result::Result<$crate::store::Consumed, $crate::store::StoreError> {
+            let context = "consuming a temporary password";
+            $crate::store::ops::RecordBackend::atomic(self, context, id, |r| {
+                $crate::store::ops::consume_temporary(r, expected, now)
+            })
+        }
+
+        fn try_one_time(
+            &self,
+            id: &$crate::user::UserId,
+            kind: $crate::store::OneTimeKind,
+            max_tries: u32,
+            now: ::time::OffsetDateTime,
+        ) -> ::core::result::Result<$crate::store::OneTimeTry, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "trying a code", id, |r| {
+                $crate::store::ops::try_code(r, kind, max_tries, now)
+            })
+        }
+
+        fn consume_one_time(
+            &self,
+            id: &$crate::user::UserId,
+            kind: $crate::store::OneTimeKind,
+            expected: &$crate::user::StoredHash,
+        ) -> ::core::result::Result<$crate::store::Consumed, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "consuming a code", id, |r| {
+                $crate::store::ops::consume_code(r, kind, expected)
+            })
+        }
+
+        fn accept_totp_step(
+            &self,
+            id: &$crate::user::UserId,
+            step: u64,
+        ) -> ::core::result::Result<$crate::store::StepAcceptance, $crate::store::StoreError> {
+            $crate::store::ops::RecordBackend::atomic(self, "accepting a TOTP step", id, |r| {
+                $crate::store::ops::accept_step(r, step)
+            })
+        }
+    };
+}
+pub(crate) use record_store_methods;

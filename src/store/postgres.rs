@@ -29,20 +29,15 @@ use postgres::types::{ToSql, Type};
 use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
-use time::OffsetDateTime;
 
-use super::ops;
+use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
-    Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
-    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, fold, validate_limit,
+    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
+    fold, validate_limit,
 };
 use crate::audit::{AuditEvent, AuditQuery};
-use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
-use crate::user::{
-    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState, User,
-    UserId, UserRecord,
-};
+use crate::user::{SiteId, User, UserId};
 
 /// The embedded migrations; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
@@ -364,34 +359,6 @@ impl PostgresStore {
         })
     }
 
-    /// Locks the row of `id`, applies `f`, writes back what changed.
-    fn atomic<T: Send>(
-        &self,
-        context: &'static str,
-        id: &UserId,
-        f: impl FnOnce(&mut UserRecord) -> T + Send,
-    ) -> Result<T, StoreError> {
-        self.write(context, |tx| {
-            let sql = format!(
-                "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
-                sql::user_select_list()
-            );
-            let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
-            let row = rows.first().ok_or_else(|| not_found(id))?;
-            let mut record = sql::parse_record(row, Vec::new())?;
-            let before = record.clone();
-            let out = f(&mut record);
-            if record != before {
-                update(tx, sql::credential_cols(&record)?, id)?;
-            }
-            Ok(out)
-        })
-    }
-
-    fn set_cols(&self, id: &UserId, cols: sql::Cols) -> Result<(), StoreError> {
-        self.write("writing a user", |tx| update(tx, cols, id))
-    }
-
     /// Creates many users in one transaction with multi-row inserts, all or none (an initial
     /// import).
     ///
@@ -424,43 +391,76 @@ impl PostgresStore {
                 );
                 execute(tx, "importing users", &sql, &vals)?;
             }
-            let mut vals = Vec::new();
-            let mut tuples = Vec::new();
-            for record in records {
-                let u = &record.user;
-                for (position, name, key) in sql::group_rows(u) {
-                    let n = vals.len();
-                    tuples.push(format!(
-                        "(?{}, ?{}, ?{}, ?{}, ?{})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5
-                    ));
-                    vals.extend([
-                        text_val(u.id.as_str()),
-                        Val::Int(Some(position)),
-                        text_val(u.site.as_str()),
-                        text_val(name),
-                        Val::Text(Some(key)),
-                    ]);
-                    if tuples.len() == IMPORT_CHUNK * 10 {
-                        insert_groups(tx, &tuples, &vals)?;
-                        tuples.clear();
-                        vals.clear();
-                    }
-                }
-            }
-            if !tuples.is_empty() {
-                insert_groups(tx, &tuples, &vals)?;
-            }
-            Ok(())
+            insert_groups(tx, records.iter().map(|r| &r.user))
         })
     }
 }
 
-fn insert_groups(
+impl RecordBackend for PostgresStore {
+    /// Locks the row of `id`, applies `f`, writes back what changed.
+    fn atomic<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnOnce(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.write(context, |tx| {
+            let sql = format!(
+                "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
+                sql::user_select_list()
+            );
+            let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
+            let row = rows.first().ok_or_else(|| not_found(id))?;
+            let mut record = sql::parse_record(row, Vec::new())?;
+            let before = record.clone();
+            let out = f(&mut record);
+            if record != before {
+                update(tx, sql::credential_cols(&record)?, id)?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
+        let cols = sql::part_cols(part)?;
+        self.write("writing a user", |tx| update(tx, cols, id))
+    }
+}
+
+/// Inserts the group rows of `users`, many rows per statement.
+fn insert_groups<'a>(
+    tx: &mut Transaction<'_>,
+    users: impl IntoIterator<Item = &'a User>,
+) -> Result<(), StoreError> {
+    const ROWS: usize = IMPORT_CHUNK * 10;
+    let mut vals = Vec::new();
+    let mut tuples = Vec::new();
+    for u in users {
+        for (position, name, key) in sql::group_rows(u) {
+            let n = vals.len();
+            let marks: Vec<String> = (n + 1..=n + 5).map(|i| format!("?{i}")).collect();
+            tuples.push(format!("({})", marks.join(", ")));
+            vals.extend([
+                text_val(u.id.as_str()),
+                Val::Int(Some(position)),
+                text_val(u.site.as_str()),
+                text_val(name),
+                Val::Text(Some(key)),
+            ]);
+            if tuples.len() == ROWS {
+                insert_group_rows(tx, &tuples, &vals)?;
+                tuples.clear();
+                vals.clear();
+            }
+        }
+    }
+    if tuples.is_empty() {
+        return Ok(());
+    }
+    insert_group_rows(tx, &tuples, &vals)
+}
+
+fn insert_group_rows(
     tx: &mut Transaction<'_>,
     tuples: &[String],
     vals: &[Val],
@@ -492,30 +492,7 @@ fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
         "DELETE FROM user_groups WHERE user_id = ?1",
         &[text_val(u.id.as_str())],
     )?;
-    let mut vals = Vec::new();
-    let mut tuples = Vec::new();
-    for (position, name, key) in sql::group_rows(u) {
-        let n = vals.len();
-        tuples.push(format!(
-            "(?{}, ?{}, ?{}, ?{}, ?{})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5
-        ));
-        vals.extend([
-            text_val(u.id.as_str()),
-            Val::Int(Some(position)),
-            text_val(u.site.as_str()),
-            text_val(name),
-            Val::Text(Some(key)),
-        ]);
-    }
-    if !tuples.is_empty() {
-        insert_groups(tx, &tuples, &vals)?;
-    }
-    Ok(())
+    insert_groups(tx, [u])
 }
 
 /// The groups of the row's user, in order, as an array column named `groups`.
@@ -650,7 +627,15 @@ impl UserStore for PostgresStore {
         })
     }
 
-    sql::record_store_methods!();
+    super::ops::record_store_methods!();
+
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+        // Encode everything first, then write every row in one transaction.
+        let writes = sql::batch_cols(batch)?;
+        self.write("replacing a batch", |tx| {
+            (writes.into_iter()).try_for_each(|(id, cols)| update(tx, cols, id))
+        })
+    }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;

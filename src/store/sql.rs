@@ -9,12 +9,15 @@ use std::fmt::Write as _;
 
 use time::{Date, OffsetDateTime};
 
-use super::{GroupQuery, OneTimeKind, StoreError, UserQuery, UserSort, fold};
+use super::ops::Part;
+use super::{
+    GroupQuery, OneTimeKind, StoreError, TemporaryBatch, UserQuery, UserRecord, UserSort, fold,
+};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
 use crate::user::{
     BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
-    StoredSecret, TemporaryInfo, TemporaryMode, TotpState, User, UserId, UserRecord, UserStatus,
+    StoredSecret, TemporaryInfo, TemporaryMode, TotpState, User, UserId, UserStatus,
 };
 
 /// A value bound to a statement. Nulls carry their type because PostgreSQL needs it.
@@ -813,142 +816,25 @@ pub(crate) fn dollar_placeholders(sql: &str) -> String {
     out
 }
 
-/// The `UserStore` methods that both SQL backends implement the same way: plain writes go
-/// through the backend's `set_cols`, atomic operations through its `atomic` (read the row
-/// under the write lock, apply a body from [`super::ops`], write the credential columns back),
-/// a batch through its `write` transaction and `update` function.
-/// Expanded inside each backend's `impl UserStore` block.
-macro_rules! record_store_methods {
-    () => {
-        fn set_password(
-            &self,
-            id: &UserId,
-            credential: Option<&PasswordCredential>,
-        ) -> Result<(), StoreError> {
-            self.set_cols(id, sql::password_cols(credential)?)
-        }
-
-        fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
-            self.set_cols(id, sql::pin_cols(pin)?)
-        }
-
-        fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
-            self.set_cols(id, sql::totp_cols(totp)?)
-        }
-
-        fn set_one_time(
-            &self,
-            id: &UserId,
-            kind: OneTimeKind,
-            credential: Option<&OneTimeCredential>,
-        ) -> Result<(), StoreError> {
-            self.set_cols(id, sql::one_time_kind_cols(kind, credential)?)
-        }
-
-        fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
-            let at = sql::ts(at)?;
-            self.set_cols(id, vec![("last_sign_in_ns", Val::Int(Some(at)))])
-        }
-
-        fn apply_lock_event(
-            &self,
-            id: &UserId,
-            counter: LockCounter,
-            rule: &LockoutRule,
-            event: &LockEvent,
-            now: OffsetDateTime,
-        ) -> Result<(LockState, LockDecision), StoreError> {
-            self.atomic("applying a lock event", id, |r| {
-                ops::apply_lock_event_to(r, counter, rule, event, now)
-            })
-        }
-
-        fn replace_password(
-            &self,
-            id: &UserId,
-            expected: Option<&StoredHash>,
-            new: Option<&PasswordCredential>,
-        ) -> Result<Swap, StoreError> {
-            self.atomic("replacing a password", id, |r| {
-                ops::swap_password(r, expected, new)
-            })
-        }
-
-        fn replace_pin(
-            &self,
-            id: &UserId,
-            expected: &StoredHash,
-            new: &PinCredential,
-        ) -> Result<Swap, StoreError> {
-            self.atomic("replacing a PIN", id, |r| ops::swap_pin(r, expected, new))
-        }
-
-        fn replace_totp(
-            &self,
-            id: &UserId,
-            expected: &TotpState,
-            new: &TotpState,
-        ) -> Result<Swap, StoreError> {
-            self.atomic("replacing the TOTP state", id, |r| {
-                ops::swap_totp(r, expected, new)
-            })
-        }
-
-        fn consume_temporary_password(
-            &self,
-            id: &UserId,
-            expected: &StoredHash,
-            now: OffsetDateTime,
-        ) -> Result<Consumed, StoreError> {
-            self.atomic("consuming a temporary password", id, |r| {
-                ops::consume_temporary(r, expected, now)
-            })
-        }
-
-        fn try_one_time(
-            &self,
-            id: &UserId,
-            kind: OneTimeKind,
-            max_tries: u32,
-            now: OffsetDateTime,
-        ) -> Result<OneTimeTry, StoreError> {
-            self.atomic("trying a code", id, |r| {
-                ops::try_code(r, kind, max_tries, now)
-            })
-        }
-
-        fn consume_one_time(
-            &self,
-            id: &UserId,
-            kind: OneTimeKind,
-            expected: &StoredHash,
-        ) -> Result<Consumed, StoreError> {
-            self.atomic("consuming a code", id, |r| {
-                ops::consume_code(r, kind, expected)
-            })
-        }
-
-        fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
-            // Encode everything first, then write every row in one transaction.
-            let writes = batch
-                .entries
-                .iter()
-                .map(|(id, c)| Ok((id, sql::password_cols(Some(c))?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            self.write("replacing a batch", |tx| {
-                for (id, cols) in writes {
-                    update(tx, cols, id)?;
-                }
-                Ok(())
-            })
-        }
-
-        fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-            self.atomic("accepting a TOTP step", id, |r| ops::accept_step(r, step))
-        }
-    };
+/// The columns one plain write overwrites.
+pub(crate) fn part_cols(part: Part<'_>) -> Result<Cols, StoreError> {
+    match part {
+        Part::Password(p) => password_cols(p),
+        Part::Pin(p) => pin_cols(p),
+        Part::Totp(t) => totp_cols(t),
+        Part::OneTime(kind, c) => one_time_kind_cols(kind, c),
+        Part::SignedIn(at) => Ok(vec![("last_sign_in_ns", Val::Int(Some(ts(at)?)))]),
+    }
 }
-pub(crate) use record_store_methods;
+
+/// The password columns of every user of a batch, encoded before the transaction starts.
+pub(crate) fn batch_cols(batch: &TemporaryBatch) -> Result<Vec<(&UserId, Cols)>, StoreError> {
+    batch
+        .entries
+        .iter()
+        .map(|(id, c)| Ok((id, password_cols(Some(c))?)))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,20 +26,15 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
     params_from_iter,
 };
-use time::OffsetDateTime;
 
-use super::ops;
+use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
-    Consumed, GroupQuery, GroupSummary, LockCounter, OneTimeKind, OneTimeTry, Page, StepAcceptance,
-    StoreError, Swap, TemporaryBatch, UserQuery, UserStore, fold, validate_limit,
+    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
+    fold, validate_limit,
 };
 use crate::audit::{AuditEvent, AuditQuery};
-use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
-use crate::user::{
-    OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash, TotpState, User,
-    UserId, UserRecord,
-};
+use crate::user::{SiteId, User, UserId};
 
 /// The embedded migrations; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
@@ -288,13 +283,15 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
 
+impl RecordBackend for SqliteStore {
     /// Reads the row of `id` under the write lock, applies `f`, writes back what changed.
-    fn atomic<T>(
+    fn atomic<T: Send>(
         &self,
         context: &'static str,
         id: &UserId,
-        f: impl FnOnce(&mut UserRecord) -> T,
+        f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
         self.write(context, |tx| {
             let mut record = load(tx, id, false)?.ok_or_else(|| not_found(id))?;
@@ -307,8 +304,8 @@ impl SqliteStore {
         })
     }
 
-    /// Overwrites some columns of an existing user.
-    fn set_cols(&self, id: &UserId, cols: sql::Cols) -> Result<(), StoreError> {
+    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
+        let cols = sql::part_cols(part)?;
         self.write("writing a user", |tx| update(tx, cols, id))
     }
 }
@@ -578,7 +575,15 @@ impl UserStore for SqliteStore {
         })
     }
 
-    sql::record_store_methods!();
+    super::ops::record_store_methods!();
+
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+        // Encode everything first, then write every row in one transaction.
+        let writes = sql::batch_cols(batch)?;
+        self.write("replacing a batch", |tx| {
+            (writes.into_iter()).try_for_each(|(id, cols)| update(tx, cols, id))
+        })
+    }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;

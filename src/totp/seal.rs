@@ -6,8 +6,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
+use super::error::TotpError;
 use super::{MAX_SECRET_LEN, check_secret_len, os_random};
-use crate::error::TotpError;
 use crate::secret::TotpSecret;
 use crate::user::StoredSecret;
 

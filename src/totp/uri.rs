@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use zeroize::Zeroizing;
 
+use super::error::{OtpauthUriError, TotpError};
 use super::{TotpAlgorithm, TotpConfig, check_secret_len, validate_name};
-use crate::error::{OtpauthUriError, TotpError};
 use crate::secret::TotpSecret;
 
 /// Longest URI the parser looks at, in bytes.

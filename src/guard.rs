@@ -1,0 +1,286 @@
+//! How keyward checks anything an attacker could guess: a password, a PIN, a TOTP code, a
+//! device-authorization code.
+//!
+//! Every such check follows one protocol under one lock counter of the account
+//! ([`LockCounter::Password`] for passwords and PINs, [`LockCounter::Totp`] for codes):
+//!
+//! 1. **reserve**: [`LockEvent::Attempt`] takes a slot, or refuses without evaluating anything
+//!    when the counter is locked or as many attempts as may still fail are in flight;
+//! 2. **evaluate** the guess;
+//! 3. **settle**: [`LockEvent::Success`] or [`LockEvent::Failure`] releases the slot, also when
+//!    the evaluation itself failed, so that a broken stored hash never leaves a slot taken.
+//!
+//! [`Keyward::guarded`] is that protocol, written once. The rest of this file keeps the
+//! cost of a check uniform: the first factor always spends two verifications (password, then
+//! PIN or dummy), input the hasher refuses outright is a wrong answer after the same work, and
+//! a refused attempt spends what an evaluated one would.
+
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::hash::{HashError, PasswordHash, Verification};
+use crate::lockout::{LockDecision, LockEvent, LockoutRule};
+use crate::secret::{Password, Pin};
+use crate::service::Keyward;
+use crate::store::{LockCounter, UserRecord};
+use crate::user::{StoredHash, User, UserId};
+
+/// How a guarded check ended.
+#[derive(Debug)]
+pub(crate) enum Guarded<T> {
+    /// Refused without evaluation: the counter is locked.
+    Locked {
+        /// End of a temporary lock; `None` until an administrator unlocks.
+        until: Option<OffsetDateTime>,
+    },
+    /// Refused without evaluation: as many attempts as may still fail are being evaluated.
+    Busy,
+    /// Right; the counter was cleared.
+    Passed(T),
+    /// Right, but a concurrent failure locked the counter meanwhile: the lock stands.
+    PassedWhileLocked,
+    /// Wrong; the failure was counted.
+    Failed {
+        /// What the evaluation found.
+        found: T,
+        /// What the failure did to the counter.
+        lock: FailureLock,
+    },
+}
+
+/// What a counted failure did to the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureLock {
+    /// Counted; the counter is not locked.
+    Counted,
+    /// This failure locked the counter.
+    NowLocked { until: Option<OffsetDateTime> },
+    /// A concurrent failure had locked the counter already.
+    AlreadyLocked { until: Option<OffsetDateTime> },
+}
+
+impl FailureLock {
+    /// The end of the lock that holds after this failure, if one holds.
+    pub(crate) fn holds(self) -> Option<Option<OffsetDateTime>> {
+        match self {
+            Self::Counted => None,
+            Self::NowLocked { until } | Self::AlreadyLocked { until } => Some(until),
+        }
+    }
+}
+
+/// Whether a first-factor check includes the PIN.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PinCheck<'a> {
+    /// A sign-in: the PIN the user gave, if any.
+    Given(Option<&'a Pin>),
+    /// A confirmation by password alone.
+    Skip,
+}
+
+/// The result of checking a password (and PIN) under the lockout protocol.
+#[derive(Debug)]
+pub(crate) enum FirstFactor {
+    /// Both matched; the lock counter was cleared.
+    Passed {
+        upgraded: Option<PasswordHash>,
+        pin_upgraded: Option<PasswordHash>,
+    },
+    /// Refused without evaluation.
+    Locked { until: Option<OffsetDateTime> },
+    /// Refused without evaluation: as many attempts as may fail are in flight.
+    Busy,
+    /// The password was wrong.
+    WrongPassword { now_locked: bool },
+    /// The PIN was missing or wrong.
+    WrongPin { now_locked: bool },
+    /// Both matched but a concurrent failure locked the account meanwhile.
+    LockedMeanwhile,
+}
+
+/// What the two verifications of a first-factor check found.
+#[derive(Debug)]
+struct FirstFactorFound {
+    password: Verification,
+    /// `None` when no PIN was checked (none set, or a confirmation by password alone).
+    pin: Option<Verification>,
+}
+
+impl Keyward {
+    /// The lockout rule of one counter of `user`.
+    pub(crate) fn lockout_rule(&self, user: &User, counter: LockCounter) -> LockoutRule {
+        match counter {
+            LockCounter::Password => self.lockout.password_rule(user),
+            LockCounter::Totp => self.lockout.totp_rule(user),
+        }
+    }
+
+    /// Clears one counter of `user`, recording who unlocked it.
+    pub(crate) fn unlock_counter(
+        &self,
+        user: &User,
+        counter: LockCounter,
+        by: &UserId,
+    ) -> Result<(), Error> {
+        let rule = self.lockout_rule(user, counter);
+        let event = LockEvent::Unlock { by: by.clone() };
+        let _ = (self.store).apply_lock_event(&user.id, counter, &rule, &event, self.now())?;
+        Ok(())
+    }
+
+    /// Runs one guessable check of `user` under `counter`: reserve, evaluate, settle.
+    /// `evaluate` gets the instant of the attempt and returns whether the guess was right,
+    /// with whatever else it found.
+    pub(crate) fn guarded<T>(
+        &self,
+        user: &User,
+        counter: LockCounter,
+        evaluate: impl FnOnce(OffsetDateTime) -> Result<(bool, T), Error>,
+    ) -> Result<Guarded<T>, Error> {
+        let now = self.now();
+        let rule = self.lockout_rule(user, counter);
+        let apply = |event: &LockEvent| {
+            let store = &self.store;
+            store.apply_lock_event(&user.id, counter, &rule, event, now)
+        };
+        match apply(&LockEvent::Attempt)?.1 {
+            LockDecision::Proceed => {}
+            LockDecision::Locked { until } => return Ok(Guarded::Locked { until }),
+            _ => return Ok(Guarded::Busy),
+        }
+        let (right, found) = match evaluate(now) {
+            Ok(result) => result,
+            Err(e) => {
+                // Settle the reservation before reporting the failure.
+                let _ = apply(&LockEvent::Failure);
+                return Err(e);
+            }
+        };
+        if right {
+            return Ok(match apply(&LockEvent::Success)?.1 {
+                LockDecision::SuccessWhileLocked => Guarded::PassedWhileLocked,
+                _ => Guarded::Passed(found),
+            });
+        }
+        let lock = match apply(&LockEvent::Failure)?.1 {
+            LockDecision::NowLocked { until } => FailureLock::NowLocked { until },
+            LockDecision::Locked { until } => FailureLock::AlreadyLocked { until },
+            _ => FailureLock::Counted,
+        };
+        Ok(Guarded::Failed { found, lock })
+    }
+
+    /// Spends what a first-factor check spends (two verifications: password and PIN) without
+    /// checking anything: for unknown, disabled and locked accounts.
+    pub(crate) fn first_factor_dummy(&self, password: &Password) {
+        self.hasher.verify_dummy(password);
+        self.hasher.verify_dummy(password);
+    }
+
+    /// Checks a password and the PIN under the lockout protocol. Every check spends exactly
+    /// two verifications: the password, then the PIN or a dummy when the user has no PIN or
+    /// gave none, so that timing tells neither which part was wrong nor whether the account
+    /// has a PIN; a refused attempt spends the same. With [`PinCheck::Skip`] (an
+    /// administrator confirming an action with their own password) only the password counts.
+    pub(crate) fn check_first_factor(
+        &self,
+        record: &UserRecord,
+        password: &Password,
+        pin: PinCheck<'_>,
+        password_hash: &StoredHash,
+    ) -> Result<FirstFactor, Error> {
+        let guarded = self.guarded(&record.user, LockCounter::Password, |_| {
+            let found = self.evaluate_first_factor(record, password, pin, password_hash)?;
+            let right =
+                found.password.is_match() && found.pin.as_ref().is_none_or(|p| p.is_match());
+            Ok((right, found))
+        })?;
+        Ok(match guarded {
+            Guarded::Locked { until } => {
+                self.first_factor_dummy(password);
+                FirstFactor::Locked { until }
+            }
+            Guarded::Busy => {
+                self.first_factor_dummy(password);
+                FirstFactor::Busy
+            }
+            Guarded::PassedWhileLocked => FirstFactor::LockedMeanwhile,
+            Guarded::Passed(found) => FirstFactor::Passed {
+                upgraded: upgrade_of(found.password),
+                pin_upgraded: found.pin.and_then(upgrade_of),
+            },
+            Guarded::Failed { found, lock } => {
+                let now_locked = matches!(lock, FailureLock::NowLocked { .. });
+                if found.password.is_match() {
+                    FirstFactor::WrongPin { now_locked }
+                } else {
+                    FirstFactor::WrongPassword { now_locked }
+                }
+            }
+        })
+    }
+
+    /// The two verifications of a first-factor check.
+    fn evaluate_first_factor(
+        &self,
+        record: &UserRecord,
+        password: &Password,
+        pin: PinCheck<'_>,
+        password_hash: &StoredHash,
+    ) -> Result<FirstFactorFound, Error> {
+        let verification = self.verify_secret(password, password_hash)?;
+        let pin_result = match pin {
+            PinCheck::Skip => None,
+            PinCheck::Given(given) => match (&record.pin, given) {
+                (Some(credential), Some(given)) => {
+                    let given = Password::new(given.expose_secret());
+                    Some(self.verify_secret(&given, &credential.hash)?)
+                }
+                (Some(_), None) => {
+                    self.hasher.verify_dummy(password);
+                    Some(Verification::NoMatch)
+                }
+                (None, _) => {
+                    // No PIN to check (a PIN nobody asked for is ignored): spend the same.
+                    self.hasher.verify_dummy(password);
+                    None
+                }
+            },
+        };
+        Ok(FirstFactorFound {
+            password: verification,
+            pin: pin_result,
+        })
+    }
+
+    /// Verifies `given` against a stored hash. Input the hasher refuses outright (longer than
+    /// its limit) is a non-match after the same work, never an error, so that it looks like
+    /// any wrong answer. A stored hash that cannot be read is an error.
+    pub(crate) fn verify_secret(
+        &self,
+        given: &Password,
+        stored: &StoredHash,
+    ) -> Result<Verification, Error> {
+        let hash = self.parse_hash(stored)?;
+        match self.hasher.verify(given, &hash) {
+            Err(HashError::PasswordTooLong { .. }) => {
+                self.hasher.verify_dummy(given);
+                Ok(Verification::NoMatch)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Reads a stored hash.
+    pub(crate) fn parse_hash(&self, hash: &StoredHash) -> Result<PasswordHash, Error> {
+        Ok(self.hasher.parse(hash.as_str())?)
+    }
+}
+
+/// The upgraded hash a match carries, if any.
+fn upgrade_of(verification: Verification) -> Option<PasswordHash> {
+    match verification {
+        Verification::MatchUpgraded { new_hash, .. } => Some(new_hash),
+        _ => None,
+    }
+}

@@ -1,0 +1,223 @@
+//! Adding an authenticator: self-service enrollment, the confirmation that activates a new
+//! secret (also the last step of a sign-in after an authenticator reset), and how TOTP secrets
+//! are kept at rest (sealed under the application's key ring, re-sealed after a rotation).
+
+use super::outcome::{Context, DenialReason, PendingEnrollment, SignIn};
+use super::second_factor::TotpAttempt;
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::error::Error;
+use crate::secret::{OneTimeCode, TotpSecret};
+use crate::service::{Keyward, SecretKeeping};
+use crate::store::{StoreError, Swap};
+use crate::totp::{StoredTotpSecret, TotpCheck};
+use crate::user::{StoredSecret, TotpState, UserId};
+
+impl Keyward {
+    /// Starts adding an authenticator for a signed-in user (self-service enrollment). The
+    /// secret is stored sealed as pending and becomes active only when
+    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it; that records
+    /// no new sign-in.
+    ///
+    /// # Errors
+    /// [`Error::TotpResetPending`] after an administrator reset (the user must go through
+    /// device authorization at sign-in instead); [`Error::TotpKeyMissing`] when no sealing
+    /// key is configured; [`StoreError::Conflict`] when the TOTP
+    /// state changed meanwhile; store and TOTP failures.
+    pub fn enroll_totp(&self, user: &UserId) -> Result<PendingEnrollment, Error> {
+        let record = self.load(user)?;
+        if record.totp.reset_pending {
+            return Err(Error::TotpResetPending { user: user.clone() });
+        }
+        let account = record
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| record.user.username.clone());
+        let enrollment = crate::totp::enroll(&self.totp, &account)?;
+        let sealed = self.seal_secret(enrollment.secret(), user)?;
+        let next = TotpState {
+            pending_secret: Some(sealed),
+            ..record.totp.clone()
+        };
+        if self.store.replace_totp(user, &record.totp, &next)? != Swap::Swapped {
+            return Err(StoreError::Conflict { what: "TOTP state" }.into());
+        }
+        let ctx = Context {
+            user: user.clone(),
+            site: record.user.site.clone(),
+            hash_upgraded: false,
+            credential: record.password.map(|p| p.hash),
+            change_password: false,
+            signing_in: false,
+        };
+        Ok(PendingEnrollment {
+            ctx,
+            issued_at: self.now(),
+            retry: false,
+            enrollment,
+        })
+    }
+
+    /// Confirms a new authenticator with its first code: the secret becomes active (its
+    /// step counts as used) and the sign-in continues. A wrong code hands the step back until
+    /// the TOTP lock holds.
+    ///
+    /// # Errors
+    /// Store and TOTP failures.
+    pub fn confirm_enrollment(
+        &self,
+        pending: PendingEnrollment,
+        code: &OneTimeCode,
+    ) -> Result<SignIn, Error> {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
+            Ok(record) => record,
+            Err(denial) => return Ok(SignIn::Denied(denial)),
+        };
+        let site = &pending.ctx.site;
+        let Some(sealed) = record.totp.pending_secret.clone() else {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        };
+        let secret = self.open_secret(&sealed, &record.user.id)?;
+        // Only the secret this step showed may be confirmed: a later enrollment replaced it.
+        let shown = pending.enrollment.secret().expose_secret();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(secret.expose_secret(), shown)) {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
+        let mut matched_step = None;
+        let attempt = self.totp_attempt(&record, site, |now| {
+            Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
+                TotpCheck::Matched { step } => {
+                    matched_step = Some(step);
+                    true
+                }
+                _ => false,
+            })
+        })?;
+        match attempt {
+            TotpAttempt::Accepted => {}
+            TotpAttempt::Refused(denial) => return Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => {
+                return Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
+                    retry: true,
+                    ..pending
+                }));
+            }
+        }
+        let next = TotpState {
+            secret: Some(sealed),
+            last_step: matched_step,
+            reset_pending: false,
+            pending_secret: None,
+            device_code: None,
+        };
+        // Only the pending secret this step showed may be promoted: a reset or another
+        // enrollment meanwhile wins.
+        if self
+            .store
+            .replace_totp(&record.user.id, &record.totp, &next)?
+            != Swap::Swapped
+        {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
+        self.audit(AuditEvent::new(
+            self.now(),
+            Some(record.user.id.clone()),
+            AuditAction::TotpEnrolled,
+            Some(record.user.id.clone()),
+            site.clone(),
+            AuditOutcome::Succeeded,
+        ))?;
+        self.complete(&record, pending.ctx)
+    }
+
+    pub(crate) fn seal_secret(
+        &self,
+        secret: &TotpSecret,
+        user: &UserId,
+    ) -> Result<StoredSecret, Error> {
+        let stored = match &self.keeping {
+            SecretKeeping::Sealed(sealer) => sealer.seal(secret, user.as_str().as_bytes())?,
+            SecretKeeping::Plain => StoredTotpSecret::plain(secret)?,
+            SecretKeeping::Refused => return Err(Error::TotpKeyMissing),
+        };
+        Ok(StoredSecret::new(stored.to_storage_string().as_str()))
+    }
+
+    pub(crate) fn open_secret(
+        &self,
+        stored: &StoredSecret,
+        user: &UserId,
+    ) -> Result<TotpSecret, Error> {
+        let parsed = StoredTotpSecret::parse(stored.as_str())?;
+        match &self.keeping {
+            // With a key, every stored secret goes through the sealer, which refuses `plain:`
+            // values: someone who can write the column cannot plant a secret of their own.
+            SecretKeeping::Sealed(sealer) => Ok(sealer.open(&parsed, user.as_str().as_bytes())?),
+            SecretKeeping::Plain if !parsed.is_sealed() => Ok(parsed.open_plain()?),
+            SecretKeeping::Plain | SecretKeeping::Refused => Err(Error::TotpKeyMissing),
+        }
+    }
+
+    /// Re-seals a user's TOTP secrets (the active one and a pending one) under the current
+    /// key of the configured [`TotpSealer`](crate::totp::TotpSealer): after a key rotation
+    /// (the old key kept with
+    /// [`TotpSealer::with_previous_key`](crate::totp::TotpSealer::with_previous_key)), or to
+    /// move secrets stored plain into sealing.
+    /// Secrets sealed under a previous key are also re-sealed automatically at the user's
+    /// next successful TOTP sign-in; plain ones only through this call, because at sign-in a
+    /// plain value where a key is configured is treated as tampering and refused. Returns
+    /// whether anything changed.
+    ///
+    /// # Errors
+    /// [`Error::TotpKeyMissing`] without a sealing key; a secret no known key opens;
+    /// [`StoreError::Conflict`] when the TOTP state changed
+    /// meanwhile; store errors.
+    pub fn reseal_totp_secret(&self, user: &UserId) -> Result<bool, Error> {
+        self.reseal(user, true)
+    }
+
+    /// The automatic part of [`reseal_totp_secret`](Self::reseal_totp_secret): sealed
+    /// secrets only, and a concurrent change simply wins.
+    /// Best effort: it runs after a code was accepted, so nothing here may fail the sign-in.
+    /// A secret that cannot be re-sealed now stays as it is and is tried again next time.
+    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> bool {
+        matches!(self.keeping, SecretKeeping::Sealed(_))
+            && self.reseal(user, false).unwrap_or(false)
+    }
+
+    /// Whether TOTP secrets can be stored (a sealing key, or the plain opt-in).
+    pub(crate) fn can_store_totp_secrets(&self) -> bool {
+        !matches!(self.keeping, SecretKeeping::Refused)
+    }
+
+    fn reseal(&self, user: &UserId, include_plain: bool) -> Result<bool, Error> {
+        let SecretKeeping::Sealed(sealer) = &self.keeping else {
+            return Err(Error::TotpKeyMissing);
+        };
+        let current = self.load(user)?.totp;
+        let context = user.as_str().as_bytes();
+        let mut next = current.clone();
+        for slot in [&mut next.secret, &mut next.pending_secret] {
+            let Some(stored) = slot.as_ref() else {
+                continue;
+            };
+            let parsed = StoredTotpSecret::parse(stored.as_str())?;
+            let wanted = if parsed.is_sealed() {
+                sealer.needs_reseal(&parsed)
+            } else {
+                include_plain
+            };
+            if wanted {
+                let resealed = sealer.reseal(&parsed, context)?;
+                *slot = Some(StoredSecret::new(resealed.to_storage_string().as_str()));
+            }
+        }
+        if next == current {
+            return Ok(false);
+        }
+        match self.store.replace_totp(user, &current, &next)? {
+            Swap::Swapped => Ok(true),
+            _ => Err(StoreError::Conflict { what: "TOTP state" }.into()),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The second factor at sign-in: which step follows the first factor, a TOTP code, and the
+//! device authorization (an emailed code) after an administrator reset the authenticator.
+
+use time::OffsetDateTime;
+
+use super::outcome::{
+    Context, Denial, DenialReason, PendingDeviceAuthorization, PendingEnrollment, PendingTotp,
+    SignIn,
+};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::error::Error;
+use crate::guard::Guarded;
+use crate::notify::{Message, MessageKind, Recipient};
+use crate::secret::{OneTimeCode, Password};
+use crate::service::{Keyward, stored};
+use crate::store::{
+    Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap, UserRecord,
+};
+use crate::totp::TotpCheck;
+use crate::user::{CodeStatus, OneTimeCredential, SiteId, TotpState, User};
+
+/// How one code check under the TOTP lock counter ended.
+pub(super) enum TotpAttempt {
+    /// The code was right (and its step newer than the last accepted one).
+    Accepted,
+    /// The code was wrong; the step may be retried.
+    Wrong,
+    /// The TOTP counter is locked: the sign-in is denied.
+    Refused(Denial),
+}
+
+impl Keyward {
+    /// After the first factor: device authorization after a reset, a TOTP code, or on to
+    /// `complete`.
+    pub(super) fn second_factor(&self, record: &UserRecord, ctx: Context) -> Result<SignIn, Error> {
+        let now = self.now();
+        let user = &record.user;
+        let has_second_factor = record.totp.reset_pending || record.totp.secret.is_some();
+        if has_second_factor && record.totp_lock.is_locked(now) {
+            // Refuse before anything is sent or asked for.
+            let until = record.totp_lock.locked_until;
+            return self.deny(&ctx.site, Some(user), DenialReason::TotpLocked { until });
+        }
+        if record.totp.reset_pending {
+            if !self.can_store_totp_secrets() {
+                // A configuration error: fail before a code is sent that could lead nowhere.
+                return Err(Error::TotpKeyMissing);
+            }
+            let email = match (&user.email, user.email_verified) {
+                (Some(email), true) => email.clone(),
+                _ => return self.deny(&ctx.site, Some(user), DenialReason::NoVerifiedEmail),
+            };
+            // Reuse a live code (the user may sign in twice before reading the mail); send a
+            // new one when there is none, or it expired or used up its tries.
+            let max_tries = self.codes.device_code_max_tries;
+            let live = (record.totp.device_code.as_ref())
+                .is_some_and(|c| c.status(now, max_tries) == CodeStatus::Live);
+            if !live {
+                self.send_device_code(user, &email)?;
+            }
+            let reason = "device_authorization_required";
+            self.audit_sign_in(Some(user), &ctx.site, AuditOutcome::Continued, reason)?;
+            return Ok(SignIn::DeviceAuthorizationRequired(
+                PendingDeviceAuthorization {
+                    ctx,
+                    issued_at: now,
+                    retry: false,
+                    sent_to: email,
+                },
+            ));
+        }
+        if record.totp.secret.is_some() {
+            self.audit_sign_in(
+                Some(user),
+                &ctx.site,
+                AuditOutcome::Continued,
+                "totp_required",
+            )?;
+            return Ok(SignIn::TotpRequired(PendingTotp {
+                ctx,
+                issued_at: now,
+                retry: false,
+            }));
+        }
+        self.complete(record, ctx)
+    }
+
+    /// Checks a TOTP code. A code is accepted at most once (the store's atomic step
+    /// acceptance); wrong codes count against the TOTP lock, apart from password failures.
+    /// A wrong code hands the step back ([`PendingTotp::is_retry`]) until the lock holds.
+    ///
+    /// # Errors
+    /// Store failures; a stored secret that cannot be opened (wrong or missing key, or a
+    /// plain secret where a key is configured).
+    pub fn verify_totp(&self, pending: PendingTotp, code: &OneTimeCode) -> Result<SignIn, Error> {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
+            Ok(record) => record,
+            Err(denial) => return Ok(SignIn::Denied(denial)),
+        };
+        let Some(secret) = &record.totp.secret else {
+            return self.deny(
+                &pending.ctx.site,
+                Some(&record.user),
+                DenialReason::AccountChanged,
+            );
+        };
+        let secret = self.open_secret(secret, &record.user.id)?;
+        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
+            Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
+                TotpCheck::Matched { step } => {
+                    self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
+                }
+                _ => false,
+            })
+        })?;
+        match attempt {
+            TotpAttempt::Accepted => {
+                // A secret sealed under a previous key moves to the current one.
+                let _ = self.reseal_if_rotated(&record.user.id);
+                self.complete(&record, pending.ctx)
+            }
+            TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => Ok(SignIn::TotpRequired(PendingTotp {
+                retry: true,
+                ..pending
+            })),
+        }
+    }
+
+    /// Runs one second-factor check (a TOTP code, a device code) under the TOTP lock counter
+    /// with the protocol every guessable check follows ([`Keyward::guarded`]). Wrong answers
+    /// of every kind count against the same lock, so fresh device codes do not buy fresh
+    /// guesses.
+    pub(super) fn totp_attempt(
+        &self,
+        record: &UserRecord,
+        site: &SiteId,
+        check: impl FnOnce(OffsetDateTime) -> Result<bool, Error>,
+    ) -> Result<TotpAttempt, Error> {
+        let user = &record.user;
+        let guarded = self.guarded(user, LockCounter::Totp, |now| Ok((check(now)?, ())))?;
+        let reason = match guarded {
+            Guarded::Passed(()) => return Ok(TotpAttempt::Accepted),
+            Guarded::Failed { lock, .. } => match lock.holds() {
+                None => {
+                    let reason = DenialReason::WrongTotpCode.as_str();
+                    self.audit_sign_in(Some(user), site, AuditOutcome::Denied, reason)?;
+                    return Ok(TotpAttempt::Wrong);
+                }
+                Some(until) => DenialReason::TotpLocked { until },
+            },
+            Guarded::Locked { until } => DenialReason::TotpLocked { until },
+            Guarded::PassedWhileLocked => DenialReason::TotpLocked { until: None },
+            // As many codes as may still fail are being checked right now.
+            Guarded::Busy => DenialReason::TooManyAttempts,
+        };
+        Ok(TotpAttempt::Refused(self.denial(
+            site,
+            Some(user),
+            reason,
+        )?))
+    }
+
+    fn send_device_code(&self, user: &User, email: &str) -> Result<(), Error> {
+        let now = self.now();
+        let code = self.codes.device_code();
+        let hash = self.hasher.hash(&Password::new(code.expose_secret()))?;
+        let expires_at = now.saturating_add(self.codes.device_code_lifetime);
+        let credential = OneTimeCredential::new(stored(&hash), now, expires_at);
+        self.store
+            .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
+        let minutes = self.codes.device_code_lifetime.whole_minutes();
+        let body = format!(
+            "Your sign-in code is {}. It expires in {minutes} minutes. If you did not try to \
+             sign in, tell your administrator.",
+            code.expose_secret()
+        );
+        let to = Recipient::Email(email.to_owned());
+        let message = Message::new(to, MessageKind::DeviceCode, "Your sign-in code", body);
+        let receipt = match self.notifier.send(message) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                // An undelivered code must not count as live and block a resend.
+                let _ = self.store.consume_one_time(
+                    &user.id,
+                    OneTimeKind::DeviceCode,
+                    &credential.hash,
+                );
+                return Err(e.into());
+            }
+        };
+        self.audit(
+            AuditEvent::new(
+                now,
+                None,
+                AuditAction::DeviceCodeSent,
+                Some(user.id.clone()),
+                user.site.clone(),
+                AuditOutcome::Succeeded,
+            )
+            .with_details(format!("sent to {}", receipt.to)),
+        )
+    }
+
+    /// Checks the emailed device-authorization code after an authenticator reset. The code
+    /// is single-use, expires, and allows a bounded number of wrong tries; wrong codes also
+    /// count against the TOTP lock, so new codes do not buy an attacker new guesses. A right
+    /// code moves on to enrolling a new authenticator.
+    ///
+    /// # Errors
+    /// Store, hashing and TOTP failures ([`Error::TotpKeyMissing`] when no sealing key is
+    /// configured).
+    pub fn authorize_device(
+        &self,
+        pending: PendingDeviceAuthorization,
+        code: &OneTimeCode,
+    ) -> Result<SignIn, Error> {
+        let record = match self.resume(&pending.ctx, pending.issued_at)? {
+            Ok(record) => record,
+            Err(denial) => return Ok(SignIn::Denied(denial)),
+        };
+        let id = &record.user.id;
+        let max = self.codes.device_code_max_tries;
+        let mut tried = None;
+        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
+            let outcome = self
+                .store
+                .try_one_time(id, OneTimeKind::DeviceCode, max, now)?;
+            let matched = match &outcome {
+                OneTimeTry::Available(credential) => {
+                    let given = Password::new(code.expose_secret().trim());
+                    self.verify_secret(&given, &credential.hash)?.is_match()
+                        && self.store.consume_one_time(
+                            id,
+                            OneTimeKind::DeviceCode,
+                            &credential.hash,
+                        )? == Consumed::Now
+                }
+                _ => false,
+            };
+            tried = Some(outcome);
+            Ok(matched)
+        })?;
+        let site = &pending.ctx.site;
+        match attempt {
+            TotpAttempt::Refused(denial) => return Ok(SignIn::Denied(denial)),
+            TotpAttempt::Wrong => {
+                return match tried {
+                    Some(OneTimeTry::Expired | OneTimeTry::Absent) => {
+                        self.deny(site, Some(&record.user), DenialReason::DeviceCodeExpired)
+                    }
+                    Some(OneTimeTry::Available(c)) if c.failed_tries < max => Ok(
+                        SignIn::DeviceAuthorizationRequired(PendingDeviceAuthorization {
+                            retry: true,
+                            ..pending
+                        }),
+                    ),
+                    _ => self.deny(site, Some(&record.user), DenialReason::DeviceCodeExhausted),
+                };
+            }
+            TotpAttempt::Accepted => {}
+        }
+        self.audit_sign_in(
+            Some(&record.user),
+            site,
+            AuditOutcome::Continued,
+            "device_authorized",
+        )?;
+        let account = record
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| record.user.username.clone());
+        let enrollment = crate::totp::enroll(&self.totp, &account)?;
+        let sealed = self.seal_secret(enrollment.secret(), id)?;
+        // Compare-and-swap on the TOTP state as it is now (the code was just consumed), so a
+        // concurrent administrator reset is not undone.
+        let current = self.load(id)?.totp;
+        let next = TotpState {
+            pending_secret: Some(sealed),
+            device_code: None,
+            ..current.clone()
+        };
+        if self.store.replace_totp(id, &current, &next)? != Swap::Swapped {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
+        let reason = "totp_enrollment_required";
+        self.audit_sign_in(Some(&record.user), site, AuditOutcome::Continued, reason)?;
+        Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
+            ctx: pending.ctx,
+            issued_at: self.now(),
+            retry: false,
+            enrollment,
+        }))
+    }
+}
