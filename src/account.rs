@@ -1,6 +1,6 @@
 //! Accounts: creating users, importing them with a hash from another system, and their PIN.
 
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::hash::ImportRecord;
 use crate::permission::Permission;
@@ -39,14 +39,9 @@ impl Keyward {
             record.password = Some(PasswordCredential::permanent(stored(&hash), now));
         }
         self.store.create_user(&record)?;
-        self.audit(AuditEvent::new(
-            now,
-            actor.cloned(),
-            AuditAction::UserCreated,
-            Some(record.user.id.clone()),
-            record.user.site.clone(),
-            AuditOutcome::Succeeded,
-        ))?;
+        let (action, outcome) = (AuditAction::UserCreated, AuditOutcome::Succeeded);
+        let (target, site) = (Some(&record.user.id), &record.user.site);
+        self.audit(self.event(action, outcome, actor, target, site))?;
         Ok(record.user)
     }
 
@@ -71,17 +66,10 @@ impl Keyward {
             PasswordCredential::permanent(stored(&hash), now)
         });
         self.store.create_user(&stored_record)?;
-        self.audit(
-            AuditEvent::new(
-                now,
-                None,
-                AuditAction::UserCreated,
-                Some(stored_record.user.id.clone()),
-                stored_record.user.site.clone(),
-                AuditOutcome::Succeeded,
-            )
-            .with_details(format!("imported {} hash", hash.scheme())),
-        )?;
+        let (action, outcome) = (AuditAction::UserCreated, AuditOutcome::Succeeded);
+        let (target, site) = (Some(&stored_record.user.id), &stored_record.user.site);
+        let event = self.event(action, outcome, None, target, site);
+        self.audit(event.with_details(format!("imported {} hash", hash.scheme())))?;
         Ok(stored_record.user)
     }
 
@@ -100,13 +88,6 @@ impl Keyward {
             None => None,
         };
         self.store.set_pin(user, credential.as_ref())?;
-        self.audit(AuditEvent::new(
-            now,
-            Some(user.clone()),
-            AuditAction::PinSet,
-            Some(user.clone()),
-            record.user.site,
-            AuditOutcome::Succeeded,
-        ))
+        self.audit(self.own_event(AuditAction::PinSet, &record.user))
     }
 }

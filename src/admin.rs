@@ -159,18 +159,10 @@ impl Keyward {
         let Err(denied) = self.permissions.authorize(actor, permission, site, target) else {
             return Ok(());
         };
-        self.audit(
-            AuditEvent::new(
-                self.now(),
-                Some(actor.id.clone()),
-                action,
-                target.map(|t| t.id.clone()),
-                site.clone(),
-                AuditOutcome::Denied,
-            )
-            .with_reason(denied.reason.as_str())
-            .with_details(permission.as_str()),
-        )?;
+        let target = target.map(|t| &t.id);
+        let event = self.event(action, AuditOutcome::Denied, Some(&actor.id), target, site);
+        let event = event.with_reason(denied.reason.as_str());
+        self.audit(event.with_details(permission.as_str()))?;
         Err(denied.into())
     }
 
@@ -182,14 +174,7 @@ impl Keyward {
         site: &SiteId,
         details: Option<String>,
     ) -> Result<(), Error> {
-        let mut event = AuditEvent::new(
-            self.now(),
-            Some(actor.clone()),
-            action,
-            target.cloned(),
-            site.clone(),
-            AuditOutcome::Succeeded,
-        );
+        let mut event = self.event(action, AuditOutcome::Succeeded, Some(actor), target, site);
         event.details = details;
         self.audit(event)
     }
@@ -234,18 +219,11 @@ impl Keyward {
                     permission: Permission::ViewUsers,
                     reason: DenyReason::OtherSite,
                 };
-                self.audit(
-                    AuditEvent::new(
-                        self.now(),
-                        Some(actor.clone()),
-                        AuditAction::UsersViewed,
-                        query.user.clone(),
-                        actor_site,
-                        AuditOutcome::Denied,
-                    )
-                    .with_reason(denied.reason.as_str())
-                    .with_details("an audit query without a site"),
-                )?;
+                let (action, outcome) = (AuditAction::UsersViewed, AuditOutcome::Denied);
+                let target = query.user.as_ref();
+                let event = self.event(action, outcome, Some(actor), target, &actor_site);
+                let event = event.with_reason(denied.reason.as_str());
+                self.audit(event.with_details("an audit query without a site"))?;
                 return Err(denied.into());
             };
             self.authorize(
@@ -298,16 +276,9 @@ impl Keyward {
         }
         let user = &record.user;
         let refuse = |error: Error, reason: &str| -> Result<IssuedTemporaryPassword, Error> {
-            let event = AuditEvent::new(
-                self.now(),
-                Some(actor.clone()),
-                AuditAction::TemporaryPasswordSet,
-                Some(target.clone()),
-                user.site.clone(),
-                AuditOutcome::Denied,
-            )
-            .with_reason(reason);
-            self.audit(event)?;
+            let (action, outcome) = (AuditAction::TemporaryPasswordSet, AuditOutcome::Denied);
+            let event = self.event(action, outcome, Some(actor), Some(target), &user.site);
+            self.audit(event.with_reason(reason))?;
             Err(error)
         };
         let rules = self.temporary.temporary_rules(user);

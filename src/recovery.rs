@@ -9,7 +9,7 @@ use rand::{Rng, TryRngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
 use crate::permission::Permission;
@@ -66,17 +66,10 @@ impl Keyward {
                 } else {
                     "unknown_user"
                 };
-                self.audit(
-                    AuditEvent::new(
-                        self.now(),
-                        None,
-                        AuditAction::PasswordResetSent,
-                        found.map(|r| r.user.id),
-                        site.clone(),
-                        AuditOutcome::Denied,
-                    )
-                    .with_reason(reason),
-                )?;
+                let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Denied);
+                let target = found.as_ref().map(|r| &r.user.id);
+                let event = self.event(action, outcome, None, target, site);
+                self.audit(event.with_reason(reason))?;
             }
         }
         Ok(())
@@ -119,17 +112,9 @@ impl Keyward {
     ) -> Result<Option<DeliveryReceipt>, Error> {
         let now = self.now();
         let Some(email) = user.email.as_ref().filter(|_| user.email_verified) else {
-            self.audit(
-                AuditEvent::new(
-                    now,
-                    actor.cloned(),
-                    AuditAction::PasswordResetSent,
-                    Some(user.id.clone()),
-                    user.site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason("no_verified_email"),
-            )?;
+            let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Denied);
+            let event = self.event(action, outcome, actor, Some(&user.id), &user.site);
+            self.audit(event.with_reason("no_verified_email"))?;
             return Ok(None);
         };
         let mut secret = [0u8; 32];
@@ -156,17 +141,9 @@ impl Keyward {
             body,
         );
         let receipt = self.notifier.send(message)?;
-        self.audit(
-            AuditEvent::new(
-                now,
-                actor.cloned(),
-                AuditAction::PasswordResetSent,
-                Some(user.id.clone()),
-                user.site.clone(),
-                AuditOutcome::Succeeded,
-            )
-            .with_details(format!("sent to {}", receipt.to)),
-        )?;
+        let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Succeeded);
+        let event = self.event(action, outcome, actor, Some(&user.id), &user.site);
+        self.audit(event.with_details(format!("sent to {}", receipt.to)))?;
         Ok(Some(receipt))
     }
 
@@ -195,17 +172,9 @@ impl Keyward {
         }
         let now = self.now();
         let deny = |reason: &str| -> Result<PasswordReset, Error> {
-            self.audit(
-                AuditEvent::new(
-                    now,
-                    Some(id.clone()),
-                    AuditAction::PasswordReset,
-                    Some(id.clone()),
-                    record.user.site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason(reason),
-            )?;
+            let (action, outcome) = (AuditAction::PasswordReset, AuditOutcome::Denied);
+            let event = self.event(action, outcome, Some(&id), Some(&id), &record.user.site);
+            self.audit(event.with_reason(reason))?;
             Ok(PasswordReset::InvalidToken)
         };
         let credential = match self.store.try_one_time(
@@ -247,14 +216,7 @@ impl Keyward {
             Some(&PasswordCredential::permanent(stored(&hash), now)),
         )?;
         self.unlock_counter(&record.user, LockCounter::Password, &id)?;
-        self.audit(AuditEvent::new(
-            now,
-            Some(id.clone()),
-            AuditAction::PasswordReset,
-            Some(id.clone()),
-            record.user.site.clone(),
-            AuditOutcome::Succeeded,
-        ))?;
+        self.audit(self.own_event(AuditAction::PasswordReset, &record.user))?;
         Ok(PasswordReset::Done { user: id })
     }
 }

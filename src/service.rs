@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::hash::{Hasher, PasswordHash};
@@ -19,7 +19,7 @@ use crate::permission::Permissions;
 use crate::policy::{CodeRules, PasswordPolicy, PolicySet, TemporaryPolicy};
 use crate::store::{UserRecord, UserStore};
 use crate::totp::{TotpConfig, TotpSealer};
-use crate::user::{StoredHash, UserId};
+use crate::user::{SiteId, StoredHash, User, UserId};
 
 /// How TOTP secrets are kept at rest.
 #[derive(Debug)]
@@ -211,6 +211,25 @@ impl Keyward {
 
     pub(crate) fn audit(&self, event: AuditEvent) -> Result<(), Error> {
         self.store.append_audit(&event).map_err(Error::from)
+    }
+
+    /// An audit event happening now: `actor` did `action` to `target` in `site`.
+    pub(crate) fn event(
+        &self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        actor: Option<&UserId>,
+        target: Option<&UserId>,
+        site: &SiteId,
+    ) -> AuditEvent {
+        let (actor, target) = (actor.cloned(), target.cloned());
+        AuditEvent::new(self.now(), actor, action, target, site.clone(), outcome)
+    }
+
+    /// What a user did to their own account, succeeded, happening now.
+    pub(crate) fn own_event(&self, action: AuditAction, user: &User) -> AuditEvent {
+        let id = Some(&user.id);
+        self.event(action, AuditOutcome::Succeeded, id, id, &user.site)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use time::OffsetDateTime;
 
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::{FirstFactor, PinCheck};
 use crate::policy::PolicyViolation;
@@ -134,17 +134,9 @@ impl Keyward {
             {
                 ctx.hash_upgraded = true;
                 ctx.credential = Some(new.hash);
-                self.audit(
-                    AuditEvent::new(
-                        now,
-                        Some(user.id.clone()),
-                        AuditAction::HashUpgraded,
-                        Some(user.id.clone()),
-                        site.clone(),
-                        AuditOutcome::Succeeded,
-                    )
-                    .with_details(format!("password hash upgraded to {}", new_hash.scheme())),
-                )?;
+                let details = format!("password hash upgraded to {}", new_hash.scheme());
+                let event = self.own_event(AuditAction::HashUpgraded, user);
+                self.audit(event.with_details(details))?;
             }
         }
         if let (Some(new_hash), Some(pin)) = (pin_upgraded, &record.pin) {
@@ -210,15 +202,9 @@ impl Keyward {
         reason: DenialReason,
         now_locked: bool,
     ) -> Result<SignIn, Error> {
-        let mut event = AuditEvent::new(
-            self.now(),
-            Some(user.id.clone()),
-            AuditAction::SignIn,
-            Some(user.id.clone()),
-            site.clone(),
-            AuditOutcome::Denied,
-        )
-        .with_reason(reason.as_str());
+        let id = Some(&user.id);
+        let event = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
+        let mut event = event.with_reason(reason.as_str());
         if now_locked {
             event = event.with_details("this failure locked the account");
         }
@@ -326,14 +312,7 @@ impl Keyward {
             )?;
             return Ok(PasswordChange::Denied(denial));
         }
-        self.audit(AuditEvent::new(
-            now,
-            Some(record.user.id.clone()),
-            AuditAction::PasswordChanged,
-            Some(record.user.id.clone()),
-            pending.ctx.site.clone(),
-            AuditOutcome::Succeeded,
-        ))?;
+        self.audit(self.own_event(AuditAction::PasswordChanged, &record.user))?;
         Ok(PasswordChange::Changed(self.finish(&record, &pending.ctx)?))
     }
 
@@ -345,15 +324,8 @@ impl Keyward {
         outcome: AuditOutcome,
         reason: &str,
     ) -> Result<(), Error> {
-        let id = user.map(|u| u.id.clone());
-        let event = AuditEvent::new(
-            self.now(),
-            id.clone(),
-            AuditAction::SignIn,
-            id,
-            site.clone(),
-            outcome,
-        );
+        let id = user.map(|u| &u.id);
+        let event = self.event(AuditAction::SignIn, outcome, id, id, site);
         self.audit(event.with_reason(reason))
     }
 }

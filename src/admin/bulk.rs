@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::report::{PrintableList, PrintableRow};
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::{FirstFactor, PinCheck};
 use crate::permission::{DenyReason, Permission, PermissionDenied};
@@ -50,17 +50,8 @@ impl Keyward {
         };
         if !confirmed {
             let reason = DenyReason::ConfirmationFailed;
-            self.audit(
-                AuditEvent::new(
-                    self.now(),
-                    Some(actor.clone()),
-                    AuditAction::BulkRegenerated,
-                    None,
-                    site.clone(),
-                    AuditOutcome::Denied,
-                )
-                .with_reason(reason.as_str()),
-            )?;
+            let event = self.event(action, AuditOutcome::Denied, Some(actor), None, site);
+            self.audit(event.with_reason(reason.as_str()))?;
             return Err(PermissionDenied {
                 permission: Permission::BulkRegenerate,
                 reason,

@@ -4,13 +4,13 @@
 
 use super::outcome::{Context, DenialReason, PendingEnrollment, SignIn};
 use super::second_factor::TotpAttempt;
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::AuditAction;
 use crate::error::Error;
 use crate::secret::{OneTimeCode, TotpSecret};
 use crate::service::{Keyward, SecretKeeping};
 use crate::store::{StoreError, Swap};
-use crate::totp::{StoredTotpSecret, TotpCheck};
-use crate::user::{StoredSecret, TotpState, UserId};
+use crate::totp::{Enrollment, StoredTotpSecret, TotpCheck};
+use crate::user::{StoredSecret, TotpState, User, UserId};
 
 impl Keyward {
     /// Starts adding an authenticator for a signed-in user (self-service enrollment). The
@@ -28,13 +28,7 @@ impl Keyward {
         if record.totp.reset_pending {
             return Err(Error::TotpResetPending { user: user.clone() });
         }
-        let account = record
-            .user
-            .email
-            .clone()
-            .unwrap_or_else(|| record.user.username.clone());
-        let enrollment = crate::totp::enroll(&self.totp, &account)?;
-        let sealed = self.seal_secret(enrollment.secret(), user)?;
+        let (enrollment, sealed) = self.new_secret(&record.user)?;
         let next = TotpState {
             pending_secret: Some(sealed),
             ..record.totp.clone()
@@ -119,22 +113,20 @@ impl Keyward {
         {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
-        self.audit(AuditEvent::new(
-            self.now(),
-            Some(record.user.id.clone()),
-            AuditAction::TotpEnrolled,
-            Some(record.user.id.clone()),
-            site.clone(),
-            AuditOutcome::Succeeded,
-        ))?;
+        self.audit(self.own_event(AuditAction::TotpEnrolled, &record.user))?;
         self.complete(&record, pending.ctx)
     }
 
-    pub(crate) fn seal_secret(
-        &self,
-        secret: &TotpSecret,
-        user: &UserId,
-    ) -> Result<StoredSecret, Error> {
+    /// A new secret for `user` (labelled with their email, or their username): the
+    /// enrollment to show, and the secret as it is stored.
+    pub(super) fn new_secret(&self, user: &User) -> Result<(Enrollment, StoredSecret), Error> {
+        let account = user.email.as_ref().unwrap_or(&user.username);
+        let enrollment = crate::totp::enroll(&self.totp, account)?;
+        let sealed = self.seal_secret(enrollment.secret(), &user.id)?;
+        Ok((enrollment, sealed))
+    }
+
+    fn seal_secret(&self, secret: &TotpSecret, user: &UserId) -> Result<StoredSecret, Error> {
         let stored = match &self.keeping {
             SecretKeeping::Sealed(sealer) => sealer.seal(secret, user.as_str().as_bytes())?,
             SecretKeeping::Plain => StoredTotpSecret::plain(secret)?,
@@ -143,7 +135,7 @@ impl Keyward {
         Ok(StoredSecret::new(stored.to_storage_string().as_str()))
     }
 
-    pub(crate) fn open_secret(
+    pub(super) fn open_secret(
         &self,
         stored: &StoredSecret,
         user: &UserId,

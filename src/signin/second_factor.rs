@@ -7,7 +7,7 @@ use super::outcome::{
     Context, Denial, DenialReason, PendingDeviceAuthorization, PendingEnrollment, PendingTotp,
     SignIn,
 };
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::Guarded;
 use crate::notify::{Message, MessageKind, Recipient};
@@ -189,17 +189,9 @@ impl Keyward {
                 return Err(e.into());
             }
         };
-        self.audit(
-            AuditEvent::new(
-                now,
-                None,
-                AuditAction::DeviceCodeSent,
-                Some(user.id.clone()),
-                user.site.clone(),
-                AuditOutcome::Succeeded,
-            )
-            .with_details(format!("sent to {}", receipt.to)),
-        )
+        let (action, outcome) = (AuditAction::DeviceCodeSent, AuditOutcome::Succeeded);
+        let event = self.event(action, outcome, None, Some(&user.id), &user.site);
+        self.audit(event.with_details(format!("sent to {}", receipt.to)))
     }
 
     /// Checks the emailed device-authorization code after an authenticator reset. The code
@@ -266,13 +258,7 @@ impl Keyward {
             AuditOutcome::Continued,
             "device_authorized",
         )?;
-        let account = record
-            .user
-            .email
-            .clone()
-            .unwrap_or_else(|| record.user.username.clone());
-        let enrollment = crate::totp::enroll(&self.totp, &account)?;
-        let sealed = self.seal_secret(enrollment.secret(), id)?;
+        let (enrollment, sealed) = self.new_secret(&record.user)?;
         // Compare-and-swap on the TOTP state as it is now (the code was just consumed), so a
         // concurrent administrator reset is not undone.
         let current = self.load(id)?.totp;

@@ -191,149 +191,77 @@ pub(crate) trait RecordBackend {
 
 /// The `UserStore` methods that every built-in backend implements the same way: the plain
 /// writes through [`RecordBackend::write_part`], the atomic operations through
-/// [`RecordBackend::atomic`] with their bodies from this module. Expanded inside a backend's
-/// `impl UserStore` block; it uses nothing from the caller's scope but `self`.
+/// [`RecordBackend::atomic`] with their bodies from this module, one line each. Expanded inside
+/// a backend's `impl UserStore` block; it uses nothing from the caller's scope but `self`.
 macro_rules! record_store_methods {
     () => {
-        fn set_password(
-            &self,
-            id: &$crate::user::UserId,
-            credential: ::core::option::Option<&$crate::user::PasswordCredential>,
-        ) -> ::core::result::Result<(), $crate::store::StoreError> {
-            let part = $crate::store::ops::Part::Password(credential);
-            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        $crate::store::ops::record_store_methods! { @writes
+            set_password(credential: Option<&$crate::user::PasswordCredential>) => Password(credential);
+            set_pin(pin: Option<&$crate::user::PinCredential>) => Pin(pin);
+            set_totp(totp: &$crate::user::TotpState) => Totp(totp);
+            set_one_time(
+                kind: $crate::store::OneTimeKind,
+                credential: Option<&$crate::user::OneTimeCredential>
+            ) => OneTime(kind, credential);
+            record_sign_in(at: ::time::OffsetDateTime) => SignedIn(at);
         }
-
-        fn set_pin(
-            &self,
-            id: &$crate::user::UserId,
-            pin: ::core::option::Option<&$crate::user::PinCredential>,
-        ) -> ::core::result::Result<(), $crate::store::StoreError> {
-            let part = $crate::store::ops::Part::Pin(pin);
-            $crate::store::ops::RecordBackend::write_part(self, id, part)
+        $crate::store::ops::record_store_methods! { @atomic
+            apply_lock_event(
+                counter: $crate::store::LockCounter,
+                rule: &$crate::lockout::LockoutRule,
+                event: &$crate::lockout::LockEvent,
+                now: ::time::OffsetDateTime
+            ) -> ($crate::lockout::LockState, $crate::lockout::LockDecision)
+                = "applying a lock event", apply_lock_event_to;
+            replace_password(
+                expected: Option<&$crate::user::StoredHash>,
+                new: Option<&$crate::user::PasswordCredential>
+            ) -> $crate::store::Swap = "replacing a password", swap_password;
+            replace_pin(expected: &$crate::user::StoredHash, new: &$crate::user::PinCredential)
+                -> $crate::store::Swap = "replacing a PIN", swap_pin;
+            replace_totp(expected: &$crate::user::TotpState, new: &$crate::user::TotpState)
+                -> $crate::store::Swap = "replacing the TOTP state", swap_totp;
+            consume_temporary_password(
+                expected: &$crate::user::StoredHash,
+                now: ::time::OffsetDateTime
+            ) -> $crate::store::Consumed = "consuming a temporary password", consume_temporary;
+            try_one_time(
+                kind: $crate::store::OneTimeKind,
+                max_tries: u32,
+                now: ::time::OffsetDateTime
+            ) -> $crate::store::OneTimeTry = "trying a code", try_code;
+            consume_one_time(kind: $crate::store::OneTimeKind, expected: &$crate::user::StoredHash)
+                -> $crate::store::Consumed = "consuming a code", consume_code;
+            accept_totp_step(step: u64)
+                -> $crate::store::StepAcceptance = "accepting a TOTP step", accept_step;
         }
-
-        fn set_totp(
-            &self,
-            id: &$crate::user::UserId,
-            totp: &$crate::user::TotpState,
-        ) -> ::core::result::Result<(), $crate::store::StoreError> {
-            let part = $crate::store::ops::Part::Totp(totp);
-            $crate::store::ops::RecordBackend::write_part(self, id, part)
-        }
-
-        fn set_one_time(
-            &self,
-            id: &$crate::user::UserId,
-            kind: $crate::store::OneTimeKind,
-            credential: ::core::option::Option<&$crate::user::OneTimeCredential>,
-        ) -> ::core::result::Result<(), $crate::store::StoreError> {
-            let part = $crate::store::ops::Part::OneTime(kind, credential);
-            $crate::store::ops::RecordBackend::write_part(self, id, part)
-        }
-
-        fn record_sign_in(
-            &self,
-            id: &$crate::user::UserId,
-            at: ::time::OffsetDateTime,
-        ) -> ::core::result::Result<(), $crate::store::StoreError> {
-            let part = $crate::store::ops::Part::SignedIn(at);
-            $crate::store::ops::RecordBackend::write_part(self, id, part)
-        }
-
-        fn apply_lock_event(
-            &self,
-            id: &$crate::user::UserId,
-            counter: $crate::store::LockCounter,
-            rule: &$crate::lockout::LockoutRule,
-            event: &$crate::lockout::LockEvent,
-            now: ::time::OffsetDateTime,
-        ) -> ::core::result::Result<
-            ($crate::lockout::LockState, $crate::lockout::LockDecision),
-            $crate::store::StoreError,
-        > {
-            $crate::store::ops::RecordBackend::atomic(self, "applying a lock event", id, |r| {
-                $crate::store::ops::apply_lock_event_to(r, counter, rule, event, now)
-            })
-        }
-
-        fn replace_password(
-            &self,
-            id: &$crate::user::UserId,
-            expected: ::core::option::Option<&$crate::user::StoredHash>,
-            new: ::core::option::Option<&$crate::user::PasswordCredential>,
-        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "replacing a password", id, |r| {
-                $crate::store::ops::swap_password(r, expected, new)
-            })
-        }
-
-        fn replace_pin(
-            &self,
-            id: &$crate::user::UserId,
-            expected: &$crate::user::StoredHash,
-            new: &$crate::user::PinCredential,
-        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "replacing a PIN", id, |r| {
-                $crate::store::ops::swap_pin(r, expected, new)
-            })
-        }
-
-        fn replace_totp(
-            &self,
-            id: &$crate::user::UserId,
-            expected: &$crate::user::TotpState,
-            new: &$crate::user::TotpState,
-        ) -> ::core::result::Result<$crate::store::Swap, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "replacing the TOTP state", id, |r| {
-                $crate::store::ops::swap_totp(r, expected, new)
-            })
-        }
-
-        fn consume_temporary_password(
-            &self,
-            id: &$crate::user::UserId,
-            expected: &$crate::user::StoredHash,
-            now: ::time::OffsetDateTime,
-        ) -> ::core::result::Result<$crate::store::Consumed, $crate::store::StoreError> {
-            let context = "consuming a temporary password";
-            $crate::store::ops::RecordBackend::atomic(self, context, id, |r| {
-                $crate::store::ops::consume_temporary(r, expected, now)
-            })
-        }
-
-        fn try_one_time(
-            &self,
-            id: &$crate::user::UserId,
-            kind: $crate::store::OneTimeKind,
-            max_tries: u32,
-            now: ::time::OffsetDateTime,
-        ) -> ::core::result::Result<$crate::store::OneTimeTry, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "trying a code", id, |r| {
-                $crate::store::ops::try_code(r, kind, max_tries, now)
-            })
-        }
-
-        fn consume_one_time(
-            &self,
-            id: &$crate::user::UserId,
-            kind: $crate::store::OneTimeKind,
-            expected: &$crate::user::StoredHash,
-        ) -> ::core::result::Result<$crate::store::Consumed, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "consuming a code", id, |r| {
-                $crate::store::ops::consume_code(r, kind, expected)
-            })
-        }
-
-        fn accept_totp_step(
-            &self,
-            id: &$crate::user::UserId,
-            step: u64,
-        ) -> ::core::result::Result<$crate::store::StepAcceptance, $crate::store::StoreError> {
-            $crate::store::ops::RecordBackend::atomic(self, "accepting a TOTP step", id, |r| {
-                $crate::store::ops::accept_step(r, step)
-            })
-        }
+    };
+    (@writes $($name:ident($($arg:ident: $ty:ty),* $(,)?) => $part:ident($($val:ident),*);)*) => {
+        $(
+            fn $name(
+                &self,
+                id: &$crate::user::UserId,
+                $($arg: $ty),*
+            ) -> ::core::result::Result<(), $crate::store::StoreError> {
+                let part = $crate::store::ops::Part::$part($($val),*);
+                $crate::store::ops::RecordBackend::write_part(self, id, part)
+            }
+        )*
+    };
+    (@atomic $(
+        $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $out:ty = $context:literal, $body:ident;
+    )*) => {
+        $(
+            fn $name(
+                &self,
+                id: &$crate::user::UserId,
+                $($arg: $ty),*
+            ) -> ::core::result::Result<$out, $crate::store::StoreError> {
+                $crate::store::ops::RecordBackend::atomic(self, $context, id, |r| {
+                    $crate::store::ops::$body(r, $($arg),*)
+                })
+            }
+        )*
     };
 }
 pub(crate) use record_store_methods;

@@ -34,7 +34,7 @@ use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
     GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
-    fold, validate_limit,
+    fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -339,6 +339,21 @@ impl PostgresStore {
         })
     }
 
+    /// Runs a paged query in one snapshot: the count, then the page, each row parsed.
+    fn paged<T: Send>(
+        &self,
+        context: &'static str,
+        q: &sql::Paged,
+        parse: impl Fn(&Row) -> Result<T, StoreError> + Send,
+    ) -> Result<Page<T>, StoreError> {
+        self.read(context, |tx| {
+            let total = count(tx, q)?;
+            let rows = query(tx, context, &q.select, &q.vals)?;
+            let items = rows.iter().map(parse).collect::<Result<_, _>>()?;
+            Ok(Page::new(items, total))
+        })
+    }
+
     /// Runs `f` in a read-only snapshot (so a count and its page agree).
     fn read<T: Send>(
         &self,
@@ -516,15 +531,10 @@ fn records(rows: &[Row]) -> Result<Vec<UserRecord>, StoreError> {
         .collect()
 }
 
-fn count(tx: &mut impl GenericClient, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
-    let rows = query(tx, "counting", sql, vals)?;
-    let n = rows
-        .first()
-        .map(|r| r.int("count"))
-        .transpose()?
-        .flatten()
-        .unwrap_or(0);
-    sql::parse_total(n, "count")
+/// Runs the count of a paged query.
+fn count(tx: &mut impl GenericClient, q: &sql::Paged) -> Result<u64, StoreError> {
+    let rows = query(tx, "counting", &q.count, &q.count_vals)?;
+    rows.first().map_or(Ok(0), |r| sql::parse_count_row(r))
 }
 
 impl UserStore for PostgresStore {
@@ -573,57 +583,25 @@ impl UserStore for PostgresStore {
         })
     }
 
-    fn search_users(&self, q: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
-        q.validate()?;
-        let mut f = sql::user_filter(q);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(*) AS count FROM users{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, q.offset, q.limit);
+    fn search_users(&self, search: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
         // The page and the total in one statement (one snapshot, one round trip); only a page
         // past the end needs the count on its own.
-        let select = format!(
-            "SELECT {}, {GROUPS}, COUNT(*) OVER () AS total FROM users{clause}{}{page}",
-            sql::user_select_list(),
-            sql::user_order(q)
-        );
+        let q = sql::users_page(search, &format!(", {GROUPS}, COUNT(*) OVER () AS total"))?;
         off_runtime(|| {
             let mut conn = self.conn()?;
-            let rows = query(&mut *conn, "searching users", &select, &f.vals)?;
+            let rows = query(&mut *conn, "searching users", &q.select, &q.vals)?;
             let total = match rows.first() {
                 Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
-                None if q.offset == 0 => 0,
-                None => count(&mut *conn, &count_sql, &count_vals)?,
+                None if search.offset == 0 => 0,
+                None => count(&mut *conn, &q)?,
             };
             Ok(Page::new(records(&rows)?, total))
         })
     }
 
-    fn list_groups(&self, q: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        q.validate()?;
-        let mut f = sql::group_filter(q);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(DISTINCT name) AS count FROM user_groups{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, q.offset, q.limit);
-        let select = format!(
-            "SELECT name, COUNT(DISTINCT user_id) AS members FROM user_groups{clause} \
-             GROUP BY name ORDER BY name{page}"
-        );
-        self.read("listing groups", |tx| {
-            let total = count(tx, &count_sql, &count_vals)?;
-            let rows = query(tx, "listing groups", &select, &f.vals)?;
-            let items = rows
-                .iter()
-                .map(|r| {
-                    let name = r
-                        .text("name")?
-                        .ok_or_else(|| StoreError::corrupt("user_groups.name", "missing value"))?;
-                    let n = r.int("members")?.unwrap_or(0);
-                    Ok(GroupSummary::new(name, sql::parse_total(n, "members")?))
-                })
-                .collect::<Result<_, StoreError>>()?;
-            Ok(Page::new(items, total))
+    fn list_groups(&self, listing: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
+        self.paged("listing groups", &sql::groups_page(listing)?, |r| {
+            sql::parse_group(r)
         })
     }
 
@@ -649,25 +627,9 @@ impl UserStore for PostgresStore {
         })
     }
 
-    fn query_audit(&self, q: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        validate_limit(q.limit)?;
-        let mut f = sql::audit_filter(q);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(*) AS count FROM audit{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, q.offset, q.limit);
-        let select = format!(
-            "SELECT {} FROM audit{clause} ORDER BY at_ns, seq{page}",
-            sql::AUDIT_COLUMNS
-        );
-        self.read("querying the audit log", |tx| {
-            let total = count(tx, &count_sql, &count_vals)?;
-            let rows = query(tx, "querying the audit log", &select, &f.vals)?;
-            let items = rows
-                .iter()
-                .map(|r| sql::parse_audit(r))
-                .collect::<Result<_, _>>()?;
-            Ok(Page::new(items, total))
+    fn query_audit(&self, audit: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
+        self.paged("querying the audit log", &sql::audit_page(audit)?, |r| {
+            sql::parse_audit(r)
         })
     }
 }

@@ -11,7 +11,8 @@ use time::{Date, OffsetDateTime};
 
 use super::ops::Part;
 use super::{
-    GroupQuery, OneTimeKind, StoreError, TemporaryBatch, UserQuery, UserRecord, UserSort, fold,
+    GroupQuery, GroupSummary, OneTimeKind, StoreError, TemporaryBatch, UserQuery, UserRecord,
+    UserSort, fold, validate_limit,
 };
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
@@ -277,58 +278,64 @@ pub(crate) fn totp_cols(t: &TotpState) -> Result<Cols, StoreError> {
     Ok(cols)
 }
 
-const PASSWORD_LOCK: [&str; 10] = [
-    "pl_failed",
-    "pl_in_flight",
-    "pl_last_attempt_ns",
-    "pl_last_failure_ns",
-    "pl_locked_ns",
-    "pl_lock_reason",
-    "pl_locked_until_ns",
-    "pl_temporary_locks",
-    "pl_unlocked_by",
-    "pl_unlocked_ns",
-];
-const TOTP_LOCK: [&str; 10] = [
-    "tl_failed",
-    "tl_in_flight",
-    "tl_last_attempt_ns",
-    "tl_last_failure_ns",
-    "tl_locked_ns",
-    "tl_lock_reason",
-    "tl_locked_until_ns",
-    "tl_temporary_locks",
-    "tl_unlocked_by",
-    "tl_unlocked_ns",
-];
+/// The columns of one lock counter, named after the [`LockState`] fields they hold.
+struct LockColumns {
+    failed_attempts: &'static str,
+    in_flight: &'static str,
+    last_attempt_at: &'static str,
+    last_failure_at: &'static str,
+    locked_at: &'static str,
+    lock_reason: &'static str,
+    locked_until: &'static str,
+    temporary_locks: &'static str,
+    unlocked_by: &'static str,
+    unlocked_at: &'static str,
+}
 
-fn lock_cols(names: [&'static str; 10], s: &LockState) -> Result<Cols, StoreError> {
-    let [
-        failed,
-        in_flight,
-        attempt,
-        failure,
-        locked,
-        reason,
-        until,
-        temporary,
-        by,
-        unlocked,
-    ] = names;
+const PASSWORD_LOCK: LockColumns = LockColumns {
+    failed_attempts: "pl_failed",
+    in_flight: "pl_in_flight",
+    last_attempt_at: "pl_last_attempt_ns",
+    last_failure_at: "pl_last_failure_ns",
+    locked_at: "pl_locked_ns",
+    lock_reason: "pl_lock_reason",
+    locked_until: "pl_locked_until_ns",
+    temporary_locks: "pl_temporary_locks",
+    unlocked_by: "pl_unlocked_by",
+    unlocked_at: "pl_unlocked_ns",
+};
+
+const TOTP_LOCK: LockColumns = LockColumns {
+    failed_attempts: "tl_failed",
+    in_flight: "tl_in_flight",
+    last_attempt_at: "tl_last_attempt_ns",
+    last_failure_at: "tl_last_failure_ns",
+    locked_at: "tl_locked_ns",
+    lock_reason: "tl_lock_reason",
+    locked_until: "tl_locked_until_ns",
+    temporary_locks: "tl_temporary_locks",
+    unlocked_by: "tl_unlocked_by",
+    unlocked_at: "tl_unlocked_ns",
+};
+
+fn lock_cols(c: &LockColumns, s: &LockState) -> Result<Cols, StoreError> {
     Ok(vec![
-        (failed, count(s.failed_attempts)),
-        (in_flight, count(s.in_flight)),
-        (attempt, opt_ts(s.last_attempt_at)?),
-        (failure, opt_ts(s.last_failure_at)?),
-        (locked, opt_ts(s.locked_at)?),
-        (reason, Val::opt_text(s.lock_reason.map(LockReason::as_str))),
-        (until, opt_ts(s.locked_until)?),
-        (temporary, count(s.temporary_locks)),
+        (c.failed_attempts, count(s.failed_attempts)),
+        (c.in_flight, count(s.in_flight)),
+        (c.last_attempt_at, opt_ts(s.last_attempt_at)?),
+        (c.last_failure_at, opt_ts(s.last_failure_at)?),
+        (c.locked_at, opt_ts(s.locked_at)?),
         (
-            by,
+            c.lock_reason,
+            Val::opt_text(s.lock_reason.map(LockReason::as_str)),
+        ),
+        (c.locked_until, opt_ts(s.locked_until)?),
+        (c.temporary_locks, count(s.temporary_locks)),
+        (
+            c.unlocked_by,
             Val::opt_text(s.unlocked_by.as_ref().map(UserId::as_str)),
         ),
-        (unlocked, opt_ts(s.unlocked_at)?),
+        (c.unlocked_at, opt_ts(s.unlocked_at)?),
     ])
 }
 
@@ -338,8 +345,8 @@ pub(crate) fn credential_cols(r: &UserRecord) -> Result<Cols, StoreError> {
     cols.extend(pin_cols(r.pin.as_ref())?);
     cols.extend(totp_cols(&r.totp)?);
     cols.extend(one_time_cols(RESET_TOKEN, r.reset_token.as_ref())?);
-    cols.extend(lock_cols(PASSWORD_LOCK, &r.password_lock)?);
-    cols.extend(lock_cols(TOTP_LOCK, &r.totp_lock)?);
+    cols.extend(lock_cols(&PASSWORD_LOCK, &r.password_lock)?);
+    cols.extend(lock_cols(&TOTP_LOCK, &r.totp_lock)?);
     Ok(cols)
 }
 
@@ -545,30 +552,18 @@ fn parse_one_time(
     }))
 }
 
-fn parse_lock(row: &dyn SqlRow, names: [&'static str; 10]) -> Result<LockState, StoreError> {
-    let [
-        failed,
-        in_flight,
-        attempt,
-        failure,
-        locked,
-        reason,
-        until,
-        temporary,
-        by,
-        unlocked,
-    ] = names;
+fn parse_lock(row: &dyn SqlRow, c: &LockColumns) -> Result<LockState, StoreError> {
     Ok(LockState {
-        failed_attempts: req_count(row, failed)?,
-        in_flight: req_count(row, in_flight)?,
-        last_attempt_at: opt_time(row, attempt)?,
-        last_failure_at: opt_time(row, failure)?,
-        locked_at: opt_time(row, locked)?,
-        lock_reason: enum_text(row, reason, LockReason::parse)?,
-        locked_until: opt_time(row, until)?,
-        temporary_locks: req_count(row, temporary)?,
-        unlocked_by: opt_user_id(row, by)?,
-        unlocked_at: opt_time(row, unlocked)?,
+        failed_attempts: req_count(row, c.failed_attempts)?,
+        in_flight: req_count(row, c.in_flight)?,
+        last_attempt_at: opt_time(row, c.last_attempt_at)?,
+        last_failure_at: opt_time(row, c.last_failure_at)?,
+        locked_at: opt_time(row, c.locked_at)?,
+        lock_reason: enum_text(row, c.lock_reason, LockReason::parse)?,
+        locked_until: opt_time(row, c.locked_until)?,
+        temporary_locks: req_count(row, c.temporary_locks)?,
+        unlocked_by: opt_user_id(row, c.unlocked_by)?,
+        unlocked_at: opt_time(row, c.unlocked_at)?,
     })
 }
 
@@ -601,8 +596,8 @@ pub(crate) fn parse_record(
             device_code: parse_one_time(row, DEVICE_CODE)?,
         },
         reset_token: parse_one_time(row, RESET_TOKEN)?,
-        password_lock: parse_lock(row, PASSWORD_LOCK)?,
-        totp_lock: parse_lock(row, TOTP_LOCK)?,
+        password_lock: parse_lock(row, &PASSWORD_LOCK)?,
+        totp_lock: parse_lock(row, &TOTP_LOCK)?,
     })
 }
 
@@ -749,6 +744,101 @@ pub(crate) fn user_order(q: &UserQuery) -> String {
         let _ = write!(out, "{c}{dir}");
     }
     out
+}
+
+/// A paged query: one statement counting every match (one column, `count`) and one selecting
+/// a page.
+#[derive(Debug)]
+pub(crate) struct Paged {
+    /// `SELECT <count> AS count FROM ...`.
+    pub(crate) count: String,
+    /// The values of `count`.
+    pub(crate) count_vals: Vec<Val>,
+    /// `SELECT ... LIMIT ... OFFSET ...`.
+    pub(crate) select: String,
+    /// The values of `select`.
+    pub(crate) vals: Vec<Val>,
+}
+
+impl Paged {
+    fn new(
+        table: &str,
+        counted: &str,
+        columns: &str,
+        mut f: Filter,
+        tail: &str,
+        q: (u64, u32),
+    ) -> Self {
+        let clause = f.clause();
+        let count = format!("SELECT {counted} AS count FROM {table}{clause}");
+        let count_vals = f.vals.clone();
+        let page = paging(&mut f, q.0, q.1);
+        let select = format!("SELECT {columns} FROM {table}{clause}{tail}{page}");
+        Self {
+            count,
+            count_vals,
+            select,
+            vals: f.vals,
+        }
+    }
+}
+
+/// A user search selecting [`USER_COLUMNS`] and then `extra_columns` (`", a, b"` or `""`).
+pub(crate) fn users_page(q: &UserQuery, extra_columns: &str) -> Result<Paged, StoreError> {
+    q.validate()?;
+    let columns = format!("{}{extra_columns}", user_select_list());
+    let order = user_order(q);
+    Ok(Paged::new(
+        "users",
+        "COUNT(*)",
+        &columns,
+        user_filter(q),
+        &order,
+        (q.offset, q.limit),
+    ))
+}
+
+/// A group listing selecting `name` and `members` (parse rows with [`parse_group`]).
+pub(crate) fn groups_page(q: &GroupQuery) -> Result<Paged, StoreError> {
+    q.validate()?;
+    let columns = "name, COUNT(DISTINCT user_id) AS members";
+    let tail = " GROUP BY name ORDER BY name";
+    let (f, page) = (group_filter(q), (q.offset, q.limit));
+    Ok(Paged::new(
+        "user_groups",
+        "COUNT(DISTINCT name)",
+        columns,
+        f,
+        tail,
+        page,
+    ))
+}
+
+/// An audit query selecting [`AUDIT_COLUMNS`], oldest first.
+pub(crate) fn audit_page(q: &AuditQuery) -> Result<Paged, StoreError> {
+    validate_limit(q.limit)?;
+    let tail = " ORDER BY at_ns, seq";
+    let (f, page) = (audit_filter(q), (q.offset, q.limit));
+    Ok(Paged::new(
+        "audit",
+        "COUNT(*)",
+        AUDIT_COLUMNS,
+        f,
+        tail,
+        page,
+    ))
+}
+
+/// Parses a row of [`groups_page`].
+pub(crate) fn parse_group(row: &dyn SqlRow) -> Result<GroupSummary, StoreError> {
+    let name = req_text(row, "name")?;
+    let members = need(row.int("members")?, "members")?;
+    Ok(GroupSummary::new(name, parse_total(members, "members")?))
+}
+
+/// Parses the row of a [`Paged::count`] statement.
+pub(crate) fn parse_count_row(row: &dyn SqlRow) -> Result<u64, StoreError> {
+    parse_total(need(row.int("count")?, "count")?, "count")
 }
 
 /// `LIMIT ?a OFFSET ?b`.

@@ -31,7 +31,7 @@ use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
     GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
-    fold, validate_limit,
+    fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -165,6 +165,19 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// Runs a paged query in one read transaction: the count, then the page, each row parsed.
+    fn paged<T>(
+        &self,
+        context: &'static str,
+        q: &sql::Paged,
+        parse: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        self.read(context, |conn| {
+            let total = count(conn, q)?;
+            Ok(Page::new(query_rows(conn, context, q, parse)?, total))
+        })
+    }
+
     /// Opens (creating if needed) the database at `path` in WAL mode and brings its schema up
     /// to date.
     ///
@@ -477,12 +490,33 @@ fn query_records(
     Ok(out)
 }
 
-fn count(conn: &Connection, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(sql)
-        .and_then(|mut s| s.query_row(params_from_iter(vals.iter()), |r| r.get(0)))
-        .map_err(be("counting"))?;
-    sql::parse_total(n, "count")
+/// Runs the count of a paged query.
+fn count(conn: &Connection, q: &sql::Paged) -> Result<u64, StoreError> {
+    conn.prepare_cached(&q.count)
+        .and_then(|mut s| {
+            s.query_row(params_from_iter(q.count_vals.iter()), |r| {
+                Ok(sql::parse_count_row(r))
+            })
+        })
+        .map_err(be("counting"))?
+}
+
+/// Runs the page of a paged query, parsing each row.
+fn query_rows<T>(
+    conn: &Connection,
+    context: &'static str,
+    q: &sql::Paged,
+    parse: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(&q.select).map_err(be(context))?;
+    let mut rows = stmt
+        .query(params_from_iter(q.vals.iter()))
+        .map_err(be(context))?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(be(context))? {
+        items.push(parse(row)?);
+    }
+    Ok(items)
 }
 
 impl UserStore for SqliteStore {
@@ -526,52 +560,17 @@ impl UserStore for SqliteStore {
     }
 
     fn search_users(&self, query: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
-        query.validate()?;
-        let mut f = sql::user_filter(query);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(*) FROM users{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, query.offset, query.limit);
-        let select = format!(
-            "SELECT {} FROM users{clause}{}{page}",
-            sql::user_select_list(),
-            sql::user_order(query)
-        );
+        let q = sql::users_page(query, "")?;
         self.read("searching users", |conn| {
-            let total = count(conn, &count_sql, &count_vals)?;
-            let items = query_records(conn, &select, &f.vals)?;
+            let total = count(conn, &q)?;
+            let items = query_records(conn, &q.select, &q.vals)?;
             Ok(Page::new(items, total))
         })
     }
 
     fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        query.validate()?;
-        let mut f = sql::group_filter(query);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(DISTINCT name) FROM user_groups{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, query.offset, query.limit);
-        let select = format!(
-            "SELECT name, COUNT(DISTINCT user_id) FROM user_groups{clause} \
-             GROUP BY name ORDER BY name{page}"
-        );
-        self.read("listing groups", |conn| {
-            let total = count(conn, &count_sql, &count_vals)?;
-            let mut stmt = conn.prepare_cached(&select).map_err(be("listing groups"))?;
-            let mut rows = stmt
-                .query(params_from_iter(f.vals.iter()))
-                .map_err(be("listing groups"))?;
-            let mut items = Vec::new();
-            while let Some(row) = rows.next().map_err(be("listing groups"))? {
-                let name: String = row
-                    .get(0)
-                    .map_err(|_| StoreError::corrupt("user_groups.name", "not text"))?;
-                let n: i64 = row
-                    .get(1)
-                    .map_err(|_| StoreError::corrupt("user_groups", "bad count"))?;
-                items.push(GroupSummary::new(name, sql::parse_total(n, "user_groups")?));
-            }
-            Ok(Page::new(items, total))
+        self.paged("listing groups", &sql::groups_page(query)?, |r| {
+            sql::parse_group(r)
         })
     }
 
@@ -599,29 +598,7 @@ impl UserStore for SqliteStore {
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        validate_limit(query.limit)?;
-        let mut f = sql::audit_filter(query);
-        let clause = f.clause();
-        let count_sql = format!("SELECT COUNT(*) FROM audit{clause}");
-        let count_vals = f.vals.clone();
-        let page = sql::paging(&mut f, query.offset, query.limit);
-        let select = format!(
-            "SELECT {} FROM audit{clause} ORDER BY at_ns, seq{page}",
-            sql::AUDIT_COLUMNS
-        );
-        self.read("querying the audit log", |conn| {
-            let total = count(conn, &count_sql, &count_vals)?;
-            let mut stmt = conn
-                .prepare_cached(&select)
-                .map_err(be("querying the audit log"))?;
-            let mut rows = stmt
-                .query(params_from_iter(f.vals.iter()))
-                .map_err(be("querying the audit log"))?;
-            let mut items = Vec::new();
-            while let Some(row) = rows.next().map_err(be("querying the audit log"))? {
-                items.push(sql::parse_audit(row)?);
-            }
-            Ok(Page::new(items, total))
-        })
+        let q = sql::audit_page(query)?;
+        self.paged("querying the audit log", &q, |r| sql::parse_audit(r))
     }
 }
