@@ -8,9 +8,8 @@ mod support;
 
 use std::sync::Arc;
 
-use keyward::admin::IssueOptions;
 use keyward::hash::Hasher;
-use keyward::user::{TemporaryMode, User};
+use keyward::user::User;
 use keyward::{Password, Pin, SignIn, SqliteStore};
 use support::*;
 
@@ -93,47 +92,22 @@ fn no_secret_is_stored_in_plaintext() {
             None,
         )
         .unwrap();
-    let issued =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &other.id,
-            IssueOptions::generated().mode(TemporaryMode::AdminManaged),
-        )
-        .unwrap();
+    let temporary = f.admin_managed_for(&other.id);
     plain.push((
         "temporary password",
-        issued.password.unwrap().expose_secret().as_bytes().to_vec(),
+        temporary.expose_secret().as_bytes().to_vec(),
     ));
 
     // A password-reset token.
     f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
-    let token = f
-        .mail_to("sam@example.org")
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = f.reset_token_to("sam@example.org");
     plain.push((
         "reset token secret",
         token.split('.').nth(1).unwrap().as_bytes().to_vec(),
     ));
 
     // A TOTP secret (sealed), then a reset and a pending device code.
-    let pending = f.kw.enroll_totp(&sam.id).unwrap();
-    let secret = pending.enrollment().secret().expose_secret().to_vec();
-    let code = keyward::totp::code_at(
-        &keyward::TotpConfig::DEFAULT,
-        pending.enrollment().secret(),
-        T0,
-    )
-    .unwrap();
-    assert!(matches!(
-        f.kw.confirm_enrollment(pending, &code).unwrap(),
-        SignIn::Authenticated(_)
-    ));
+    let secret = enroll(&f.kw, &sam.id);
     plain.push(("TOTP secret (raw)", secret.clone()));
     plain.push((
         "TOTP secret (base32)",
@@ -147,13 +121,7 @@ fn no_secret_is_stored_in_plaintext() {
     ));
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
     let SignIn::DeviceAuthorizationRequired(_pending) =
-        f.kw.sign_in(
-            &f.site,
-            "sam",
-            &Password::new(USER_PASSWORD),
-            Some(&Pin::new("730519")),
-        )
-        .unwrap()
+        f.sign_in_with_pin("sam", &Password::new(USER_PASSWORD), "730519")
     else {
         panic!("expected device authorization");
     };
@@ -189,10 +157,7 @@ fn the_search_finds_a_secret_that_is_stored_plain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyward.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let kw = keyward::Keyward::builder(store)
-        .hasher(Hasher::for_tests())
-        .insecure_plain_totp_secrets()
-        .build();
+    let kw = builder(store).insecure_plain_totp_secrets().build();
     let user = kw
         .create_user(None, User::new(site(), "p", "P", "Lain", "staff", T0), None)
         .unwrap();

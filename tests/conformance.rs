@@ -62,7 +62,7 @@ mod postgres_conformance {
 /// Records used by the backend-specific tests below.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod fixtures {
-    use keyward::store::UserRecord;
+    use keyward::store::{StoreError, UserRecord};
     use keyward::user::{PasswordCredential, SiteId, StoredHash, User};
     use time::macros::datetime;
 
@@ -78,6 +78,28 @@ mod fixtures {
             at,
         ));
         r
+    }
+
+    pub(crate) fn is_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+        assert!(
+            matches!(r, Err(StoreError::Corrupt { .. })),
+            "{what}: expected Corrupt, got {r:?}"
+        );
+    }
+
+    /// Asserts that `opened` is the refusal of a schema at version 99, newer than the
+    /// `supported` one.
+    pub(crate) fn is_schema_too_new<T: std::fmt::Debug>(
+        opened: Result<T, StoreError>,
+        supported: i64,
+    ) {
+        match opened {
+            Err(StoreError::SchemaTooNew {
+                found: 99,
+                supported: s,
+            }) => assert_eq!(s, supported),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
     }
 
     /// Planted corruptions: `(what, SQL SET clause)`; each makes a row unreadable.
@@ -108,14 +130,7 @@ mod sqlite_specific {
     use keyward::{SqliteStore, UserStore};
     use time::macros::datetime;
 
-    use super::fixtures::{CORRUPTIONS, record, site};
-
-    fn is_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
-        assert!(
-            matches!(r, Err(StoreError::Corrupt { .. })),
-            "{what}: expected Corrupt, got {r:?}"
-        );
-    }
+    use super::fixtures::{CORRUPTIONS, is_corrupt, is_schema_too_new, record, site};
 
     #[test]
     fn bad_rows_are_corrupt_not_panics() {
@@ -175,15 +190,10 @@ mod sqlite_specific {
         drop(SqliteStore::open(&path).unwrap());
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.pragma_update(None, "user_version", 99).unwrap();
-        match SqliteStore::open(&path) {
-            Err(StoreError::SchemaTooNew {
-                found: 99,
-                supported,
-            }) => {
-                assert_eq!(supported, keyward::store::sqlite::SCHEMA_VERSION);
-            }
-            other => panic!("expected SchemaTooNew, got {other:?}"),
-        }
+        is_schema_too_new(
+            SqliteStore::open(&path),
+            keyward::store::sqlite::SCHEMA_VERSION,
+        );
     }
 
     #[test]
@@ -233,11 +243,11 @@ mod sqlite_specific {
 #[cfg(feature = "postgres")]
 mod postgres_specific {
     use keyward::lockout::{LockDecision, LockEvent, LockoutRule};
-    use keyward::store::{LockCounter, StoreError, UserQuery};
+    use keyward::store::{LockCounter, UserQuery};
     use keyward::{PostgresStore, UserStore};
     use time::macros::datetime;
 
-    use super::fixtures::{CORRUPTIONS, record, site};
+    use super::fixtures::{CORRUPTIONS, is_corrupt, is_schema_too_new, record, site};
     use super::pg::TestSchema;
 
     #[test]
@@ -253,15 +263,10 @@ mod postgres_specific {
                 "UPDATE users SET {set} WHERE id = '{}'",
                 r.user.id
             ));
-            let got = store.get_user(&r.user.id);
-            assert!(
-                matches!(got, Err(StoreError::Corrupt { .. })),
-                "{what}: got {got:?}"
-            );
-            let got = store.search_users(&UserQuery::new(site(), datetime!(2026-03-02 0:00 UTC)));
-            assert!(
-                matches!(got, Err(StoreError::Corrupt { .. })),
-                "{what}: got {got:?}"
+            is_corrupt(store.get_user(&r.user.id), what);
+            is_corrupt(
+                store.search_users(&UserQuery::new(site(), datetime!(2026-03-02 0:00 UTC))),
+                what,
             );
             schema.execute(&format!("DELETE FROM users WHERE id = '{}'", r.user.id));
         }
@@ -274,15 +279,10 @@ mod postgres_specific {
         };
         drop(schema.open());
         schema.execute("INSERT INTO keyward_schema_version (version) VALUES (99)");
-        match PostgresStore::connect_with(&schema.url, &schema.options()) {
-            Err(StoreError::SchemaTooNew {
-                found: 99,
-                supported,
-            }) => {
-                assert_eq!(supported, keyward::store::postgres::SCHEMA_VERSION);
-            }
-            other => panic!("expected SchemaTooNew, got {other:?}"),
-        }
+        is_schema_too_new(
+            PostgresStore::connect_with(&schema.url, &schema.options()),
+            keyward::store::postgres::SCHEMA_VERSION,
+        );
     }
 
     #[test]

@@ -18,12 +18,20 @@ fn kind(e: &HashError) -> &'static str {
 }
 
 const BCRYPT: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+const SHA256: &str = "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5";
+/// The MD5 of "password", in hex.
+const MD5_HEX: &str = "5f4dcc3b5aa765d61d8327deb882cf99";
 const ARGON: &str = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
 
 #[test]
 fn malformed_shapes() {
     let huge = "A".repeat(1 << 20);
     let huge_dollar = format!("$6${}", "$".repeat(1 << 16));
+    let sha256_rounds = |rounds: &str| {
+        format!("$5$rounds={rounds}$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5")
+    };
+    let salted =
+        |scheme: &str, salt: &str, hex: &str| format!("$keyward-salted$v=1${scheme}${salt}${hex}");
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "unknown"),
         ("$".into(), "unknown"),
@@ -51,26 +59,11 @@ fn malformed_shapes() {
         ("$1$".into(), "malformed"),
         ("$1$saltsalt$qjXMvbEw8oaL.CzflDtaK".into(), "malformed"),
         ("$1$toolongsalt$qjXMvbEw8oaL.CzflDtaK/".into(), "malformed"),
-        (
-            "$5$rounds=$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
-            "malformed",
-        ),
-        (
-            "$5$rounds=-1$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
-            "malformed",
-        ),
-        (
-            "$5$rounds=99999999999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
-            "bounds",
-        ),
-        (
-            "$5$rounds=999999999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5".into(),
-            "bounds",
-        ),
-        (
-            "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc".into(),
-            "malformed",
-        ),
+        (sha256_rounds(""), "malformed"),
+        (sha256_rounds("-1"), "malformed"),
+        (sha256_rounds("99999999999"), "bounds"),
+        (sha256_rounds("999999999"), "bounds"),
+        (SHA256[..SHA256.len() - 1].into(), "malformed"),
         ("$6$saltstring$short".into(), "malformed"),
         (huge_dollar, "malformed"),
         ("_J9..SAL".into(), "malformed"),
@@ -101,43 +94,19 @@ fn malformed_shapes() {
         ),
         ("$keyward-import$v=2$argon2id$".into(), "malformed"),
         // salted wrapper
+        (salted("md5,prefix", "", MD5_HEX), "malformed"),
+        (salted("md5,none", "eA", MD5_HEX), "malformed"),
+        (salted("md5,none", "", &MD5_HEX.to_uppercase()), "malformed"),
+        (salted("md5,none", "", &MD5_HEX[..8]), "malformed"),
+        (salted("sha1,none", "", MD5_HEX), "malformed"),
+        (salted("md5,middle", "eA", MD5_HEX), "malformed"),
+        (salted("md5,prefix", "eA==", MD5_HEX), "malformed"),
+        (salted("md5,prefix", "eB", MD5_HEX), "malformed"),
         (
-            "$keyward-salted$v=1$md5,prefix$$5f4dcc3b5aa765d61d8327deb882cf99".into(),
+            salted("md5,prefix", "eA", &format!("{MD5_HEX}$")),
             "malformed",
         ),
-        (
-            "$keyward-salted$v=1$md5,none$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,none$$5F4DCC3B5AA765D61D8327DEB882CF99".into(),
-            "malformed",
-        ),
-        ("$keyward-salted$v=1$md5,none$$5f4dcc3b".into(), "malformed"),
-        (
-            "$keyward-salted$v=1$sha1,none$$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,middle$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,prefix$eA==$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,prefix$eB$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,prefix$eA$5f4dcc3b5aa765d61d8327deb882cf99$".into(),
-            "malformed",
-        ),
-        (
-            "$keyward-salted$v=1$md5,prefix$eA$5f4dcc3b5aa765d61d8327deb882cf99".into(),
-            "ok",
-        ),
+        (salted("md5,prefix", "eA", MD5_HEX), "ok"),
     ];
     let h = Hasher::for_tests();
     for (s, expected) in cases {
@@ -186,9 +155,7 @@ fn hostile_costs_are_refused_at_verify_too() {
 #[test]
 fn overlong_passwords_are_refused_before_hashing() {
     let h = Hasher::for_tests();
-    let stored = h
-        .parse("$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5")
-        .unwrap();
+    let stored = h.parse(SHA256).unwrap();
     let long = Password::new("a".repeat(1 << 20));
     assert!(matches!(
         h.verify(&long, &stored),

@@ -19,17 +19,11 @@ use support::*;
 use time::Duration;
 
 fn denied(outcome: SignIn) -> keyward::Denial {
-    match outcome {
-        SignIn::Denied(d) => d,
-        other => panic!("expected a denial, got {other:?}"),
-    }
+    step!(outcome, SignIn::Denied)
 }
 
 fn authenticated(outcome: SignIn) -> keyward::signin::Authenticated {
-    match outcome {
-        SignIn::Authenticated(a) => a,
-        other => panic!("expected authentication, got {other:?}"),
-    }
+    step!(outcome, SignIn::Authenticated)
 }
 
 #[test]
@@ -38,20 +32,14 @@ fn first_factor_denials_look_alike_but_carry_the_reason() {
     let sam = f.user("sam");
     let pw = |s: &str| Password::new(s);
     let unknown = denied(f.sign_in("nobody", &pw(USER_PASSWORD)));
-    let wrong = denied(
-        f.kw.sign_in(&f.site, "sam", &pw("wrong-password-123"), None)
-            .unwrap(),
-    );
+    let wrong = denied(f.sign_in("sam", &pw("wrong-password-123")));
     assert_eq!(unknown.reason(), DenialReason::UnknownUser);
     assert_eq!(wrong.reason(), DenialReason::WrongPassword);
     assert_eq!(wrong.user(), Some(&sam.id));
     assert_eq!(unknown.user_message(), FIRST_FACTOR_MESSAGE);
     assert_eq!(wrong.user_message(), FIRST_FACTOR_MESSAGE);
     // The audit trail has the precise reasons.
-    let events =
-        f.kw.store()
-            .query_audit(&AuditQuery::default().action(AuditAction::SignIn))
-            .unwrap();
+    let events = f.audit(&AuditQuery::default().action(AuditAction::SignIn));
     let reasons: Vec<_> = events
         .items
         .iter()
@@ -82,34 +70,15 @@ fn legacy_hash_is_upgraded_at_the_next_sign_in() {
             &ImportRecord::new("$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/"),
         )
         .unwrap();
-    let wrong = denied(
-        f.kw.sign_in(&f.site, "legacy", &Password::new("passwore"), None)
-            .unwrap(),
-    );
+    let wrong = denied(f.sign_in("legacy", &Password::new("passwore")));
     assert_eq!(wrong.reason(), DenialReason::WrongPassword);
-    let ok = authenticated(
-        f.kw.sign_in(&f.site, "legacy", &Password::new("password"), None)
-            .unwrap(),
-    );
+    let ok = authenticated(f.sign_in("legacy", &Password::new("password")));
     assert!(ok.hash_upgraded());
-    let stored =
-        f.kw.store()
-            .get_user(&user.id)
-            .unwrap()
-            .unwrap()
-            .password
-            .unwrap()
-            .hash;
+    let stored = f.record(&user.id).password.unwrap().hash;
     assert!(stored.as_str().starts_with("$argon2id$"), "{stored:?}");
-    let again = authenticated(
-        f.kw.sign_in(&f.site, "legacy", &Password::new("password"), None)
-            .unwrap(),
-    );
+    let again = authenticated(f.sign_in("legacy", &Password::new("password")));
     assert!(!again.hash_upgraded());
-    let upgrades =
-        f.kw.store()
-            .query_audit(&AuditQuery::for_user(user.id).action(AuditAction::HashUpgraded))
-            .unwrap();
+    let upgrades = f.audit(&AuditQuery::for_user(user.id).action(AuditAction::HashUpgraded));
     assert_eq!(upgrades.total, 1);
 }
 
@@ -177,19 +146,9 @@ fn a_custom_scheme_signs_in_and_upgrades() {
     let mut record = UserRecord::new(User::new(f.site.clone(), "acme", "A", "Cme", "staff", T0));
     record.password = Some(PasswordCredential::permanent(rot("hunter2-legacy"), T0));
     f.kw.store().create_user(&record).unwrap();
-    let ok = authenticated(
-        f.kw.sign_in(&f.site, "acme", &Password::new("hunter2-legacy"), None)
-            .unwrap(),
-    );
+    let ok = authenticated(f.sign_in("acme", &Password::new("hunter2-legacy")));
     assert!(ok.hash_upgraded());
-    let stored =
-        f.kw.store()
-            .get_user(&record.user.id)
-            .unwrap()
-            .unwrap()
-            .password
-            .unwrap()
-            .hash;
+    let stored = f.record(&record.user.id).password.unwrap().hash;
     assert!(stored.as_str().starts_with("$argon2id$"));
 }
 
@@ -269,10 +228,7 @@ fn concurrent_legitimate_sign_ins_are_not_refused() {
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
-                authenticated(
-                    f.kw.sign_in(&f.site, "busy", &Password::new(USER_PASSWORD), None)
-                        .unwrap(),
-                );
+                authenticated(f.sign_in_as("busy"));
             });
         }
     });
@@ -283,20 +239,14 @@ fn lockout_lock_list_and_unlock() {
     let f = fx();
     let sam = f.user("sam");
     for i in 0..5 {
-        let d = denied(
-            f.kw.sign_in(&f.site, "sam", &Password::new(format!("nope-{i}")), None)
-                .unwrap(),
-        );
+        let d = denied(f.sign_in("sam", &Password::new(format!("nope-{i}"))));
         assert_eq!(d.reason(), DenialReason::WrongPassword);
     }
     // Locked: the right password is refused, with the same message.
-    let d = denied(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-    );
+    let d = denied(f.sign_in_as("sam"));
     assert_eq!(d.reason(), DenialReason::Locked { until: None });
     assert_eq!(d.user_message(), FIRST_FACTOR_MESSAGE);
-    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    let record = f.record(&sam.id);
     assert_eq!(record.password_lock.locked_at, Some(T0));
     assert_eq!(record.password_lock.failed_attempts, 5);
     // Admins list locked users.
@@ -317,29 +267,19 @@ fn lockout_lock_list_and_unlock() {
     // Time never lifts the default lock.
     f.clock.advance(Duration::days(30));
     assert!(matches!(
-        denied(
-            f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-                .unwrap()
-        )
-        .reason(),
+        denied(f.sign_in_as("sam")).reason(),
         DenialReason::Locked { .. }
     ));
     f.kw.unlock(&f.admin.id, &sam.id).unwrap();
-    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    let record = f.record(&sam.id);
     assert_eq!(record.password_lock.unlocked_by, Some(f.admin.id.clone()));
     assert_eq!(
         record.password_lock.unlocked_at,
         Some(T0 + Duration::days(30))
     );
     assert_eq!(record.password_lock.failed_attempts, 0);
-    authenticated(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-    );
-    let unlocks =
-        f.kw.store()
-            .query_audit(&AuditQuery::for_user(sam.id).action(AuditAction::Unlocked))
-            .unwrap();
+    authenticated(f.sign_in_as("sam"));
+    let unlocks = f.audit(&AuditQuery::for_user(sam.id).action(AuditAction::Unlocked));
     assert_eq!(unlocks.items[0].actor, Some(f.admin.id.clone()));
 }
 
@@ -357,8 +297,7 @@ fn temporary_locks_expire_at_fixed_times() {
         },
     )
     .unwrap();
-    let kw = Keyward::builder(store)
-        .hasher(Hasher::for_tests())
+    let kw = builder(store)
         .clock(clock.clone())
         .lockout(Arc::new(rule))
         .build();
@@ -388,20 +327,14 @@ fn temporary_locks_expire_at_fixed_times() {
 fn single_use_temporary_password_forces_a_change_once() {
     let f = fx();
     let sam = f.user("sam");
-    let issued =
-        f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
-            .unwrap();
+    let issued = f.issue(&sam.id, IssueOptions::generated()).unwrap();
     assert_eq!(issued.mode, TemporaryMode::SingleUse);
     assert_eq!(issued.expires_at, T0 + Duration::days(7));
     assert!(issued.entropy_bits.unwrap() > 60.0);
     let temporary = issued.password.unwrap();
     // The old password no longer works.
     assert_eq!(
-        denied(
-            f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-                .unwrap()
-        )
-        .reason(),
+        denied(f.sign_in_as("sam")).reason(),
         DenialReason::WrongPassword
     );
     // The listing shows the temporary password and its expiry.
@@ -457,15 +390,7 @@ fn single_use_temporary_password_forces_a_change_once() {
         PasswordChange::Changed(SignIn::Authenticated(a)) => assert_eq!(a.user().id, sam.id),
         other => panic!("{other:?}"),
     }
-    authenticated(
-        f.kw.sign_in(
-            &f.site,
-            "sam",
-            &Password::new("a-brand-new-passphrase"),
-            None,
-        )
-        .unwrap(),
-    );
+    authenticated(f.sign_in("sam", &Password::new("a-brand-new-passphrase")));
 }
 
 #[test]
@@ -512,51 +437,26 @@ fn sso_outage_admin_managed_password_with_pin() {
             .unwrap();
     f.kw.set_pin(&sue.id, Some(&Pin::new("4711"))).unwrap();
     // An SSO user has no standard login with a permanent password.
-    let d = denied(
-        f.kw.sign_in(
-            &f.site,
-            "sso",
-            &Password::new(USER_PASSWORD),
-            Some(&Pin::new("4711")),
-        )
-        .unwrap(),
-    );
+    let d = denied(f.sign_in_with_pin("sso", &Password::new(USER_PASSWORD), "4711"));
     assert_eq!(d.reason(), DenialReason::NoPasswordLogin);
-    let issued =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &sue.id,
-            IssueOptions::generated().mode(TemporaryMode::AdminManaged),
-        )
-        .unwrap();
-    let temporary = issued.password.unwrap().to_password();
+    let temporary = f.admin_managed_for(&sue.id).to_password();
     // The PIN is still needed.
     assert_eq!(
         denied(f.sign_in("sso", &temporary)).reason(),
         DenialReason::WrongPin
     );
     assert_eq!(
-        denied(
-            f.kw.sign_in(&f.site, "sso", &temporary, Some(&Pin::new("0000")))
-                .unwrap()
-        )
-        .reason(),
+        denied(f.sign_in_with_pin("sso", &temporary, "0000")).reason(),
         DenialReason::WrongPin
     );
     // Reusable.
     for _ in 0..3 {
-        authenticated(
-            f.kw.sign_in(&f.site, "sso", &temporary, Some(&Pin::new("4711")))
-                .unwrap(),
-        );
+        authenticated(f.sign_in_with_pin("sso", &temporary, "4711"));
     }
     // Removing it turns standard login off again.
     f.kw.remove_temporary_password(&f.admin.id, &sue.id)
         .unwrap();
-    let d = denied(
-        f.kw.sign_in(&f.site, "sso", &temporary, Some(&Pin::new("4711")))
-            .unwrap(),
-    );
+    let d = denied(f.sign_in_with_pin("sso", &temporary, "4711"));
     assert_eq!(d.reason(), DenialReason::NoPasswordLogin);
     assert!(matches!(
         f.kw.remove_temporary_password(&f.admin.id, &sue.id),
@@ -568,13 +468,8 @@ fn sso_outage_admin_managed_password_with_pin() {
 fn disabled_users_are_refused() {
     let f = fx();
     let sam = f.user("sam");
-    let mut user = f.kw.store().get_user(&sam.id).unwrap().unwrap().user;
-    user.status = keyward::user::UserStatus::Disabled;
-    f.kw.store().update_profile(&user).unwrap();
-    let d = denied(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-    );
+    f.disable(&sam.id);
+    let d = denied(f.sign_in_as("sam"));
     assert_eq!(d.reason(), DenialReason::Disabled);
 }
 
@@ -606,37 +501,13 @@ fn oversized_input_is_a_wrong_password_not_an_error() {
     f.kw.set_pin(&sam.id, Some(&Pin::new("2468"))).unwrap();
     let huge = "x".repeat(5000);
     // An over-long password looks like any wrong password, for known and unknown users.
-    let d = denied(
-        f.kw.sign_in(
-            &f.site,
-            "sam",
-            &Password::new(huge.clone()),
-            Some(&Pin::new("2468")),
-        )
-        .unwrap(),
-    );
+    let d = denied(f.sign_in_with_pin("sam", &Password::new(huge.clone()), "2468"));
     assert_eq!(d.reason(), DenialReason::WrongPassword);
-    let d = denied(
-        f.kw.sign_in(&f.site, "nobody", &Password::new(huge.clone()), None)
-            .unwrap(),
-    );
+    let d = denied(f.sign_in("nobody", &Password::new(huge.clone())));
     assert_eq!(d.reason(), DenialReason::UnknownUser);
     // An over-long PIN is a wrong PIN and settles its attempt (no slot left taken).
-    let d = denied(
-        f.kw.sign_in(
-            &f.site,
-            "sam",
-            &Password::new(USER_PASSWORD),
-            Some(&Pin::new(huge)),
-        )
-        .unwrap(),
-    );
+    let d = denied(f.sign_in_with_pin("sam", &Password::new(USER_PASSWORD), &huge));
     assert_eq!(d.reason(), DenialReason::WrongPin);
-    let lock =
-        f.kw.store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .password_lock;
+    let lock = f.record(&sam.id).password_lock;
     assert_eq!((lock.failed_attempts, lock.in_flight), (2, 0));
 }

@@ -4,12 +4,17 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use keyward::audit::{AuditAction, AuditQuery};
 use keyward::recovery::PasswordReset;
-use keyward::signin::{PendingEnrollment, PendingTotp};
+use keyward::signin::{PendingDeviceAuthorization, PendingEnrollment, PendingTotp};
 use keyward::totp::{self, TotpConfig};
 use keyward::user::{User, UserId};
-use keyward::{DenialReason, OneTimeCode, Password, SignIn};
+use keyward::{
+    Denial, DenialReason, InMemoryStore, Keyward, ManualClock, OneTimeCode, Password, SignIn,
+    UserStore,
+};
 use support::*;
 use time::Duration;
 
@@ -17,36 +22,27 @@ fn code_for(pending: &PendingEnrollment, at: time::OffsetDateTime) -> OneTimeCod
     totp::code_at(&TotpConfig::DEFAULT, pending.enrollment().secret(), at).unwrap()
 }
 
-/// Enrolls `user` outside sign-in and returns the raw secret bytes for computing codes.
-fn enrolled(f: &Fx, user: &UserId) -> Vec<u8> {
-    enroll_with(&f.kw, user)
-}
-
-fn enroll_with(kw: &keyward::Keyward, user: &UserId) -> Vec<u8> {
-    let pending = kw.enroll_totp(user).unwrap();
-    let secret = pending.enrollment().secret().expose_secret().to_vec();
-    let code = code_for(&pending, kw.now());
-    assert!(matches!(
-        kw.confirm_enrollment(pending, &code).unwrap(),
-        SignIn::Authenticated(_)
-    ));
-    secret
+/// A service on `store` with the test hasher, `clock` and the TOTP key ring `sealer`.
+fn sealed_service(
+    store: Arc<dyn UserStore>,
+    clock: Arc<ManualClock>,
+    sealer: keyward::TotpSealer,
+) -> Keyward {
+    builder(store).clock(clock).totp_sealer(sealer).build()
 }
 
 /// A service storing TOTP secrets plain (the explicit opt-in), with user `p` enrolled.
 /// Returns the service, the store, the clock, the user and the raw secret.
 fn plain_setup() -> (
-    keyward::Keyward,
-    std::sync::Arc<dyn keyward::UserStore>,
-    std::sync::Arc<keyward::ManualClock>,
+    Keyward,
+    Arc<dyn UserStore>,
+    Arc<ManualClock>,
     UserId,
     Vec<u8>,
 ) {
-    let store: std::sync::Arc<dyn keyward::UserStore> =
-        std::sync::Arc::new(keyward::InMemoryStore::new());
-    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
-    let kw = keyward::Keyward::builder(store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
+    let store: Arc<dyn UserStore> = Arc::new(InMemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let kw = builder(store.clone())
         .clock(clock.clone())
         .insecure_plain_totp_secrets()
         .build();
@@ -55,24 +51,18 @@ fn plain_setup() -> (
         .create_user(None, user, Some(Password::new(USER_PASSWORD)))
         .unwrap()
         .id;
-    let secret = enroll_with(&kw, &user);
+    let secret = enroll(&kw, &user);
     (kw, store, clock, user, secret)
 }
 
 /// Signs `username` in with the standard password and a code from `secret`, a minute later.
-fn totp_sign_in(
-    kw: &keyward::Keyward,
-    clock: &keyward::ManualClock,
-    username: &str,
-    secret: &[u8],
-) -> SignIn {
+fn totp_sign_in(kw: &Keyward, clock: &ManualClock, username: &str, secret: &[u8]) -> SignIn {
     clock.advance(Duration::seconds(60));
-    let SignIn::TotpRequired(pending) = kw
-        .sign_in(&site(), username, &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    else {
-        panic!("expected the TOTP step");
-    };
+    let pending = step!(
+        kw.sign_in(&site(), username, &Password::new(USER_PASSWORD), None)
+            .unwrap(),
+        SignIn::TotpRequired
+    );
     kw.verify_totp(pending, &code(secret, kw.now())).unwrap()
 }
 
@@ -86,30 +76,61 @@ fn code(secret: &[u8], at: time::OffsetDateTime) -> OneTimeCode {
 }
 
 fn totp_step(f: &Fx, username: &str) -> PendingTotp {
-    match f
-        .kw
-        .sign_in(&f.site, username, &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::TotpRequired(p) => p,
-        other => panic!("expected the TOTP step, got {other:?}"),
+    step!(f.sign_in_as(username), SignIn::TotpRequired)
+}
+
+fn device_step(f: &Fx, username: &str) -> PendingDeviceAuthorization {
+    step!(f.sign_in_as(username), SignIn::DeviceAuthorizationRequired)
+}
+
+/// Has the administrator reset `user`'s authenticator, then signs them in up to device
+/// authorization. Returns that step and the code mailed for it.
+fn device_step_after_reset(f: &Fx, user: &User) -> (PendingDeviceAuthorization, String) {
+    f.kw.reset_totp(&f.admin.id, &user.id).unwrap();
+    let pending = device_step(f, &user.username);
+    let code = digits_in(&f.mail_to(user.email.as_deref().unwrap()), 8);
+    (pending, code)
+}
+
+/// Five wrong device codes in a row: the first four hand the step back, the fifth is denied.
+fn five_wrong_device_codes(kw: &Keyward, mut pending: PendingDeviceAuthorization) -> Denial {
+    for _ in 0..4 {
+        pending = step!(
+            kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+                .unwrap(),
+            SignIn::DeviceAuthorizationRequired
+        );
     }
+    step!(
+        kw.authorize_device(pending, &OneTimeCode::new("11111111"))
+            .unwrap(),
+        SignIn::Denied
+    )
+}
+
+/// Creates `sam`, enrolls them in TOTP and has the administrator issue them a generated
+/// temporary password, then lets a minute pass. Returns the raw secret and the password.
+fn enrolled_with_temporary(f: &Fx) -> (Vec<u8>, keyward::TemporaryPassword) {
+    let sam = f.user("sam");
+    let secret = enroll(&f.kw, &sam.id);
+    let temporary = f.temporary_for(&sam.id);
+    f.clock.advance(Duration::seconds(60));
+    (secret, temporary)
+}
+
+/// Redeems the password-reset `token` for `password`.
+fn reset(f: &Fx, token: &str, password: &str) -> PasswordReset {
+    f.kw.reset_password(&OneTimeCode::new(token), Password::new(password))
+        .unwrap()
 }
 
 #[test]
 fn enrollment_then_replay_safe_codes() {
     let f = fx();
     let sam = f.user("sam");
-    let secret = enrolled(&f, &sam.id);
+    let secret = enroll(&f.kw, &sam.id);
     // The stored secret is sealed: neither raw nor base32 appears in the record.
-    let stored =
-        f.kw.store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .totp
-            .secret
-            .unwrap();
+    let stored = f.record(&sam.id).totp.secret.unwrap();
     let b32 = data_encoding::BASE32_NOPAD.encode(&secret);
     assert!(
         stored.as_str().starts_with("sealed:"),
@@ -148,7 +169,7 @@ fn enrollment_then_replay_safe_codes() {
 fn racing_submissions_of_one_code_succeed_once() {
     let f = fx();
     let sam = f.user("sam");
-    let secret = enrolled(&f, &sam.id);
+    let secret = enroll(&f.kw, &sam.id);
     f.clock.advance(Duration::seconds(60));
     let pendings: Vec<PendingTotp> = (0..4).map(|_| totp_step(&f, "sam")).collect();
     let the_code = code(&secret, f.kw.now());
@@ -171,7 +192,7 @@ fn racing_submissions_of_one_code_succeed_once() {
 fn wrong_codes_lock_the_second_factor_apart_from_passwords() {
     let f = fx();
     let sam = f.user("sam");
-    let _ = enrolled(&f, &sam.id);
+    let _ = enroll(&f.kw, &sam.id);
     let mut pending = totp_step(&f, "sam");
     for i in 0..4 {
         pending = match f
@@ -189,59 +210,34 @@ fn wrong_codes_lock_the_second_factor_apart_from_passwords() {
         SignIn::Denied
     );
     assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
-    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    let record = f.record(&sam.id);
     assert!(record.totp_lock.is_locked(f.kw.now()));
     assert_eq!(
         record.password_lock.failed_attempts, 0,
         "password failures are counted apart"
     );
     // The password still passes, but a locked second factor ends the sign-in there.
-    match f
-        .kw
-        .sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    {
-        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TotpLocked { until: None }),
-        other => panic!("{other:?}"),
-    }
+    let denial = step!(f.sign_in_as("sam"), SignIn::Denied);
+    assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
     f.kw.unlock(&f.admin.id, &sam.id).unwrap();
-    assert!(
-        !f.kw
-            .store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .totp_lock
-            .is_locked(f.kw.now())
-    );
+    assert!(!f.record(&sam.id).totp_lock.is_locked(f.kw.now()));
 }
 
 #[test]
 fn lost_phone_reset_device_code_and_new_enrollment() {
     let f = fx();
     let sam = f.user("sam");
-    let old_secret = enrolled(&f, &sam.id);
+    let old_secret = enroll(&f.kw, &sam.id);
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    let record = f.record(&sam.id);
     assert!(record.totp.reset_pending && record.totp.secret.is_none());
 
-    let pending = step!(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-        SignIn::DeviceAuthorizationRequired
-    );
+    let pending = device_step(&f, "sam");
     assert_eq!(pending.sent_to(), "sam@example.org");
     let mail = f.mail_to("sam@example.org");
     let device_code = digits_in(&mail, 8);
     // The code is stored only as a hash.
-    let stored =
-        f.kw.store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .totp
-            .device_code
-            .unwrap();
+    let stored = f.record(&sam.id).totp.device_code.unwrap();
     assert!(!stored.hash.as_str().contains(&device_code));
     // A wrong code hands the step back; the right one moves on to enrollment.
     let pending = step!(
@@ -272,21 +268,19 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
         f.kw.confirm_enrollment(enrollment, &right).unwrap(),
         SignIn::Authenticated(_)
     ));
-    let record = f.kw.store().get_user(&sam.id).unwrap().unwrap();
+    let record = f.record(&sam.id);
     assert!(
         !record.totp.reset_pending
             && record.totp.secret.is_some()
             && record.totp.device_code.is_none()
     );
     // Every step is audited.
-    let actions: Vec<_> =
-        f.kw.store()
-            .query_audit(&AuditQuery::for_user(sam.id.clone()))
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|e| e.action)
-            .collect();
+    let actions: Vec<_> = f
+        .audit(&AuditQuery::for_user(sam.id.clone()))
+        .items
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     for expected in [
         AuditAction::TotpReset,
         AuditAction::DeviceCodeSent,
@@ -298,11 +292,7 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
         );
     }
     // The used code is gone.
-    let again = step!(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-        SignIn::TotpRequired
-    );
+    let again = totp_step(&f, "sam");
     drop(again);
 }
 
@@ -310,18 +300,9 @@ fn lost_phone_reset_device_code_and_new_enrollment() {
 fn device_codes_expire_and_run_out_of_tries() {
     let f = fx();
     let sam = f.user("sam");
-    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    let sign_in = || {
-        step!(
-            f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-                .unwrap(),
-            SignIn::DeviceAuthorizationRequired
-        )
-    };
-    let pending = sign_in();
-    let first_code = digits_in(&f.mail_to("sam@example.org"), 8);
+    let (pending, first_code) = device_step_after_reset(&f, &sam);
     // A second sign-in within the lifetime reuses the live code: nothing new is sent.
-    let _ = sign_in();
+    let _ = device_step(&f, "sam");
     assert!(f.outbox.is_empty());
     f.clock.advance(Duration::minutes(15));
     let denial = step!(
@@ -336,34 +317,18 @@ fn device_codes_expire_and_run_out_of_tries() {
     );
     // A fresh sign-in sends a fresh code. Wrong codes count against the TOTP lock, so
     // fresh codes buy no fresh guesses: the fifth wrong code locks the second factor.
-    let mut pending = sign_in();
+    let pending = device_step(&f, "sam");
     let fresh = digits_in(&f.mail_to("sam@example.org"), 8);
-    for _ in 0..4 {
-        pending = step!(
-            f.kw.authorize_device(pending, &OneTimeCode::new("11111111"))
-                .unwrap(),
-            SignIn::DeviceAuthorizationRequired
-        );
-    }
-    let denial = step!(
-        f.kw.authorize_device(pending, &OneTimeCode::new("11111111"))
-            .unwrap(),
-        SignIn::Denied
-    );
+    let denial = five_wrong_device_codes(&f.kw, pending);
     assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
     // While the second factor is locked, sign-in stops before any code is sent.
-    let outcome =
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap();
-    match outcome {
-        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TotpLocked { until: None }),
-        other => panic!("{other:?}"),
-    }
+    let denial = step!(f.sign_in_as("sam"), SignIn::Denied);
+    assert_eq!(denial.reason(), DenialReason::TotpLocked { until: None });
     assert!(f.outbox.is_empty());
     let _ = fresh;
     // After the administrator unlocks, the next sign-in sends a new code that works.
     f.kw.unlock(&f.admin.id, &sam.id).unwrap();
-    let pending = sign_in();
+    let pending = device_step(&f, "sam");
     let newest = digits_in(&f.mail_to("sam@example.org"), 8);
     assert!(matches!(
         f.kw.authorize_device(pending, &OneTimeCode::new(newest))
@@ -375,58 +340,18 @@ fn device_codes_expire_and_run_out_of_tries() {
 #[test]
 fn device_codes_are_exhausted_under_a_looser_totp_rule() {
     use keyward::lockout::{LockoutMode, LockoutRule};
-    let store = std::sync::Arc::new(keyward::InMemoryStore::new());
-    let clock = std::sync::Arc::new(keyward::ManualClock::new(T0));
-    let outbox = std::sync::Arc::new(keyward::notify::Outbox::new());
     let rule = LockoutRule::new(50, Duration::hours(1), LockoutMode::UntilUnlocked).unwrap();
-    let kw = keyward::Keyward::builder(store)
-        .hasher(keyward::hash::Hasher::for_tests())
-        .clock(clock)
-        .notifier(outbox.clone())
-        .lockout(std::sync::Arc::new(rule))
-        .totp_sealer(sealer())
-        .build();
-    let admin = User::new(site(), "adm", "A", "Dm", "staff", T0)
-        .with_role(keyward::user::Role::Administrator);
-    let admin = kw
-        .create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
-        .unwrap();
-    let user =
-        User::new(site(), "zoe", "Zoe", "Zed", "student", T0).with_email("zoe@example.org", true);
-    let zoe = kw
-        .create_user(None, user, Some(Password::new(USER_PASSWORD)))
-        .unwrap();
-    kw.reset_totp(&admin.id, &zoe.id).unwrap();
-    let SignIn::DeviceAuthorizationRequired(mut pending) = kw
-        .sign_in(&site(), "zoe", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    else {
-        panic!("expected device authorization");
-    };
-    let code = digits_in(outbox.take_all()[0].expose_body(), 8);
-    for _ in 0..4 {
-        pending = step!(
-            kw.authorize_device(pending, &OneTimeCode::new("11111111"))
-                .unwrap(),
-            SignIn::DeviceAuthorizationRequired
-        );
-    }
-    let denial = step!(
-        kw.authorize_device(pending, &OneTimeCode::new("11111111"))
-            .unwrap(),
-        SignIn::Denied
-    );
+    let f = fx_with(Arc::new(InMemoryStore::new()), |b| {
+        b.lockout(Arc::new(rule))
+    });
+    let (pending, code) = device_step_after_reset(&f, &f.user("zoe"));
+    let denial = five_wrong_device_codes(&f.kw, pending);
     assert_eq!(denial.reason(), DenialReason::DeviceCodeExhausted);
     // The right code no longer works: five tries per code.
-    let SignIn::DeviceAuthorizationRequired(pending) = kw
-        .sign_in(&site(), "zoe", &Password::new(USER_PASSWORD), None)
-        .unwrap()
-    else {
-        panic!("expected device authorization");
-    };
-    let outcome = kw
-        .authorize_device(pending, &OneTimeCode::new(code))
-        .unwrap();
+    let pending = device_step(&f, "zoe");
+    let outcome =
+        f.kw.authorize_device(pending, &OneTimeCode::new(code))
+            .unwrap();
     assert!(
         matches!(
             outcome,
@@ -440,14 +365,7 @@ fn device_codes_are_exhausted_under_a_looser_totp_rule() {
 #[test]
 fn expired_device_code_within_a_live_step() {
     let f = fx();
-    let sam = f.user("sam");
-    f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    let pending = step!(
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-        SignIn::DeviceAuthorizationRequired
-    );
-    let device_code = digits_in(&f.mail_to("sam@example.org"), 8);
+    let (pending, device_code) = device_step_after_reset(&f, &f.user("sam"));
     // Codes live 10 minutes; pending steps 15: at minute 10 the code is dead, the step not.
     f.clock.advance(Duration::minutes(10));
     let denial = step!(
@@ -466,11 +384,7 @@ fn reset_without_verified_email_tells_the_admin_what_to_do() {
         f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
             .unwrap();
     f.kw.reset_totp(&f.admin.id, &u.id).unwrap();
-    let denial = step!(
-        f.kw.sign_in(&f.site, "noemail", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-        SignIn::Denied
-    );
+    let denial = step!(f.sign_in_as("noemail"), SignIn::Denied);
     assert_eq!(denial.reason(), DenialReason::NoVerifiedEmail);
     assert!(
         denial
@@ -484,10 +398,8 @@ fn reset_without_verified_email_tells_the_admin_what_to_do() {
 
 #[test]
 fn enrollment_without_a_key_is_refused_unless_opted_in() {
-    let store = std::sync::Arc::new(keyward::InMemoryStore::new());
-    let kw = keyward::Keyward::builder(store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
-        .build();
+    let store = Arc::new(InMemoryStore::new());
+    let kw = builder(store.clone()).build();
     let user = kw
         .create_user(None, User::new(site(), "k", "K", "Ey", "staff", T0), None)
         .unwrap();
@@ -495,19 +407,9 @@ fn enrollment_without_a_key_is_refused_unless_opted_in() {
         kw.enroll_totp(&user.id),
         Err(keyward::Error::TotpKeyMissing)
     ));
-    let plain = keyward::Keyward::builder(store)
-        .hasher(keyward::hash::Hasher::for_tests())
-        .insecure_plain_totp_secrets()
-        .build();
+    let plain = builder(store).insecure_plain_totp_secrets().build();
     let pending = plain.enroll_totp(&user.id).unwrap();
-    let stored = plain
-        .store()
-        .get_user(&user.id)
-        .unwrap()
-        .unwrap()
-        .totp
-        .pending_secret
-        .unwrap();
+    let stored = record_of(&plain, &user.id).totp.pending_secret.unwrap();
     assert!(stored.as_str().starts_with("plain:"));
     drop(pending);
 }
@@ -519,38 +421,16 @@ fn password_reset_token_is_single_use_expiring_and_newest_wins() {
     f.kw.request_password_reset(&f.site, "nobody").unwrap(); // unknown: same answer
     assert!(f.outbox.is_empty());
     f.kw.request_password_reset(&f.site, "sam").unwrap();
-    let old_token = f
-        .mail_to("sam@example.org")
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let old_token = f.reset_token_to("sam@example.org");
     f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
-    let token = f
-        .mail_to("sam@example.org")
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = f.reset_token_to("sam@example.org");
     assert!(
         token.len() > 32 + 50,
         "token carries at least 256 bits: {}",
         token.len()
     );
     // The stored form is a hash.
-    let stored =
-        f.kw.store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .reset_token
-            .unwrap();
+    let stored = f.record(&sam.id).reset_token.unwrap();
     assert!(
         !stored
             .hash
@@ -559,69 +439,39 @@ fn password_reset_token_is_single_use_expiring_and_newest_wins() {
     );
     // The newest voids the older one.
     assert!(matches!(
-        f.kw.reset_password(
-            &OneTimeCode::new(old_token),
-            Password::new("a-fresh-passphrase-9")
-        )
-        .unwrap(),
+        reset(&f, &old_token, "a-fresh-passphrase-9"),
         PasswordReset::InvalidToken
     ));
     // A weak password is rejected and the token stays valid.
     assert!(matches!(
-        f.kw.reset_password(&OneTimeCode::new(token.clone()), Password::new("short"))
-            .unwrap(),
+        reset(&f, &token, "short"),
         PasswordReset::Rejected(_)
     ));
     assert!(matches!(
-        f.kw.reset_password(
-            &OneTimeCode::new(token.clone()),
-            Password::new("a-fresh-passphrase-9")
-        )
-        .unwrap(),
+        reset(&f, &token, "a-fresh-passphrase-9"),
         PasswordReset::Done { .. }
     ));
     assert!(matches!(
-        f.kw.sign_in(&f.site, "sam", &Password::new("a-fresh-passphrase-9"), None)
-            .unwrap(),
+        f.sign_in("sam", &Password::new("a-fresh-passphrase-9")),
         SignIn::Authenticated(_)
     ));
     // Single use.
     assert!(matches!(
-        f.kw.reset_password(
-            &OneTimeCode::new(token),
-            Password::new("another-passphrase-77")
-        )
-        .unwrap(),
+        reset(&f, &token, "another-passphrase-77"),
         PasswordReset::InvalidToken
     ));
     // Expiry at one hour.
     f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
-    let token = f
-        .mail_to("sam@example.org")
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = f.reset_token_to("sam@example.org");
     f.clock.advance(Duration::hours(1));
     assert!(matches!(
-        f.kw.reset_password(
-            &OneTimeCode::new(token),
-            Password::new("another-passphrase-77")
-        )
-        .unwrap(),
+        reset(&f, &token, "another-passphrase-77"),
         PasswordReset::InvalidToken
     ));
     // Garbage tokens are just invalid.
     for junk in ["", ".", "x.y", "not-a-token", "ZZZZ.", &"a".repeat(10_000)] {
         assert!(matches!(
-            f.kw.reset_password(
-                &OneTimeCode::new(junk),
-                Password::new("another-passphrase-77")
-            )
-            .unwrap(),
+            reset(&f, junk, "another-passphrase-77"),
             PasswordReset::InvalidToken
         ));
     }
@@ -631,9 +481,9 @@ fn password_reset_token_is_single_use_expiring_and_newest_wins() {
 fn a_planted_plain_secret_is_refused_when_a_key_is_configured() {
     let f = fx();
     let sam = f.user("sam");
-    let _ = enrolled(&f, &sam.id);
+    let _ = enroll(&f.kw, &sam.id);
     // Someone with write access to the store swaps in a secret of their choosing.
-    let mut totp = f.kw.store().get_user(&sam.id).unwrap().unwrap().totp;
+    let mut totp = f.record(&sam.id).totp;
     let planted = keyward::TotpSecret::from_bytes(vec![1; 20]);
     totp.secret = Some(
         keyward::StoredTotpSecret::plain(&planted)
@@ -653,10 +503,7 @@ fn a_planted_plain_secret_is_refused_when_a_key_is_configured() {
 #[test]
 fn a_single_use_password_asks_for_the_second_factor_before_the_change() {
     let f = fx();
-    let sam = f.user("sam");
-    let secret = enrolled(&f, &sam.id);
-    let temporary = f.temporary_for(&sam.id);
-    f.clock.advance(Duration::seconds(60));
+    let (secret, temporary) = enrolled_with_temporary(&f);
     // Someone holding only the temporary password cannot set a permanent one.
     let pending = match f.sign_in("sam", &temporary.to_password()) {
         SignIn::TotpRequired(p) => p,
@@ -686,25 +533,8 @@ fn pending_steps_die_when_the_account_changes() {
         .with_sso(true)
         .with_email("sso@example.org", true);
     let sue = f.kw.create_user(None, user, None).unwrap();
-    let issued =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &sue.id,
-            keyward::admin::IssueOptions::generated()
-                .mode(keyward::user::TemporaryMode::AdminManaged),
-        )
-        .unwrap();
-    let temporary = issued.password.unwrap().to_password();
-    let secret = {
-        let pending = f.kw.enroll_totp(&sue.id).unwrap();
-        let secret = pending.enrollment().secret().expose_secret().to_vec();
-        let c = code_for(&pending, f.kw.now());
-        assert!(matches!(
-            f.kw.confirm_enrollment(pending, &c).unwrap(),
-            SignIn::Authenticated(_)
-        ));
-        secret
-    };
+    let temporary = f.admin_managed_for(&sue.id).to_password();
+    let secret = enroll(&f.kw, &sue.id);
     f.clock.advance(Duration::seconds(60));
     let pending = step!(f.sign_in("sso", &temporary), SignIn::TotpRequired);
     // The directory is back: the admin removes the temporary password mid-sign-in.
@@ -724,16 +554,8 @@ fn pending_steps_die_when_the_account_changes() {
 fn self_service_enrollment_is_refused_during_a_reset_and_records_no_sign_in() {
     let f = fx();
     let sam = f.user("sam");
-    let _ = enrolled(&f, &sam.id);
-    assert_eq!(
-        f.kw.store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .user
-            .last_sign_in_at,
-        None
-    );
+    let _ = enroll(&f.kw, &sam.id);
+    assert_eq!(f.record(&sam.id).user.last_sign_in_at, None);
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
     assert!(matches!(
         f.kw.enroll_totp(&sam.id),
@@ -748,11 +570,12 @@ fn an_admin_reset_during_enrollment_wins() {
     let pending = f.kw.enroll_totp(&sam.id).unwrap();
     let c = code_for(&pending, f.kw.now());
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
-    match f.kw.confirm_enrollment(pending, &c).unwrap() {
-        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::AccountChanged),
-        other => panic!("{other:?}"),
-    }
-    let totp = f.kw.store().get_user(&sam.id).unwrap().unwrap().totp;
+    let denial = step!(
+        f.kw.confirm_enrollment(pending, &c).unwrap(),
+        SignIn::Denied
+    );
+    assert_eq!(denial.reason(), DenialReason::AccountChanged);
+    let totp = f.record(&sam.id).totp;
     assert!(
         totp.reset_pending && totp.secret.is_none(),
         "the reset was undone: {totp:?}"
@@ -764,24 +587,9 @@ fn a_disabled_account_cannot_be_reset() {
     let f = fx();
     let sam = f.user("sam");
     f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
-    let token = f
-        .mail_to("sam@example.org")
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut user = f.kw.store().get_user(&sam.id).unwrap().unwrap().user;
-    user.status = keyward::user::UserStatus::Disabled;
-    f.kw.store().update_profile(&user).unwrap();
-    let outcome =
-        f.kw.reset_password(
-            &OneTimeCode::new(token),
-            Password::new("a-fresh-passphrase-9"),
-        )
-        .unwrap();
+    let token = f.reset_token_to("sam@example.org");
+    f.disable(&sam.id);
+    let outcome = reset(&f, &token, "a-fresh-passphrase-9");
     assert!(
         matches!(outcome, PasswordReset::InvalidToken),
         "{outcome:?}"
@@ -792,32 +600,21 @@ fn a_disabled_account_cannot_be_reset() {
     ));
 }
 
-fn rotated(f: &Fx) -> keyward::Keyward {
+fn rotated(f: &Fx) -> Keyward {
     let sealer = keyward::TotpSealer::new("k2", &[8u8; 32])
         .unwrap()
         .with_previous_key("k1", &[7u8; 32])
         .unwrap();
-    keyward::Keyward::builder(f.store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
-        .clock(f.clock.clone())
-        .totp_sealer(sealer)
-        .build()
+    sealed_service(f.store.clone(), f.clock.clone(), sealer)
 }
 
 #[test]
 fn key_rotation_reseals_at_the_next_sign_in() {
     let f = fx();
     let sam = f.user("sam");
-    let secret = enrolled(&f, &sam.id);
-    let key_of = |kw: &keyward::Keyward| {
-        let stored = kw
-            .store()
-            .get_user(&sam.id)
-            .unwrap()
-            .unwrap()
-            .totp
-            .secret
-            .unwrap();
+    let secret = enroll(&f.kw, &sam.id);
+    let key_of = |kw: &Keyward| {
+        let stored = record_of(kw, &sam.id).totp.secret.unwrap();
         keyward::StoredTotpSecret::parse(stored.as_str())
             .unwrap()
             .key_id()
@@ -825,14 +622,8 @@ fn key_rotation_reseals_at_the_next_sign_in() {
     };
     assert_eq!(key_of(&f.kw).as_deref(), Some("k1"));
     let kw = rotated(&f);
-    f.clock.advance(Duration::seconds(60));
-    let pending = step!(
-        kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap(),
-        SignIn::TotpRequired
-    );
     assert!(matches!(
-        kw.verify_totp(pending, &code(&secret, kw.now())).unwrap(),
+        totp_sign_in(&kw, &f.clock, "sam", &secret),
         SignIn::Authenticated(_)
     ));
     assert_eq!(
@@ -852,11 +643,7 @@ fn key_rotation_reseals_at_the_next_sign_in() {
 #[test]
 fn plain_secrets_move_into_sealing_only_by_an_explicit_reseal() {
     let (_plain, store, clock, user, secret) = plain_setup();
-    let sealed = keyward::Keyward::builder(store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
-        .clock(clock.clone())
-        .totp_sealer(sealer())
-        .build();
+    let sealed = sealed_service(store.clone(), clock.clone(), sealer());
     assert!(sealed.reseal_totp_secret(&user).unwrap());
     assert!(
         !sealed.reseal_totp_secret(&user).unwrap(),
@@ -878,10 +665,7 @@ fn plain_storage_signs_in_with_totp() {
 #[test]
 fn a_temporary_password_survives_an_unfinished_second_factor() {
     let f = fx();
-    let sam = f.user("sam");
-    let secret = enrolled(&f, &sam.id);
-    let temporary = f.temporary_for(&sam.id);
-    f.clock.advance(Duration::seconds(60));
+    let (secret, temporary) = enrolled_with_temporary(&f);
     // The user has no phone to hand the first time: the step is abandoned.
     let abandoned = step!(
         f.sign_in("sam", &temporary.to_password()),
@@ -898,10 +682,8 @@ fn a_temporary_password_survives_an_unfinished_second_factor() {
             .unwrap(),
         SignIn::PasswordChangeRequired(_)
     ));
-    match f.sign_in("sam", &temporary.to_password()) {
-        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::TemporaryPasswordUsed),
-        other => panic!("{other:?}"),
-    }
+    let denial = step!(f.sign_in("sam", &temporary.to_password()), SignIn::Denied);
+    assert_eq!(denial.reason(), DenialReason::TemporaryPasswordUsed);
 }
 
 #[test]
@@ -911,10 +693,11 @@ fn only_the_secret_a_step_showed_can_be_confirmed() {
     let older = f.kw.enroll_totp(&sam.id).unwrap();
     let newer = f.kw.enroll_totp(&sam.id).unwrap();
     let newer_code = code_for(&newer, f.kw.now());
-    match f.kw.confirm_enrollment(older, &newer_code).unwrap() {
-        SignIn::Denied(d) => assert_eq!(d.reason(), DenialReason::AccountChanged),
-        other => panic!("{other:?}"),
-    }
+    let denial = step!(
+        f.kw.confirm_enrollment(older, &newer_code).unwrap(),
+        SignIn::Denied
+    );
+    assert_eq!(denial.reason(), DenialReason::AccountChanged);
     assert!(matches!(
         f.kw.confirm_enrollment(newer, &newer_code).unwrap(),
         SignIn::Authenticated(_)

@@ -15,13 +15,33 @@ fn secret() -> TotpSecret {
     TotpSecret::from_bytes(b"12345678901234567890".to_vec())
 }
 
+/// A key ring of one key, `k1`.
+fn k1() -> TotpSealer {
+    TotpSealer::new("k1", &K1).unwrap()
+}
+
+/// Seals the test secret for `ALICE` under `k1`, then opens it with `ring`.
+fn open_k1_seal_with(ring: &TotpSealer) -> Result<TotpSecret, TotpError> {
+    let stored = k1().seal(&secret(), ALICE).unwrap();
+    ring.open(&stored, ALICE)
+}
+
+/// Whether opening the stored string `text` for `ALICE` with `sealer` fails authentication.
+fn open_fails(sealer: &TotpSealer, text: &str) -> bool {
+    let stored = StoredTotpSecret::parse(text).unwrap();
+    matches!(
+        sealer.open(&stored, ALICE),
+        Err(TotpError::OpenFailed { .. })
+    )
+}
+
 fn reparse(stored: &StoredTotpSecret) -> StoredTotpSecret {
     StoredTotpSecret::parse(&stored.to_storage_string()).unwrap()
 }
 
 #[test]
 fn seal_and_open_round_trip_through_the_stored_string() {
-    let sealer = TotpSealer::new("k1", &K1).unwrap();
+    let sealer = k1();
     let stored = sealer.seal(&secret(), ALICE).unwrap();
     let text = stored.to_storage_string();
     assert!(text.starts_with("sealed:v1:k1:"), "{}", text.as_str());
@@ -45,7 +65,7 @@ fn seal_and_open_round_trip_through_the_stored_string() {
 
 #[test]
 fn nonces_are_fresh() {
-    let sealer = TotpSealer::new("k1", &K1).unwrap();
+    let sealer = k1();
     let a = sealer.seal(&secret(), ALICE).unwrap().to_storage_string();
     let b = sealer.seal(&secret(), ALICE).unwrap().to_storage_string();
     assert_ne!(a.as_str(), b.as_str());
@@ -53,31 +73,23 @@ fn nonces_are_fresh() {
 
 #[test]
 fn wrong_key_with_the_same_id_fails() {
-    let stored = TotpSealer::new("k1", &K1)
-        .unwrap()
-        .seal(&secret(), ALICE)
-        .unwrap();
     let impostor = TotpSealer::new("k1", &K2).unwrap();
     assert!(
-        matches!(impostor.open(&stored, ALICE), Err(TotpError::OpenFailed { key_id }) if key_id == "k1")
+        matches!(open_k1_seal_with(&impostor), Err(TotpError::OpenFailed { key_id }) if key_id == "k1")
     );
 }
 
 #[test]
 fn unknown_key_id_fails() {
-    let stored = TotpSealer::new("k1", &K1)
-        .unwrap()
-        .seal(&secret(), ALICE)
-        .unwrap();
     let other = TotpSealer::new("k2", &K2).unwrap();
     assert!(
-        matches!(other.open(&stored, ALICE), Err(TotpError::UnknownKeyId { key_id }) if key_id == "k1")
+        matches!(open_k1_seal_with(&other), Err(TotpError::UnknownKeyId { key_id }) if key_id == "k1")
     );
 }
 
 #[test]
 fn sealed_secret_cannot_move_to_another_user() {
-    let sealer = TotpSealer::new("k1", &K1).unwrap();
+    let sealer = k1();
     let stored = sealer.seal(&secret(), ALICE).unwrap();
     assert!(matches!(
         sealer.open(&stored, BOB),
@@ -91,7 +103,7 @@ fn sealed_secret_cannot_move_to_another_user() {
 
 #[test]
 fn every_tampered_byte_is_detected() {
-    let sealer = TotpSealer::new("k1", &K1).unwrap();
+    let sealer = k1();
     let text = sealer.seal(&secret(), ALICE).unwrap().to_storage_string();
     let (head, data) = text.rsplit_once(':').unwrap();
     let blob = data_encoding::BASE64URL_NOPAD
@@ -101,25 +113,14 @@ fn every_tampered_byte_is_detected() {
         let mut bad = blob.clone();
         bad[i] ^= 0x01;
         let tampered = format!("{head}:{}", data_encoding::BASE64URL_NOPAD.encode(&bad));
-        let stored = StoredTotpSecret::parse(&tampered).unwrap();
-        assert!(
-            matches!(
-                sealer.open(&stored, ALICE),
-                Err(TotpError::OpenFailed { .. })
-            ),
-            "byte {i}"
-        );
+        assert!(open_fails(&sealer, &tampered), "byte {i}");
     }
     // Truncation (dropping the last tag byte) is detected too.
     let short = format!(
         "{head}:{}",
         data_encoding::BASE64URL_NOPAD.encode(&blob[..blob.len() - 1])
     );
-    let stored = StoredTotpSecret::parse(&short).unwrap();
-    assert!(matches!(
-        sealer.open(&stored, ALICE),
-        Err(TotpError::OpenFailed { .. })
-    ));
+    assert!(open_fails(&sealer, &short));
 }
 
 #[test]
@@ -131,11 +132,7 @@ fn relabelled_key_id_fails_even_with_both_keys() {
         .unwrap();
     let text = ring.seal(&secret(), ALICE).unwrap().to_storage_string();
     let moved = text.replacen("sealed:v1:k2:", "sealed:v1:k1:", 1);
-    let stored = StoredTotpSecret::parse(&moved).unwrap();
-    assert!(matches!(
-        ring.open(&stored, ALICE),
-        Err(TotpError::OpenFailed { .. })
-    ));
+    assert!(open_fails(&ring, &moved));
 }
 
 #[test]
@@ -190,9 +187,7 @@ fn key_ring_validation() {
     ));
     assert!(TotpSealer::new(&"k".repeat(32), &K1).is_ok());
     assert!(matches!(
-        TotpSealer::new("k1", &K1)
-            .unwrap()
-            .with_previous_key("k1", &K2),
+        k1().with_previous_key("k1", &K2),
         Err(TotpError::DuplicateKeyId { .. })
     ));
 }
@@ -211,7 +206,7 @@ fn plain_form_is_explicit_and_migrates_to_sealed() {
     );
 
     // With sealing configured, plain is refused on the normal path...
-    let sealer = TotpSealer::new("k1", &K1).unwrap();
+    let sealer = k1();
     assert!(matches!(
         sealer.open(&plain, ALICE),
         Err(TotpError::PlainNotAllowed)

@@ -118,54 +118,49 @@ fn parses_what_other_issuers_emit() {
 
 #[test]
 fn rejects_malformed_uris_with_typed_errors() {
+    use OtpauthUriError as E;
     let s = RFC_B32;
-    assert_eq!(uri_err("https://totp/a?secret=x"), OtpauthUriError::Scheme);
-    assert_eq!(uri_err(""), OtpauthUriError::Scheme);
-    assert_eq!(uri_err("otpauth:/"), OtpauthUriError::Scheme);
+    let typed = [
+        ("https://totp/a?secret=x".to_owned(), E::Scheme),
+        (String::new(), E::Scheme),
+        ("otpauth:/".to_owned(), E::Scheme),
+        (format!("otpauth://totp/?secret={s}"), E::MissingAccount),
+        (format!("otpauth://totp/I:?secret={s}"), E::MissingAccount),
+        ("otpauth://totp".to_owned(), E::MissingAccount),
+        ("otpauth://totp/a".to_owned(), E::MissingSecret),
+        ("otpauth://totp/a?secret=1!1".to_owned(), E::SecretEncoding),
+        (
+            format!("otpauth://totp/a?secret={s}&secret={s}"),
+            E::DuplicateParameter { name: "secret" },
+        ),
+        (
+            format!("otpauth://totp/a%FF?secret={s}"),
+            E::BadEncoding { field: "label" },
+        ),
+        (
+            format!("otpauth://totp/A:b?secret={s}&issuer=B"),
+            E::IssuerMismatch,
+        ),
+        (
+            format!("otpauth://totp/a?secret={s}&algorithm=MD5"),
+            E::UnsupportedAlgorithm,
+        ),
+        (
+            format!("otpauth://totp/a?secret={s}&digits=-6"),
+            E::NotANumber { name: "digits" },
+        ),
+        (
+            format!("otpauth://totp/a?secret={s}&period=99999999999999999999"),
+            E::NotANumber { name: "period" },
+        ),
+    ];
+    for (input, expected) in typed {
+        assert_eq!(uri_err(&input), expected, "{input}");
+    }
     assert!(matches!(
         uri_err(&format!("otpauth://hotp/a?secret={s}&counter=1")),
         OtpauthUriError::UnsupportedType { .. }
     ));
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/?secret={s}")),
-        OtpauthUriError::MissingAccount
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/I:?secret={s}")),
-        OtpauthUriError::MissingAccount
-    );
-    assert_eq!(uri_err("otpauth://totp"), OtpauthUriError::MissingAccount);
-    assert_eq!(uri_err("otpauth://totp/a"), OtpauthUriError::MissingSecret);
-    assert_eq!(
-        uri_err("otpauth://totp/a?secret=1!1"),
-        OtpauthUriError::SecretEncoding
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/a?secret={s}&secret={s}")),
-        OtpauthUriError::DuplicateParameter { name: "secret" }
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/a%FF?secret={s}")),
-        OtpauthUriError::BadEncoding { field: "label" }
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/A:b?secret={s}&issuer=B")),
-        OtpauthUriError::IssuerMismatch
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/a?secret={s}&algorithm=MD5")),
-        OtpauthUriError::UnsupportedAlgorithm
-    );
-    assert_eq!(
-        uri_err(&format!("otpauth://totp/a?secret={s}&digits=-6")),
-        OtpauthUriError::NotANumber { name: "digits" }
-    );
-    assert_eq!(
-        uri_err(&format!(
-            "otpauth://totp/a?secret={s}&period=99999999999999999999"
-        )),
-        OtpauthUriError::NotANumber { name: "period" }
-    );
     assert!(matches!(
         uri_err(&format!(
             "otpauth://totp/a?secret={s}&x={}",

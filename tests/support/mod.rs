@@ -3,11 +3,17 @@
 
 use std::sync::Arc;
 
+use keyward::admin::{IssueOptions, IssuedTemporaryPassword};
+use keyward::audit::{AuditEvent, AuditQuery};
 use keyward::hash::Hasher;
 use keyward::notify::{Outbox, Recipient};
-use keyward::totp::TotpSealer;
-use keyward::user::{Role, SiteId, User};
-use keyward::{InMemoryStore, Keyward, ManualClock, Password, UserStore};
+use keyward::store::{Page, UserRecord};
+use keyward::totp::{self, TotpConfig, TotpSealer};
+use keyward::user::{Role, SiteId, TemporaryMode, User, UserId, UserStatus};
+use keyward::{
+    Error, InMemoryStore, Keyward, KeywardBuilder, ManualClock, Password, Pin, SignIn,
+    TemporaryPassword, UserStore,
+};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -47,17 +53,47 @@ pub fn sealer() -> TotpSealer {
     TotpSealer::new("k1", &[7u8; 32]).unwrap()
 }
 
-/// A service on `store` with a cheap hasher, a manual clock at `T0`, an outbox, a sealing
-/// key, and one administrator.
-pub fn fx_on(store: Arc<dyn UserStore>, hasher: Hasher) -> Fx {
+/// A service builder on `store` with the cheap test hasher and nothing else configured.
+pub fn builder(store: Arc<dyn UserStore>) -> KeywardBuilder {
+    Keyward::builder(store).hasher(Hasher::for_tests())
+}
+
+/// The record of `user` in `kw`'s store, which must exist.
+pub fn record_of(kw: &Keyward, user: &UserId) -> UserRecord {
+    kw.store().get_user(user).unwrap().unwrap()
+}
+
+/// Enrolls `user` in TOTP outside sign-in, confirms the enrollment with the current code,
+/// and returns the raw secret bytes for computing later codes.
+pub fn enroll(kw: &Keyward, user: &UserId) -> Vec<u8> {
+    let pending = kw.enroll_totp(user).unwrap();
+    let secret = pending.enrollment().secret().expose_secret().to_vec();
+    let code = totp::code_at(
+        &TotpConfig::DEFAULT,
+        pending.enrollment().secret(),
+        kw.now(),
+    )
+    .unwrap();
+    assert!(matches!(
+        kw.confirm_enrollment(pending, &code).unwrap(),
+        SignIn::Authenticated(_)
+    ));
+    secret
+}
+
+/// A service on `store` with the cheap test hasher, a manual clock at `T0`, an outbox, a
+/// sealing key, and one administrator; `configure` adds to or overrides those settings.
+pub fn fx_with(
+    store: Arc<dyn UserStore>,
+    configure: impl FnOnce(KeywardBuilder) -> KeywardBuilder,
+) -> Fx {
     let clock = Arc::new(ManualClock::new(T0));
     let outbox = Arc::new(Outbox::new());
-    let kw = Keyward::builder(store.clone())
-        .hasher(hasher)
+    let base = builder(store.clone())
         .clock(clock.clone())
         .notifier(outbox.clone())
-        .totp_sealer(sealer())
-        .build();
+        .totp_sealer(sealer());
+    let kw = configure(base).build();
     let admin =
         User::new(site(), "head", "Ada", "Admin", "staff", T0).with_role(Role::Administrator);
     let admin = kw
@@ -71,6 +107,11 @@ pub fn fx_on(store: Arc<dyn UserStore>, hasher: Hasher) -> Fx {
         site: site(),
         admin,
     }
+}
+
+/// [`fx_with`], hashing with `hasher`.
+pub fn fx_on(store: Arc<dyn UserStore>, hasher: Hasher) -> Fx {
+    fx_with(store, |b| b.hasher(hasher))
 }
 
 pub fn fx() -> Fx {
@@ -92,24 +133,66 @@ impl Fx {
             .unwrap()
     }
 
+    /// The stored record of `user`, which must exist.
+    pub fn record(&self, user: &UserId) -> UserRecord {
+        record_of(&self.kw, user)
+    }
+
+    /// Disables `user` straight in the store.
+    pub fn disable(&self, user: &UserId) {
+        let mut profile = self.record(user).user;
+        profile.status = UserStatus::Disabled;
+        self.kw.store().update_profile(&profile).unwrap();
+    }
+
+    /// The audit events matching `query`, read straight from the store.
+    pub fn audit(&self, query: &AuditQuery) -> Page<AuditEvent> {
+        self.kw.store().query_audit(query).unwrap()
+    }
+
+    /// Has the administrator issue a temporary password for `user` with `options`.
+    pub fn issue(
+        &self,
+        user: &UserId,
+        options: IssueOptions,
+    ) -> Result<IssuedTemporaryPassword, Error> {
+        self.kw
+            .issue_temporary_password(&self.admin.id, user, options)
+    }
+
     /// Has the administrator issue a generated temporary password (the policy's mode) and
     /// returns it.
-    pub fn temporary_for(&self, user: &keyward::user::UserId) -> keyward::TemporaryPassword {
-        let options = keyward::admin::IssueOptions::generated();
-        let issued = self
-            .kw
-            .issue_temporary_password(&self.admin.id, user, options)
-            .unwrap();
+    pub fn temporary_for(&self, user: &UserId) -> TemporaryPassword {
+        let issued = self.issue(user, IssueOptions::generated()).unwrap();
         issued
             .password
             .expect("a generated password is shown to the admin")
     }
 
+    /// Has the administrator issue a generated, reusable admin-managed temporary password
+    /// and returns it.
+    pub fn admin_managed_for(&self, user: &UserId) -> TemporaryPassword {
+        let options = IssueOptions::generated().mode(TemporaryMode::AdminManaged);
+        self.issue(user, options).unwrap().password.unwrap()
+    }
+
     /// Signs `username` in with `password` and no PIN.
-    pub fn sign_in(&self, username: &str, password: &Password) -> keyward::SignIn {
+    pub fn sign_in(&self, username: &str, password: &Password) -> SignIn {
         self.kw
             .sign_in(&self.site, username, password, None)
             .unwrap()
+    }
+
+    /// Signs `username` in with `password` and `pin`.
+    pub fn sign_in_with_pin(&self, username: &str, password: &Password, pin: &str) -> SignIn {
+        self.kw
+            .sign_in(&self.site, username, password, Some(&Pin::new(pin)))
+            .unwrap()
+    }
+
+    /// Signs `username` in with the standard user password and no PIN.
+    pub fn sign_in_as(&self, username: &str) -> SignIn {
+        self.sign_in(username, &Password::new(USER_PASSWORD))
     }
 
     /// The newest message body sent to `email`.
@@ -119,6 +202,14 @@ impl Fx {
             .take_last_to(&Recipient::Email(email.to_owned()))
             .expect("a message");
         message.expose_body().to_owned()
+    }
+
+    /// The password-reset token in the newest message to `email`: the last word of its
+    /// first line.
+    pub fn reset_token_to(&self, email: &str) -> String {
+        let mail = self.mail_to(email);
+        let first_line = mail.lines().next().unwrap();
+        first_line.rsplit(' ').next().unwrap().to_owned()
     }
 }
 
