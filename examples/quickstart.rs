@@ -340,8 +340,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // ---------------------------------------------------------------------------------------
-    println!("\n== 6. Bulk regeneration for a cohort (one-time printable list)");
-    for (username, forename, surname) in [("ann", "Ann", "Avery"), ("bob", "Bob", "Brown")] {
+    println!("\n== 6. A cohort: preview, confirm, progress, printable list, unclaimed list");
+    let pupils = [
+        ("ann", "Ann", "Avery", 17, None),
+        ("bob", "Bob", "Brown", 3, None),
+        (
+            "cat",
+            "Cat",
+            "Carter",
+            25,
+            Some("kestrel-harbour-quartz-71"),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (username, forename, surname, day, own) in pupils {
+        let dob = time::Date::from_calendar_date(2014, time::Month::May, day)?;
         let user = User::new(
             site.clone(),
             username,
@@ -351,21 +364,62 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             kw.now(),
         )
         .with_groups(["Year 7"])
-        .with_date_of_birth(time::macros::date!(2014 - 05 - 17));
-        kw.create_user(Some(&admin.id), user, None)?;
+        .with_date_of_birth(dob);
+        ids.push(
+            kw.create_user(Some(&admin.id), user, own.map(Password::new))?
+                .id,
+        );
     }
-    let list = kw.bulk_regenerate(
+    // Bob's teacher gave him a temporary password last week.
+    let bob_letter = kw.issue_temporary_password(&admin.id, &ids[1], IssueOptions::generated())?;
+    let groups = ["Year 7".to_owned()];
+    let preview = kw.preview_regeneration(&admin.id, &site, &groups)?;
+    for group in preview.per_group() {
+        println!(
+            "  preview: {} passwords to regenerate in {}",
+            group.picked, group.name
+        );
+    }
+    for (reason, count) in preview.skipped() {
+        println!("  preview: {count} skipped ({reason})");
+    }
+    // While the administrator reads the preview, Bob claims his account.
+    let bob_temporary = bob_letter.password.expect("shown to the admin");
+    if let SignIn::PasswordChangeRequired(pending) =
+        kw.sign_in(&site, "bob", &bob_temporary.to_password(), None)?
+    {
+        let _ = kw.complete_password_change(pending, Password::new("meadow-falcon-ember-26"))?;
+        println!("  bob set a password of his own");
+    }
+    let mut report = |p: keyward::admin::Progress| println!("  progress {}/{}", p.done, p.total);
+    let options = keyward::admin::RegenerationOptions::new().on_progress(&mut report);
+    let done = kw.regenerate(
         &admin.id,
         &Password::new("ochre-violet-anchor-93"),
-        &site,
-        &["Year 7".to_owned()],
+        preview,
+        options,
     )?;
+    if done.claimed_meanwhile.contains(&ids[1]) {
+        println!("  skipped bob: he claimed his account meanwhile and keeps his password");
+    }
+    let list = &done.list;
     print!("{}", list.to_csv()?.as_str());
+    let html_path = std::env::temp_dir().join("keyward-quickstart-list.html");
+    std::fs::write(&html_path, list.to_html().as_bytes())?;
     println!(
-        "  ({} users, batch {}; regenerating voids this list)",
+        "  {} new temporary password(s), batch {}; printable list written to {} (regenerating voids it)",
         list.rows.len(),
-        list.batch.as_str()
+        list.batch.as_str(),
+        html_path.display()
     );
+    let unclaimed = kw.unclaimed_users(&admin.id, &UserQuery::new(site.clone(), kw.now()))?;
+    for u in &unclaimed.items {
+        let expires = u.summary.temporary.as_ref().map(|t| t.expires_at.date());
+        println!(
+            "  unclaimed: {} (expires {expires:?})",
+            u.summary.user.username
+        );
+    }
 
     // ---------------------------------------------------------------------------------------
     println!("\n== Audit trail of alan (newest last)");

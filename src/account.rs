@@ -88,6 +88,6 @@ impl Keyward {
             None => None,
         };
         self.store.set_pin(user, credential.as_ref())?;
-        self.audit(self.own_event(AuditAction::PinSet, &record.user))
+        self.audit(self.own_event(AuditAction::PinSet, user, &record.user.site))
     }
 }

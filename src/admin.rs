@@ -20,8 +20,12 @@ use crate::store::{LockCounter, Page, StoreError, Swap, UserQuery, UserRecord};
 use crate::user::{SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
 
 mod bulk;
+mod cohort;
+mod escrow;
 pub mod report;
 
+pub use bulk::{CancelToken, Progress, Regenerated, RegenerationOptions, RegenerationPreview};
+pub use cohort::{GroupChoice, GroupCount, GroupResets, SkipCounts, SkipReason, UnclaimedUser};
 pub use report::{PrintableList, PrintableRow};
 
 /// A user as an admin screen shows it: the profile, what kind of credentials the user holds
@@ -320,7 +324,8 @@ impl Keyward {
         let now = self.now();
         let mode = options.mode.unwrap_or(rules.mode);
         let hash = self.hasher.hash(&password.to_password())?;
-        let credential = rules.issue(stored(&hash), now, mode, actor.clone(), None);
+        let mut credential = rules.issue(stored(&hash), now, mode, actor.clone(), None);
+        self.escrow(&mut credential, &password, target)?;
         let expires_at = credential.temporary.as_ref().map_or(now, |t| t.expires_at);
         // Deliver first: if delivery fails, the user keeps the password they had.
         let (shown, receipt) = match recipient {

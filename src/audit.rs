@@ -44,6 +44,8 @@ text_enum!(
         PinSet => "pin_set",
         /// Users or their audit trail were viewed (audited when refused).
         UsersViewed => "users_viewed",
+        /// An escrowed temporary password was revealed to an administrator.
+        TemporaryPasswordRevealed => "temporary_password_revealed",
     }
 );
 
@@ -56,6 +58,8 @@ text_enum!(
         Continued => "continued",
         /// The action or sign-in was refused; nothing changed.
         Denied => "denied",
+        /// The action was cancelled before it changed anything.
+        Cancelled => "cancelled",
     }
 );
 

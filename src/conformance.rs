@@ -41,9 +41,9 @@ use crate::lockout::{
     self, LockDecision, LockEvent, LockReason, LockState, LockoutMode, LockoutRule,
 };
 use crate::store::{
-    Consumed, GroupQuery, GroupSummary, LockCounter, MAX_PAGE, OneTimeKind, OneTimeTry,
-    StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserRecord, UserSort, UserStore,
-    compare_for_sort,
+    BatchEntry, BatchWritten, Consumed, GroupQuery, GroupSummary, LockCounter, MAX_PAGE,
+    OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery,
+    UserRecord, UserSort, UserStore, compare_for_sort, ops,
 };
 use crate::user::{
     BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
@@ -96,11 +96,12 @@ macro_rules! conformance_tests {
             search_paging_and_total, invalid_limits_are_refused, list_groups,
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
-            replace_batch_all_or_nothing, audit_append_and_query);
+            replace_batch_all_or_nothing, replace_batch_skips_changed_users,
+            audit_append_and_query);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
-            concurrent_totp_step_accepted_once);
+            concurrent_totp_step_accepted_once, concurrent_batch_and_claim);
     };
     (single $make:expr) => {
         $crate::conformance_tests!(@single (|| ::core::option::Option::Some(($make)()));
@@ -110,7 +111,8 @@ macro_rules! conformance_tests {
             search_paging_and_total, invalid_limits_are_refused, list_groups,
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
-            replace_batch_all_or_nothing, audit_append_and_query);
+            replace_batch_all_or_nothing, replace_batch_skips_changed_users,
+            audit_append_and_query);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -214,6 +216,42 @@ fn temporary(h: &str, mode: TemporaryMode, batch: Option<BatchId>) -> PasswordCr
     PasswordCredential::temporary(hash(h), T0, mode, T0 + Duration::days(7), admin(), batch)
 }
 
+/// The audit event of a batch entry for `target` (`None`: the batch's summary).
+fn batch_event(target: Option<&UserId>) -> AuditEvent {
+    let action = if target.is_some() {
+        AuditAction::TemporaryPasswordSet
+    } else {
+        AuditAction::BulkRegenerated
+    };
+    AuditEvent::new(
+        T0,
+        Some(admin()),
+        action,
+        target.cloned(),
+        site(),
+        AuditOutcome::Succeeded,
+    )
+    .with_details("batch")
+}
+
+/// A batch entry for `user` planned against `expected`.
+fn entry(user: &UserId, expected: Option<&str>, credential: PasswordCredential) -> BatchEntry {
+    BatchEntry::new(
+        user.clone(),
+        expected.map(hash),
+        credential,
+        batch_event(Some(user)),
+    )
+}
+
+/// The audit events of one action, oldest first.
+fn events_of(store: &dyn UserStore, action: AuditAction) -> Vec<AuditEvent> {
+    store
+        .query_audit(&AuditQuery::default().action(action).page(0, MAX_PAGE))
+        .expect("query_audit failed")
+        .items
+}
+
 fn is_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, id: &UserId, what: &str) {
     match r {
         Err(StoreError::NotFound { user }) => assert_eq!(&user, id, "{what}: wrong id"),
@@ -259,6 +297,7 @@ fn full_record() -> UserRecord {
     let mut password = temporary("pw", TemporaryMode::SingleUse, Some(BatchId::generate()));
     if let Some(t) = password.temporary.as_mut() {
         t.consumed_at = Some(at(3));
+        t.escrow = Some(StoredSecret::new("escrow:v1:k:sealed"));
     }
     record.password = Some(password);
     record.pin = Some(PinCredential::new(hash("pin"), at(4)));
@@ -461,7 +500,12 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
     is_not_found(
         store.replace_batch(&TemporaryBatch::new(
             BatchId::generate(),
-            vec![(id.clone(), temporary("t", TemporaryMode::SingleUse, None))],
+            vec![entry(
+                id,
+                None,
+                temporary("t", TemporaryMode::SingleUse, None),
+            )],
+            batch_event(None),
         )),
         id,
         "replace_batch",
@@ -676,10 +720,12 @@ pub fn search_filters(store: &dyn UserStore) {
     );
     add(person(site(), "u3", "C", "Three"), &|r| {
         r.user.status = UserStatus::Disabled;
+        r.user.role = Role::Moderator;
         r.password_lock.locked_at = Some(T0 - Duration::hours(1));
         r.password_lock.lock_reason = Some(LockReason::Failures);
     });
     add(person(site(), "u4", "D", "Four"), &|r| {
+        r.user.sso_linked = true;
         // A temporary lock that ran out before `as_of`.
         r.totp_lock.locked_at = Some(T0 - Duration::hours(2));
         r.totp_lock.locked_until = Some(T0);
@@ -695,8 +741,8 @@ pub fn search_filters(store: &dyn UserStore) {
         r.password = Some(p);
     });
     add(person(site(), "u6", "F", "Six"), &|r| {
+        // A password of their own and no sign-in yet: claimed all the same.
         r.password = Some(PasswordCredential::permanent(hash("p6"), T0));
-        r.user.last_sign_in_at = Some(T0);
     });
     add(person(site(), "u7", "G", "Seven"), &|r| {
         let mut p = temporary("t7", TemporaryMode::AdminManaged, None);
@@ -718,7 +764,9 @@ pub fn search_filters(store: &dyn UserStore) {
         ("group, none", all(site()).group("Year"), 0),
         ("user type", all(site()).user_type("staff"), 1),
         ("locked", all(site()).locked_only(), 2),
-        ("unclaimed", all(site()).unclaimed_only(), 5),
+        ("unclaimed", all(site()).unclaimed_only(), 6),
+        ("role moderator", all(site()).role(Role::Moderator), 1),
+        ("role user", all(site()).role(Role::User), 6),
         ("temporary", all(site()).temporary_password_only(), 2),
         (
             "combined",
@@ -735,6 +783,12 @@ pub fn search_filters(store: &dyn UserStore) {
     let mut active = all(site());
     active.status = Some(UserStatus::Active);
     queries.push(("status active", active, 6));
+    let mut sso = all(site());
+    sso.sso_linked = Some(true);
+    queries.push(("sso linked", sso, 1));
+    let mut not_sso = all(site());
+    not_sso.sso_linked = Some(false);
+    queries.push(("not sso linked", not_sso, 6));
     let mut later = all(site()).locked_only();
     later.as_of = T0 + Duration::hours(1);
     queries.push(("locked, later", later, 1));
@@ -1285,7 +1339,7 @@ pub fn totp_step_only_newer(store: &dyn UserStore) {
     assert_eq!(stored, want, "accepting a step changed something else");
 }
 
-/// A batch replaces every listed credential or none.
+/// A batch replaces every listed credential or none, and writes its audit events with it.
 pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
     let mut users = Vec::new();
     for name in ["a", "b", "c"] {
@@ -1299,26 +1353,48 @@ pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
     let batch = TemporaryBatch::new(
         first.clone(),
         vec![
-            (users[0].user.id.clone(), cred("a1", &first)),
-            (users[1].user.id.clone(), cred("b1", &first)),
+            entry(&users[0].user.id, Some("a"), cred("a1", &first)),
+            entry(&users[1].user.id, Some("b"), cred("b1", &first)),
         ],
+        batch_event(None),
     );
-    store.replace_batch(&batch).expect("replace_batch failed");
+    let written = store.replace_batch(&batch).expect("replace_batch failed");
+    assert_eq!(
+        written.written,
+        vec![users[0].user.id.clone(), users[1].user.id.clone()]
+    );
+    assert!(written.changed.is_empty(), "{written:?}");
     let mut want = users.clone();
     want[0].password = Some(cred("a1", &first));
     want[1].password = Some(cred("b1", &first));
     for w in &want {
         assert_eq!(&get(store, &w.user.id), w, "after the first batch");
     }
+    let set = events_of(store, AuditAction::TemporaryPasswordSet);
+    assert_eq!(
+        set,
+        vec![
+            batch.entries[0].event.clone(),
+            batch.entries[1].event.clone()
+        ]
+    );
+    let summary = events_of(store, AuditAction::BulkRegenerated);
+    assert_eq!(summary, vec![ops::batch_summary(&batch, &written)]);
+    assert_eq!(
+        summary[0].details.as_deref(),
+        Some("batch; written=2; changed=0"),
+        "summary details"
+    );
     let second = BatchId::generate();
     let ghost = UserId::generate();
     let failing = TemporaryBatch::new(
         second.clone(),
         vec![
-            (users[0].user.id.clone(), cred("a2", &second)),
-            (ghost.clone(), cred("g2", &second)),
-            (users[1].user.id.clone(), cred("b2", &second)),
+            entry(&users[0].user.id, Some("a1"), cred("a2", &second)),
+            entry(&ghost, None, cred("g2", &second)),
+            entry(&users[1].user.id, Some("b1"), cred("b2", &second)),
         ],
+        batch_event(None),
     );
     is_not_found(
         store.replace_batch(&failing),
@@ -1328,9 +1404,74 @@ pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
     for w in &want {
         assert_eq!(&get(store, &w.user.id), w, "a failed batch wrote something");
     }
-    store
-        .replace_batch(&TemporaryBatch::new(second, Vec::new()))
+    assert_eq!(
+        events_of(store, AuditAction::TemporaryPasswordSet).len(),
+        2,
+        "a failed batch wrote an audit event"
+    );
+    assert_eq!(events_of(store, AuditAction::BulkRegenerated).len(), 1);
+    let empty = store
+        .replace_batch(&TemporaryBatch::new(second, Vec::new(), batch_event(None)))
         .expect("an empty batch failed");
+    assert_eq!(empty, BatchWritten::default());
+}
+
+/// A batch entry is written only while the user's password is still the one it was planned
+/// against: a user who set their own meanwhile keeps it, is reported as changed, and gets no
+/// event; the others are written.
+pub fn replace_batch_skips_changed_users(store: &dyn UserStore) {
+    let mut users = Vec::new();
+    for (name, password) in [("a", None), ("b", Some("old-b")), ("c", Some("old-c"))] {
+        let mut r = person(site(), name, name, name);
+        r.password = password.map(|p| temporary(p, TemporaryMode::SingleUse, None));
+        create(store, &r);
+        users.push(r);
+    }
+    // b claims the account after the batch was planned.
+    let own = PasswordCredential::permanent(hash("b-own"), T0);
+    let b = &users[1].user.id;
+    let claimed = store.replace_password(b, Some(&hash("old-b")), Some(&own));
+    assert_eq!(claimed.expect("replace_password failed"), Swap::Swapped);
+    let id = BatchId::generate();
+    let cred = |h: &str| temporary(h, TemporaryMode::SingleUse, Some(id.clone()));
+    let batch = TemporaryBatch::new(
+        id.clone(),
+        vec![
+            entry(&users[0].user.id, None, cred("a1")),
+            entry(b, Some("old-b"), cred("b1")),
+            entry(&users[2].user.id, Some("old-c"), cred("c1")),
+        ],
+        batch_event(None),
+    );
+    let written = store.replace_batch(&batch).expect("replace_batch failed");
+    assert_eq!(
+        written.written,
+        vec![users[0].user.id.clone(), users[2].user.id.clone()]
+    );
+    assert_eq!(written.changed, vec![b.clone()]);
+    assert_eq!(get(store, &users[0].user.id).password, Some(cred("a1")));
+    assert_eq!(
+        get(store, b).password,
+        Some(own),
+        "a claimed password was overwritten"
+    );
+    assert_eq!(get(store, &users[2].user.id).password, Some(cred("c1")));
+    let set = events_of(store, AuditAction::TemporaryPasswordSet);
+    assert_eq!(
+        set,
+        vec![
+            batch.entries[0].event.clone(),
+            batch.entries[2].event.clone()
+        ]
+    );
+    let summary = events_of(store, AuditAction::BulkRegenerated);
+    assert_eq!(
+        summary
+            .iter()
+            .map(|e| e.details.as_deref())
+            .collect::<Vec<_>>(),
+        vec![Some("batch; written=2; changed=1")]
+    );
 }
 
 /// Audit events come back oldest first (insertion order among equal times), filtered by user
@@ -1568,6 +1709,60 @@ pub fn concurrent_one_time_consumed_once(open: Opener<'_>) {
         1,
         "{results:?}"
     );
+}
+
+/// A user claims their account (compare-and-swap from the temporary password to their own)
+/// while a batch planned against the temporary password commits, 20 times over two handles:
+/// every time exactly one of the two wins, and the loser changes nothing.
+pub fn concurrent_batch_and_claim(open: Opener<'_>) {
+    let store = open();
+    for round in 0..20 {
+        let name = format!("claimer-{round}");
+        let mut r = person(site(), &name, "C", "Laimer");
+        r.password = Some(temporary("tmp", TemporaryMode::SingleUse, None));
+        create(&*store, &r);
+        let id = r.user.id.clone();
+        let own = PasswordCredential::permanent(hash("own"), T0);
+        let batch_id = BatchId::generate();
+        let new = temporary("new", TemporaryMode::SingleUse, Some(batch_id.clone()));
+        let batch = TemporaryBatch::new(
+            batch_id,
+            vec![entry(&id, Some("tmp"), new.clone())],
+            batch_event(None),
+        );
+        let handles = [open(), open()];
+        let (claim, written) = std::thread::scope(|s| {
+            let claim = s.spawn(|| {
+                handles[0]
+                    .replace_password(&id, Some(&hash("tmp")), Some(&own))
+                    .expect("replace_password failed")
+            });
+            let batch = s.spawn(|| {
+                handles[1]
+                    .replace_batch(&batch)
+                    .expect("replace_batch failed")
+            });
+            (
+                claim.join().expect("the claim panicked"),
+                batch.join().expect("the batch panicked"),
+            )
+        });
+        let stored = get(&*store, &id).password;
+        match claim {
+            Swap::Swapped => {
+                assert_eq!(written.changed, vec![id.clone()], "round {round}");
+                assert_eq!(
+                    stored,
+                    Some(own),
+                    "round {round}: the claim was overwritten"
+                );
+            }
+            Swap::Changed => {
+                assert_eq!(written.written, vec![id.clone()], "round {round}");
+                assert_eq!(stored, Some(new), "round {round}");
+            }
+        }
+    }
 }
 
 /// A TOTP step offered by 32 racing threads is accepted exactly once.

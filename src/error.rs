@@ -81,6 +81,21 @@ pub enum Error {
         /// The user.
         user: UserId,
     },
+    /// A long operation (a bulk regeneration) was cancelled before it changed anything.
+    #[error("cancelled before anything changed")]
+    Cancelled,
+    /// Temporary passwords are not kept in escrow: no escrow key was configured (see
+    /// [`crate::KeywardBuilder::temporary_password_escrow`]). Regenerate instead.
+    #[error("temporary passwords are not kept in escrow: regenerate instead")]
+    EscrowDisabled,
+    /// No escrowed copy of the user's temporary password can be revealed: the user has
+    /// claimed the account, the password expired or was used, or it was issued before escrow
+    /// was turned on. Regenerate instead.
+    #[error("user {user} has no temporary password that can be revealed")]
+    NothingToReveal {
+        /// The user.
+        user: UserId,
+    },
     /// Writing an output document (the printable list) failed.
     #[error("writing the {format} output failed")]
     Output {

@@ -175,6 +175,72 @@ impl Argon2Policy {
         self.p_cost
     }
 
+    /// OWASP's argon2id configurations of equivalent strength (Password Storage Cheat Sheet):
+    /// m = 47104 t = 1, m = 19456 t = 2 (the default), m = 12288 t = 3, m = 9216 t = 4,
+    /// m = 7168 t = 5, all p = 1. Less memory with more passes costs an attacker as much, but
+    /// runs better where several hashes run at once and their working sets overflow the
+    /// cache: see [`fastest_in_parallel`](Self::fastest_in_parallel).
+    pub const OWASP_EQUIVALENT: [Self; 5] = [
+        Self {
+            m_cost_kib: 47_104,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        Self::DEFAULT,
+        Self {
+            m_cost_kib: 12_288,
+            t_cost: 3,
+            p_cost: 1,
+        },
+        Self {
+            m_cost_kib: 9_216,
+            t_cost: 4,
+            p_cost: 1,
+        },
+        Self {
+            m_cost_kib: 7_168,
+            t_cost: 5,
+            p_cost: 1,
+        },
+    ];
+
+    /// Measures each profile of [`OWASP_EQUIVALENT`](Self::OWASP_EQUIVALENT) hashing on
+    /// `threads` threads at once, `rounds` hashes per thread, and returns the fastest with
+    /// every profile's time for its hashes. Run it at deployment on the host that will hash
+    /// (a bulk regeneration uses every core), and store the answer with the configuration:
+    /// it is a measurement, not a constant.
+    ///
+    /// # Errors
+    /// [`HashError::Backend`] if a trial hash fails.
+    pub fn fastest_in_parallel(
+        threads: std::num::NonZeroUsize,
+        rounds: u32,
+    ) -> Result<(Self, Vec<(Self, Duration)>), HashError> {
+        let mut timings = Vec::with_capacity(Self::OWASP_EQUIVALENT.len());
+        for policy in Self::OWASP_EQUIVALENT {
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                let workers: Vec<_> = (0..threads.get())
+                    .map(|_| {
+                        s.spawn(move || {
+                            (0..rounds).try_for_each(|_| {
+                                argon2::dummy_hash(&policy, b"profile password").map(drop)
+                            })
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            })?;
+            timings.push((policy, started.elapsed()));
+        }
+        let fastest = (timings.iter())
+            .min_by_key(|(_, took)| *took)
+            .map_or(Self::DEFAULT, |(policy, _)| *policy);
+        Ok((fastest, timings))
+    }
+
     /// Finds a policy whose hashing takes about `target` on this machine: starting from
     /// [`DEFAULT`](Self::DEFAULT), it raises `t_cost` up to 4 and then doubles the memory,
     /// never going below the default nor above `limits`.
@@ -645,6 +711,24 @@ fn is_crypt64(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fastest_parallel_profile_is_the_one_measured_fastest() {
+        let one = std::num::NonZeroUsize::MIN;
+        let (fastest, timings) = Argon2Policy::fastest_in_parallel(one, 1).unwrap();
+        let policies: Vec<_> = timings.iter().map(|(p, _)| *p).collect();
+        assert_eq!(policies, Argon2Policy::OWASP_EQUIVALENT);
+        let min = timings.iter().map(|(_, t)| *t).min().unwrap();
+        assert_eq!(
+            timings.iter().find(|(p, _)| *p == fastest).map(|(_, t)| *t),
+            Some(min)
+        );
+        // Every profile keeps the same memory-time product, within OWASP's rounding.
+        for p in Argon2Policy::OWASP_EQUIVALENT {
+            let product = u64::from(p.m_cost_kib()) * u64::from(p.t_cost());
+            assert!((35_840..=47_104).contains(&product), "{p:?}");
+        }
+    }
 
     #[test]
     fn debug_hides_digest() {

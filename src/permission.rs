@@ -31,6 +31,8 @@ text_enum!(
         BulkRegenerate => "bulk_regenerate",
         /// Create users.
         ManageUsers => "manage_users",
+        /// Reveal an escrowed temporary password ("show password").
+        RevealTemporaryPassword => "reveal_temporary_password",
     }
 );
 
@@ -41,13 +43,14 @@ pub struct Permissions {
 }
 
 impl Default for Permissions {
-    /// Administrators: everything. Moderators: everything but bulk regeneration and
-    /// creating users. Users: nothing.
+    /// Administrators: everything. Moderators: everything but bulk regeneration, creating
+    /// users and revealing escrowed temporary passwords. Users: nothing.
     fn default() -> Self {
         let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
         let mut moderator = all.clone();
         moderator.remove(&Permission::BulkRegenerate);
         moderator.remove(&Permission::ManageUsers);
+        moderator.remove(&Permission::RevealTemporaryPassword);
         Self::none()
             .with_role(Role::Administrator, all)
             .with_role(Role::Moderator, moderator)
@@ -205,6 +208,7 @@ mod tests {
             (Role::Administrator, Permission::SendPasswordReset,       "YYY ..."),
             (Role::Administrator, Permission::BulkRegenerate,          "YYY ..."),
             (Role::Administrator, Permission::ManageUsers,             "YYY ..."),
+            (Role::Administrator, Permission::RevealTemporaryPassword, "YYY ..."),
             (Role::Moderator,     Permission::ViewUsers,               "YY. ..."),
             (Role::Moderator,     Permission::CreateTemporaryPassword, "YY. ..."),
             (Role::Moderator,     Permission::ChangeTemporaryPassword, "YY. ..."),
@@ -215,6 +219,7 @@ mod tests {
             (Role::Moderator,     Permission::SendPasswordReset,       "YY. ..."),
             (Role::Moderator,     Permission::BulkRegenerate,          "... ..."),
             (Role::Moderator,     Permission::ManageUsers,             "... ..."),
+            (Role::Moderator,     Permission::RevealTemporaryPassword, "... ..."),
             (Role::User,          Permission::ViewUsers,               "... ..."),
             (Role::User,          Permission::CreateTemporaryPassword, "... ..."),
             (Role::User,          Permission::ChangeTemporaryPassword, "... ..."),
@@ -225,6 +230,7 @@ mod tests {
             (Role::User,          Permission::SendPasswordReset,       "... ..."),
             (Role::User,          Permission::BulkRegenerate,          "... ..."),
             (Role::User,          Permission::ManageUsers,             "... ..."),
+            (Role::User,          Permission::RevealTemporaryPassword, "... ..."),
         ];
         assert_eq!(table.len(), 3 * Permission::ALL.len());
         let permissions = Permissions::default();

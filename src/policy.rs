@@ -346,6 +346,10 @@ const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const DIGITS: &str = "0123456789";
 const SYMBOLS: &str = "!#%+=?@*-";
 const AMBIGUOUS: &str = "0Oo1lIi";
+/// Characters a generated password never starts with: a spreadsheet would take a cell
+/// starting with one for a formula, and the printable list's CSV neutralises such cells, which
+/// would change the password a user reads.
+const FORMULA_START: &str = "=+-@";
 
 /// Generates a password in `style` from the OS random source.
 ///
@@ -372,20 +376,25 @@ pub fn generate(style: GeneratorStyle) -> Generated {
             }
             let alphabet: Vec<char> = classes.concat();
             let length = length.max(classes.len());
-            // Draw until every class appears: rejection keeps the distribution uniform over
-            // the passwords that meet the rule.
+            // Draw until every class appears and the first character cannot start a
+            // spreadsheet formula: rejection keeps the distribution uniform over the passwords
+            // that meet the rule.
             let chars = loop {
                 let candidate: Vec<char> = (0..length)
                     .map(|_| alphabet[rng.random_range(0..alphabet.len())])
                     .collect();
-                if classes
-                    .iter()
-                    .all(|class| candidate.iter().any(|c| class.contains(c)))
+                let starts_formula = candidate
+                    .first()
+                    .is_some_and(|c| FORMULA_START.contains(*c));
+                if !starts_formula
+                    && classes
+                        .iter()
+                        .all(|class| candidate.iter().any(|c| class.contains(c)))
                 {
                     break candidate;
                 }
             };
-            let entropy_bits = entropy_random(&classes, length);
+            let entropy_bits = entropy_random(&classes, length, FORMULA_START);
             Generated {
                 password: TemporaryPassword::new(chars.into_iter().collect::<String>()),
                 entropy_bits,
@@ -468,17 +477,20 @@ impl Default for CodeRules {
 }
 
 /// log2 of the number of strings of `length` over the union of `classes` that contain every
-/// class, by inclusion-exclusion.
-fn entropy_random(classes: &[Vec<char>], length: usize) -> f64 {
+/// class and do not start with a character of `not_first`, by inclusion-exclusion over the
+/// classes left out.
+fn entropy_random(classes: &[Vec<char>], length: usize, not_first: &str) -> f64 {
     let n = classes.len();
     let mut count = 0f64;
     for mask in 0u32..(1 << n) {
         let missing = mask.count_ones();
-        let size: usize = (0..n)
-            .filter(|i| mask & (1 << i) == 0)
-            .map(|i| classes[i].len())
+        let kept = || (0..n).filter(|i| mask & (1 << i) == 0).map(|i| &classes[i]);
+        let size: usize = kept().map(Vec::len).sum();
+        let first: usize = kept()
+            .map(|class| class.iter().filter(|c| !not_first.contains(**c)).count())
             .sum();
-        let term = (size as f64).powi(i32::try_from(length).unwrap_or(i32::MAX));
+        let rest = (size as f64).powi(i32::try_from(length.saturating_sub(1)).unwrap_or(i32::MAX));
+        let term = first as f64 * rest;
         if missing % 2 == 0 {
             count += term
         } else {
@@ -674,6 +686,51 @@ mod tests {
             seen.insert(text);
         }
         assert_eq!(seen.len(), 200, "generated passwords repeat");
+    }
+
+    #[test]
+    fn generated_passwords_never_start_a_formula() {
+        let style = GeneratorStyle::Random {
+            length: 8,
+            exclude_ambiguous: true,
+            symbols: true,
+        };
+        for _ in 0..2000 {
+            let g = generate(style);
+            let first = g.password.expose_secret().chars().next();
+            assert!(
+                first.is_some_and(|c| !FORMULA_START.contains(c)),
+                "{first:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn entropy_counts_exactly_the_accepted_strings() {
+        // Brute force over a small alphabet: every class present, first not '+'.
+        let classes = vec![vec!['a', 'b'], vec!['C'], vec!['+', '!']];
+        let alphabet: Vec<char> = classes.concat();
+        let length = 4;
+        let mut accepted = 0u32;
+        for n in 0..alphabet.len().pow(4) {
+            let mut k = n;
+            let s: Vec<char> = (0..length)
+                .map(|_| {
+                    let c = alphabet[k % alphabet.len()];
+                    k /= alphabet.len();
+                    c
+                })
+                .collect();
+            let all_classes = classes.iter().all(|cl| s.iter().any(|c| cl.contains(c)));
+            if all_classes && s[0] != '+' {
+                accepted += 1;
+            }
+        }
+        let bits = entropy_random(&classes, length, "+");
+        assert!(
+            (bits - f64::from(accepted).log2()).abs() < 1e-9,
+            "{bits} vs {accepted}"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Keyward {
             .ok_or(Error::NoVerifiedContact { channel: "email" })
     }
 
-    fn send_reset(
+    pub(crate) fn send_reset(
         &self,
         user: &User,
         actor: Option<&UserId>,
@@ -216,7 +216,8 @@ impl Keyward {
             Some(&PasswordCredential::permanent(stored(&hash), now)),
         )?;
         self.unlock_counter(&record.user, LockCounter::Password, &id)?;
-        self.audit(self.own_event(AuditAction::PasswordReset, &record.user))?;
+        let event = self.own_event(AuditAction::PasswordReset, &id, &record.user.site);
+        self.audit(event)?;
         Ok(PasswordReset::Done { user: id })
     }
 }

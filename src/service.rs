@@ -19,7 +19,7 @@ use crate::permission::Permissions;
 use crate::policy::{CodeRules, PasswordPolicy, PolicySet, TemporaryPolicy};
 use crate::store::{UserRecord, UserStore};
 use crate::totp::{TotpConfig, TotpSealer};
-use crate::user::{SiteId, StoredHash, User, UserId};
+use crate::user::{SiteId, StoredHash, UserId};
 
 /// How TOTP secrets are kept at rest.
 #[derive(Debug)]
@@ -44,6 +44,7 @@ pub struct Keyward {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) totp: TotpConfig,
     pub(crate) keeping: SecretKeeping,
+    pub(crate) escrow: Option<TotpSealer>,
     pub(crate) codes: CodeRules,
 }
 
@@ -71,6 +72,7 @@ pub struct KeywardBuilder {
     notifier: Arc<dyn Notifier>,
     totp: TotpConfig,
     keeping: SecretKeeping,
+    escrow: Option<TotpSealer>,
     codes: CodeRules,
 }
 
@@ -143,6 +145,18 @@ impl KeywardBuilder {
         self
     }
 
+    /// Keeps every issued temporary password also sealed under `keys` (the same
+    /// XChaCha20-Poly1305 key ring as for TOTP secrets, with its own domain in the associated
+    /// data; give it a key of its own), bound to the user and the batch, so that an
+    /// administrator holding [`Permission::RevealTemporaryPassword`](crate::permission::Permission::RevealTemporaryPassword)
+    /// can show it again until the user claims the account, the password expires or a new
+    /// one replaces it (each reveal audited). Off by default: without escrow nothing can be
+    /// shown again, and the answer to a lost list is to regenerate.
+    pub fn temporary_password_escrow(mut self, keys: TotpSealer) -> Self {
+        self.escrow = Some(keys);
+        self
+    }
+
     /// Limits of one-time codes (default: [`CodeRules::DEFAULT`]).
     pub fn codes(mut self, codes: CodeRules) -> Self {
         self.codes = codes;
@@ -162,6 +176,7 @@ impl KeywardBuilder {
             notifier: self.notifier,
             totp: self.totp,
             keeping: self.keeping,
+            escrow: self.escrow,
             codes: self.codes,
         }
     }
@@ -181,6 +196,7 @@ impl Keyward {
             notifier: Arc::new(Outbox::new()),
             totp: TotpConfig::DEFAULT,
             keeping: SecretKeeping::Refused,
+            escrow: None,
             codes: CodeRules::DEFAULT,
         }
     }
@@ -226,10 +242,15 @@ impl Keyward {
         AuditEvent::new(self.now(), actor, action, target, site.clone(), outcome)
     }
 
-    /// What a user did to their own account, succeeded, happening now.
-    pub(crate) fn own_event(&self, action: AuditAction, user: &User) -> AuditEvent {
-        let id = Some(&user.id);
-        self.event(action, AuditOutcome::Succeeded, id, id, &user.site)
+    /// What a user did to their own account in `site`, succeeded, happening now.
+    pub(crate) fn own_event(
+        &self,
+        action: AuditAction,
+        user: &UserId,
+        site: &SiteId,
+    ) -> AuditEvent {
+        let id = Some(user);
+        self.event(action, AuditOutcome::Succeeded, id, id, site)
     }
 }
 

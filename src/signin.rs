@@ -135,7 +135,7 @@ impl Keyward {
                 ctx.hash_upgraded = true;
                 ctx.credential = Some(new.hash);
                 let details = format!("password hash upgraded to {}", new_hash.scheme());
-                let event = self.own_event(AuditAction::HashUpgraded, user);
+                let event = self.own_event(AuditAction::HashUpgraded, &user.id, site);
                 self.audit(event.with_details(details))?;
             }
         }
@@ -312,7 +312,8 @@ impl Keyward {
             )?;
             return Ok(PasswordChange::Denied(denial));
         }
-        self.audit(self.own_event(AuditAction::PasswordChanged, &record.user))?;
+        let (id, site) = (&record.user.id, &pending.ctx.site);
+        self.audit(self.own_event(AuditAction::PasswordChanged, id, site))?;
         Ok(PasswordChange::Changed(self.finish(&record, &pending.ctx)?))
     }
 

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
-    BatchId, OneTimeCredential, PasswordCredential, PinCredential, SiteId, StoredHash,
+    BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
     TemporaryInfo, TotpState, User, UserId, UserStatus,
 };
 pub use error::StoreError;
@@ -71,6 +71,18 @@ impl UserRecord {
 }
 
 impl UserRecord {
+    /// Whether the user has never set a password of their own: the password slot is empty or
+    /// holds a temporary password (issued by an administrator, or imported as temporary).
+    /// Setting one's own password by any path — the forced change after a temporary password,
+    /// a reset link, a self-service change, an import of a real hash, or a permanent password
+    /// given at creation — claims the account. This is the one definition of "unclaimed":
+    /// the search filter ([`UserQuery::unclaimed_only`]), bulk regeneration, the unclaimed list
+    /// and the group picker all use it.
+    #[must_use]
+    pub fn is_unclaimed(&self) -> bool {
+        self.password.as_ref().is_none_or(|p| p.temporary.is_some())
+    }
+
     /// The temporary password the user holds and has not used, expired or not: it occupies
     /// the password slot (an administrator replacing it *changes* a temporary password, and
     /// admin screens list it) until it is used, replaced or removed. Whether it still signs
@@ -137,9 +149,13 @@ pub struct UserQuery {
     pub user_type: Option<String>,
     /// Only this status.
     pub status: Option<UserStatus>,
+    /// Only this role.
+    pub role: Option<Role>,
+    /// Only users who are (`true`) or are not (`false`) SSO-linked.
+    pub sso_linked: Option<bool>,
     /// Only users whose password or TOTP lock holds at `as_of`.
     pub locked_only: bool,
-    /// Only users who never signed in.
+    /// Only unclaimed users ([`UserRecord::is_unclaimed`]).
     pub unclaimed_only: bool,
     /// Only users holding an unconsumed temporary password (expired ones included, so admins
     /// see them).
@@ -166,6 +182,8 @@ impl UserQuery {
             group: None,
             user_type: None,
             status: None,
+            role: None,
+            sso_linked: None,
             locked_only: false,
             unclaimed_only: false,
             temporary_password_only: false,
@@ -195,6 +213,13 @@ impl UserQuery {
     #[must_use]
     pub fn user_type(mut self, user_type: impl Into<String>) -> Self {
         self.user_type = Some(user_type.into());
+        self
+    }
+
+    /// Role filter.
+    #[must_use]
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = Some(role);
         self
     }
 
@@ -271,10 +296,12 @@ impl UserQuery {
             && self.group.as_ref().is_none_or(|g| u.groups.contains(g))
             && self.user_type.as_ref().is_none_or(|t| &u.user_type == t)
             && self.status.is_none_or(|s| u.status == s)
+            && self.role.is_none_or(|r| u.role == r)
+            && self.sso_linked.is_none_or(|s| u.sso_linked == s)
             && (!self.locked_only
                 || record.password_lock.is_locked(self.as_of)
                 || record.totp_lock.is_locked(self.as_of))
-            && (!self.unclaimed_only || u.last_sign_in_at.is_none())
+            && (!self.unclaimed_only || record.is_unclaimed())
             && (!self.temporary_password_only || record.unconsumed_temporary().is_some())
     }
 }
@@ -431,22 +458,74 @@ pub enum Swap {
     Changed,
 }
 
-/// Temporary passwords for a set of users, replacing whatever each of them held.
+/// One user's new temporary password in a [`TemporaryBatch`], with the audit event that
+/// records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchEntry {
+    /// The user.
+    pub user: UserId,
+    /// The password hash the batch was planned against (`None`: the user had no password).
+    /// The entry is written only while the user's password hash is still this one.
+    pub expected: Option<StoredHash>,
+    /// The new credential.
+    pub credential: PasswordCredential,
+    /// Recorded with the entry, and only if the entry is written.
+    pub event: AuditEvent,
+}
+
+impl BatchEntry {
+    /// An entry.
+    #[must_use]
+    pub fn new(
+        user: UserId,
+        expected: Option<StoredHash>,
+        credential: PasswordCredential,
+        event: AuditEvent,
+    ) -> Self {
+        Self {
+            user,
+            expected,
+            credential,
+            event,
+        }
+    }
+}
+
+/// Temporary passwords for a set of users, each written only if that user's password is still
+/// the one the batch was planned against, together with the audit events recording them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TemporaryBatch {
     /// The batch identifier written into every credential.
     pub batch: BatchId,
-    /// One credential per user.
-    pub entries: Vec<(UserId, PasswordCredential)>,
+    /// One entry per user.
+    pub entries: Vec<BatchEntry>,
+    /// The event recording the whole batch, written with it; the store completes its details
+    /// with what was written ([`ops::batch_summary`]).
+    pub summary: AuditEvent,
 }
 
 impl TemporaryBatch {
     /// A batch.
     #[must_use]
-    pub fn new(batch: BatchId, entries: Vec<(UserId, PasswordCredential)>) -> Self {
-        Self { batch, entries }
+    pub fn new(batch: BatchId, entries: Vec<BatchEntry>, summary: AuditEvent) -> Self {
+        Self {
+            batch,
+            entries,
+            summary,
+        }
     }
+}
+
+/// What [`UserStore::replace_batch`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchWritten {
+    /// Users whose new credential and event were written, in the batch's order.
+    pub written: Vec<UserId>,
+    /// Users skipped because their password had changed since the batch was planned.
+    pub changed: Vec<UserId>,
 }
 
 /// The store contract.
@@ -466,7 +545,8 @@ impl TemporaryBatch {
 ///   [`accept_totp_step`](Self::accept_totp_step) and
 ///   [`replace_batch`](Self::replace_batch) is one atomic step, also across processes
 ///   sharing the backend: no increment is lost, a single-use credential is consumed exactly
-///   once, a TOTP step is accepted exactly once, and a batch is written whole or not at all.
+///   once, a TOTP step is accepted exactly once, and a batch is written whole (less the users
+///   whose password changed since it was planned) with its audit events, or not at all.
 /// - **Rules live elsewhere.** `apply_lock_event` calls [`lockout::transition`](crate::lockout::transition) (through
 ///   [`apply_lock_event_to`]) on the stored state; a backend never re-implements the rule.
 /// - **Plain writes.** `set_*`, `update_profile` and `record_sign_in` overwrite their part of
@@ -647,12 +727,15 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// [`StoreError::NotFound`]; backend failures.
     fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError>;
 
-    /// Atomically sets the password credential of every user in `batch`, or of none: if any
-    /// user is missing or any write fails, every user keeps what they had.
+    /// In one atomic step: for every entry of `batch` whose user's password hash is still
+    /// `entry.expected`, sets `entry.credential` and appends `entry.event`; skips the others
+    /// (reported as changed); then appends the batch's summary event completed by
+    /// [`ops::batch_summary`]. If any user is missing or any write fails, nothing is written
+    /// at all: no credential, no event.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] naming a missing user; backend failures.
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError>;
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError>;
 
     /// Appends an audit event.
     ///

@@ -446,6 +446,10 @@ pub struct TemporaryInfo {
     pub batch: Option<BatchId>,
     /// When a single-use temporary password was used; it is dead from then on.
     pub consumed_at: Option<OffsetDateTime>,
+    /// The password itself, sealed under the application's escrow key, when escrow is on
+    /// (see [`crate::KeywardBuilder::temporary_password_escrow`]); it goes with the
+    /// credential when the user claims the account or a new password replaces it.
+    pub escrow: Option<StoredSecret>,
 }
 
 /// Where a temporary password stands at an instant.
@@ -525,6 +529,7 @@ impl PasswordCredential {
                 issued_by,
                 batch,
                 consumed_at: None,
+                escrow: None,
             }),
         }
     }

@@ -19,15 +19,36 @@ fn denied_reason(result: Result<impl std::fmt::Debug, Error>) -> DenyReason {
     }
 }
 
+/// The refusal of an action the moderator role is not granted.
+const MODERATOR_LACKS_PERMISSION: DenyReason = DenyReason::MissingPermission {
+    role: Role::Moderator,
+};
+
+/// Creates the moderator `mod`.
+fn moderator(f: &Fx, password: Option<Password>) -> User {
+    let moderator =
+        User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
+    f.kw.create_user(None, moderator, password).unwrap()
+}
+
+/// Creates the student `pat`, who has a verified phone and no email.
+fn pat(f: &Fx, password: Option<Password>) -> User {
+    let user = User::new(f.site.clone(), "pat", "Pat", "Phone", "student", T0)
+        .with_phone("+44 7700 900123", true);
+    f.kw.create_user(None, user, password).unwrap()
+}
+
+/// A staff profile in another site, `southfield`.
+fn elsewhere(username: &str, forename: &str, surname: &str) -> User {
+    let southfield = SiteId::new("southfield").unwrap();
+    User::new(southfield, username, forename, surname, "staff", T0)
+}
+
 #[test]
 fn refused_admin_actions_change_nothing_and_are_audited() {
     let f = fx();
-    let moderator =
-        User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
-    let moderator =
-        f.kw.create_user(None, moderator, Some(Password::new(USER_PASSWORD)))
-            .unwrap();
-    let before = f.kw.store().get_user(&f.admin.id).unwrap().unwrap();
+    let moderator = moderator(&f, Some(Password::new(USER_PASSWORD)));
+    let before = f.record(&f.admin.id);
     // A moderator cannot act on an administrator.
     let reason = denied_reason(f.kw.issue_temporary_password(
         &moderator.id,
@@ -39,11 +60,7 @@ fn refused_admin_actions_change_nothing_and_are_audited() {
         denied_reason(f.kw.reset_totp(&moderator.id, &f.admin.id)),
         DenyReason::TargetOutranksActor
     );
-    assert_eq!(
-        f.kw.store().get_user(&f.admin.id).unwrap().unwrap(),
-        before,
-        "nothing changed"
-    );
+    assert_eq!(f.record(&f.admin.id), before, "nothing changed");
     // Nor regenerate a cohort (not in the default moderator permissions).
     let reason = denied_reason(f.kw.bulk_regenerate(
         &moderator.id,
@@ -51,22 +68,9 @@ fn refused_admin_actions_change_nothing_and_are_audited() {
         &f.site,
         &["Year 7".into()],
     ));
-    assert_eq!(
-        reason,
-        DenyReason::MissingPermission {
-            role: Role::Moderator
-        }
-    );
+    assert_eq!(reason, MODERATOR_LACKS_PERMISSION);
     // An administrator of another site cannot act here.
-    let other = User::new(
-        SiteId::new("southfield").unwrap(),
-        "head2",
-        "Ed",
-        "Other",
-        "staff",
-        T0,
-    )
-    .with_role(Role::Administrator);
+    let other = elsewhere("head2", "Ed", "Other").with_role(Role::Administrator);
     let other =
         f.kw.create_user(None, other, Some(Password::new(USER_PASSWORD)))
             .unwrap();
@@ -76,15 +80,13 @@ fn refused_admin_actions_change_nothing_and_are_audited() {
         DenyReason::OtherSite
     );
     // Each refusal is in the audit trail with its reason.
-    let denials: Vec<_> =
-        f.kw.store()
-            .query_audit(&AuditQuery::default())
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.outcome == AuditOutcome::Denied)
-            .map(|e| (e.action, e.reason.unwrap()))
-            .collect();
+    let denials: Vec<_> = f
+        .audit(&AuditQuery::default())
+        .items
+        .into_iter()
+        .filter(|e| e.outcome == AuditOutcome::Denied)
+        .map(|e| (e.action, e.reason.unwrap()))
+        .collect();
     assert_eq!(
         denials,
         [
@@ -105,15 +107,9 @@ fn refused_admin_actions_change_nothing_and_are_audited() {
 #[test]
 fn temporary_password_delivered_to_a_verified_phone() {
     let f = fx();
-    let user = User::new(f.site.clone(), "pat", "Pat", "Phone", "student", T0)
-        .with_phone("+44 7700 900123", true);
-    let pat = f.kw.create_user(None, user, None).unwrap();
-    let issued =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &pat.id,
-            IssueOptions::generated().deliver(Channel::Sms),
-        )
+    let pat = pat(&f, None);
+    let issued = f
+        .issue(&pat.id, IssueOptions::generated().deliver(Channel::Sms))
         .unwrap();
     assert!(
         issued.password.is_none(),
@@ -136,17 +132,12 @@ fn temporary_password_delivered_to_a_verified_phone() {
         .trim_end_matches('.')
         .to_owned();
     assert!(matches!(
-        f.kw.sign_in(&f.site, "pat", &Password::new(password), None)
-            .unwrap(),
+        f.sign_in("pat", &Password::new(password)),
         SignIn::PasswordChangeRequired(_)
     ));
     // No verified email: a clear error, nothing sent.
-    let err =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &pat.id,
-            IssueOptions::generated().deliver(Channel::Email),
-        )
+    let err = f
+        .issue(&pat.id, IssueOptions::generated().deliver(Channel::Email))
         .unwrap_err();
     assert!(matches!(err, Error::NoVerifiedContact { channel: "email" }));
     assert!(f.outbox.is_empty());
@@ -158,12 +149,8 @@ fn chosen_temporary_passwords_need_the_policy_and_pass_its_checks() {
     let f = fx();
     let sam = f.user("sam");
     let chosen = keyward::TemporaryPassword::new("welcome-to-school-2026");
-    let err =
-        f.kw.issue_temporary_password(
-            &f.admin.id,
-            &sam.id,
-            IssueOptions::generated().chosen(chosen),
-        )
+    let err = f
+        .issue(&sam.id, IssueOptions::generated().chosen(chosen))
         .unwrap_err();
     assert!(matches!(
         err,
@@ -174,8 +161,7 @@ fn chosen_temporary_passwords_need_the_policy_and_pass_its_checks() {
         allow_chosen: true,
         ..TemporaryRules::DEFAULT
     };
-    let kw = keyward::Keyward::builder(f.store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
+    let kw = builder(f.store.clone())
         .policies(PolicySet::new().with_temporary_rules("student", rules))
         .build();
     let err = kw
@@ -230,21 +216,12 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
     // The administrator's own password confirms the action (their PIN is not asked for).
     f.kw.set_pin(&f.admin.id, Some(&keyward::Pin::new("2468")))
         .unwrap();
-    let reason = denied_reason(f.kw.bulk_regenerate(
-        &f.admin.id,
-        &Password::new("not-my-password"),
-        &f.site,
-        &groups,
-    ));
+    let regenerate = |confirmation: &str| {
+        f.kw.bulk_regenerate(&f.admin.id, &Password::new(confirmation), &f.site, &groups)
+    };
+    let reason = denied_reason(regenerate("not-my-password"));
     assert_eq!(reason, DenyReason::ConfirmationFailed);
-    let first =
-        f.kw.bulk_regenerate(
-            &f.admin.id,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &groups,
-        )
-        .unwrap();
+    let first = regenerate(ADMIN_PASSWORD).unwrap();
     let names: Vec<_> = first
         .rows
         .iter()
@@ -258,11 +235,13 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("name,username,group,password,date_of_birth")
+        Some("forename,surname,username,group,password,day_of_birth,expires")
     );
     let amy = lines.next().unwrap();
-    assert!(amy.starts_with("AMY Pupil,amy,Year 7,"), "{amy}");
-    assert!(amy.ends_with(",2014-03-14"), "{amy}");
+    assert!(amy.starts_with("AMY,Pupil,amy,Year 7,"), "{amy}");
+    // The day of birth only, never the full date.
+    assert!(amy.ends_with(",14,2026-09-08T08:00:00Z"), "{amy}");
+    assert!(!csv.contains("2014"), "a year of birth in the CSV");
     assert!(!format!("{first:?}").contains(first.rows[0].password.expose_secret()));
     // Every listed password signs in (single-use: a change is required).
     for row in &first.rows {
@@ -276,40 +255,19 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
         );
     }
     // Regenerating voids the previous list.
-    let second =
-        f.kw.bulk_regenerate(
-            &f.admin.id,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &groups,
-        )
-        .unwrap();
+    let second = regenerate(ADMIN_PASSWORD).unwrap();
     assert_ne!(second.batch, first.batch);
     let amy_old = &first.rows[0].password;
-    let d = step!(
-        f.kw.sign_in(&f.site, "amy", &amy_old.to_password(), None)
-            .unwrap(),
-        SignIn::Denied
-    );
+    let d = step!(f.sign_in("amy", &amy_old.to_password()), SignIn::Denied);
     assert_eq!(d.reason(), DenialReason::WrongPassword);
-    let record = f.kw.store().get_user(&ids[0]).unwrap().unwrap();
+    let record = f.record(&ids[0]);
     let info = record.password.unwrap().temporary.unwrap();
     assert_eq!(info.batch.as_ref(), Some(&second.batch));
     assert_eq!(info.mode, TemporaryMode::SingleUse);
     assert_eq!(info.issued_by, f.admin.id);
     // Year 9 was not selected.
-    assert!(
-        f.kw.store()
-            .get_user(&ids[3])
-            .unwrap()
-            .unwrap()
-            .password
-            .is_none()
-    );
-    let audit =
-        f.kw.store()
-            .query_audit(&AuditQuery::default().action(AuditAction::BulkRegenerated))
-            .unwrap();
+    assert!(f.record(&ids[3]).password.is_none());
+    let audit = f.audit(&AuditQuery::default().action(AuditAction::BulkRegenerated));
     assert_eq!(audit.items.last().unwrap().outcome, AuditOutcome::Succeeded);
 }
 
@@ -317,14 +275,9 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
 fn a_user_can_read_their_own_audit_trail() {
     let f = fx();
     let sam = f.user("sam");
-    let _ =
-        f.kw.sign_in(&f.site, "sam", &Password::new("wrong-password-xyz"), None)
-            .unwrap();
-    let _ =
-        f.kw.sign_in(&f.site, "sam", &Password::new(USER_PASSWORD), None)
-            .unwrap();
-    f.kw.issue_temporary_password(&f.admin.id, &sam.id, IssueOptions::generated())
-        .unwrap();
+    let _ = f.sign_in("sam", &Password::new("wrong-password-xyz"));
+    let _ = f.sign_in_as("sam");
+    f.issue(&sam.id, IssueOptions::generated()).unwrap();
     let page =
         f.kw.audit_trail(&sam.id, &AuditQuery::for_user(sam.id.clone()))
             .unwrap();
@@ -380,47 +333,30 @@ impl keyward::notify::Notifier for Down {
 #[test]
 fn failed_delivery_keeps_the_old_password() {
     let f = fx();
-    let user = User::new(f.site.clone(), "pat", "Pat", "Phone", "student", T0)
-        .with_phone("+44 7700 900123", true);
-    let pat =
-        f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
-            .unwrap();
-    let kw = keyward::Keyward::builder(f.store.clone())
-        .hasher(keyward::hash::Hasher::for_tests())
+    let pat = pat(&f, Some(Password::new(USER_PASSWORD)));
+    let kw = builder(f.store.clone())
         .notifier(std::sync::Arc::new(Down))
         .build();
-    let before = kw.store().get_user(&pat.id).unwrap().unwrap().password;
-    let err = kw
-        .issue_temporary_password(
+    let deliver = |channel| {
+        kw.issue_temporary_password(
             &f.admin.id,
             &pat.id,
-            IssueOptions::generated().deliver(Channel::Sms),
+            IssueOptions::generated().deliver(channel),
         )
-        .unwrap_err();
+    };
+    let before = f.record(&pat.id).password;
+    let err = deliver(Channel::Sms).unwrap_err();
     assert!(matches!(err, Error::Notify(_)), "{err:?}");
-    assert_eq!(
-        kw.store().get_user(&pat.id).unwrap().unwrap().password,
-        before
-    );
+    assert_eq!(f.record(&pat.id).password, before);
     assert!(matches!(
         kw.sign_in(&f.site, "pat", &Password::new(USER_PASSWORD), None)
             .unwrap(),
         SignIn::Authenticated(_)
     ));
     // Refusals of the request itself are audited.
-    let _ = kw
-        .issue_temporary_password(
-            &f.admin.id,
-            &pat.id,
-            IssueOptions::generated().deliver(Channel::Email),
-        )
-        .unwrap_err();
-    let denied = kw
-        .store()
-        .query_audit(
-            &AuditQuery::for_user(pat.id.clone()).action(AuditAction::TemporaryPasswordSet),
-        )
-        .unwrap();
+    let _ = deliver(Channel::Email).unwrap_err();
+    let denied =
+        f.audit(&AuditQuery::for_user(pat.id.clone()).action(AuditAction::TemporaryPasswordSet));
     assert_eq!(
         denied.items.last().unwrap().reason.as_deref(),
         Some("no_verified_email")
@@ -430,28 +366,14 @@ fn failed_delivery_keeps_the_old_password() {
 #[test]
 fn creating_users_needs_the_permission_in_that_site() {
     let f = fx();
-    let moderator =
-        User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
-    let moderator = f.kw.create_user(None, moderator, None).unwrap();
+    let moderator = moderator(&f, None);
     let new_admin =
         User::new(f.site.clone(), "boss", "Bo", "Ss", "staff", T0).with_role(Role::Administrator);
     let reason = denied_reason(f.kw.create_user(Some(&moderator.id), new_admin, None));
+    assert_eq!(reason, MODERATOR_LACKS_PERMISSION);
+    let far = elsewhere("far", "F", "Ar");
     assert_eq!(
-        reason,
-        DenyReason::MissingPermission {
-            role: Role::Moderator
-        }
-    );
-    let elsewhere = User::new(
-        SiteId::new("southfield").unwrap(),
-        "far",
-        "F",
-        "Ar",
-        "staff",
-        T0,
-    );
-    assert_eq!(
-        denied_reason(f.kw.create_user(Some(&f.admin.id), elsewhere, None)),
+        denied_reason(f.kw.create_user(Some(&f.admin.id), far, None)),
         DenyReason::OtherSite
     );
     assert!(f.kw.store().find_user(&f.site, "boss").unwrap().is_none());
@@ -464,10 +386,7 @@ fn creating_users_needs_the_permission_in_that_site() {
         matches!(err, Error::InvalidUser(ref e) if e.field == "username"),
         "{err:?}"
     );
-    let audit =
-        f.kw.store()
-            .query_audit(&AuditQuery::default().action(AuditAction::UserCreated))
-            .unwrap();
+    let audit = f.audit(&AuditQuery::default().action(AuditAction::UserCreated));
     assert_eq!(
         audit
             .items

@@ -113,7 +113,8 @@ impl Keyward {
         {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
-        self.audit(self.own_event(AuditAction::TotpEnrolled, &record.user))?;
+        let event = self.own_event(AuditAction::TotpEnrolled, &record.user.id, site);
+        self.audit(event)?;
         self.complete(&record, pending.ctx)
     }
 

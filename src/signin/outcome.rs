@@ -221,14 +221,14 @@ impl Denial {
 }
 
 /// Declares a pending step: opaque, not `Clone`, carrying the sign-in's [`Context`], when it
-/// was issued and whether it is a retry, plus the fields given.
+/// was issued and whether it is a retry, plus the fields given. Every path is written in full.
 macro_rules! pending {
     ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
         #[non_exhaustive]
         pub struct $name {
-            pub(super) ctx: Context,
-            pub(super) issued_at: OffsetDateTime,
+            pub(super) ctx: $crate::signin::outcome::Context,
+            pub(super) issued_at: ::time::OffsetDateTime,
             pub(super) retry: bool,
             $(pub(super) $field: $ty,)*
         }
@@ -236,7 +236,7 @@ macro_rules! pending {
         impl $name {
             /// The user this step belongs to.
             #[must_use]
-            pub fn user(&self) -> &UserId {
+            pub fn user(&self) -> &$crate::user::UserId {
                 &self.ctx.user
             }
 

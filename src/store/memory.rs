@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::ops::{self, Part, RecordBackend};
 use super::{
-    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
-    compare_for_sort, fold,
+    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
+    UserRecord, UserStore, compare_for_sort, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -159,23 +159,30 @@ impl UserStore for InMemoryStore {
 
     super::ops::record_store_methods!();
 
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
         let mut inner = self.lock();
-        if let Some((missing, _)) = batch
+        if let Some(missing) = batch
             .entries
             .iter()
-            .find(|(id, _)| !inner.users.contains_key(id))
+            .find(|e| !inner.users.contains_key(&e.user))
         {
             return Err(StoreError::NotFound {
-                user: missing.clone(),
+                user: missing.user.clone(),
             });
         }
-        for (id, credential) in &batch.entries {
-            if let Some(record) = inner.users.get_mut(id) {
-                record.password = Some(credential.clone());
+        let mut out = BatchWritten::default();
+        for entry in &batch.entries {
+            let written = (inner.users.get_mut(&entry.user))
+                .is_some_and(|record| ops::apply_batch_entry(record, entry));
+            if written {
+                inner.audit.push(entry.event.clone());
+                out.written.push(entry.user.clone());
+            } else {
+                out.changed.push(entry.user.clone());
             }
         }
-        Ok(())
+        inner.audit.push(ops::batch_summary(batch, &out));
+        Ok(out)
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -12,8 +12,10 @@
 use time::OffsetDateTime;
 
 use super::{
-    Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, UserRecord,
+    BatchEntry, BatchWritten, Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance,
+    StoreError, Swap, TemporaryBatch, UserRecord,
 };
+use crate::audit::AuditEvent;
 use crate::lockout::{self, LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
     CodeStatus, OneTimeCredential, PasswordCredential, PinCredential, StoredHash, TemporaryStatus,
@@ -145,6 +147,30 @@ pub fn swap_totp(r: &mut UserRecord, expected: &TotpState, new: &TotpState) -> S
     } else {
         Swap::Changed
     }
+}
+
+/// Applies one batch entry to its user's record: the credential is set if the password hash
+/// is still the expected one. The body of each entry of
+/// [`UserStore::replace_batch`](super::UserStore::replace_batch); `true` when written.
+pub fn apply_batch_entry(r: &mut UserRecord, entry: &BatchEntry) -> bool {
+    swap_password(r, entry.expected.as_ref(), Some(&entry.credential)) == Swap::Swapped
+}
+
+/// The batch's summary event as stored: its details completed with the counts written and
+/// skipped (`…; written=N; changed=M`).
+#[must_use]
+pub fn batch_summary(batch: &TemporaryBatch, written: &BatchWritten) -> AuditEvent {
+    let mut event = batch.summary.clone();
+    let counts = format!(
+        "written={}; changed={}",
+        written.written.len(),
+        written.changed.len()
+    );
+    event.details = Some(match event.details.take() {
+        Some(details) if !details.is_empty() => format!("{details}; {counts}"),
+        _ => counts,
+    });
+    event
 }
 
 /// One part of a record that a plain write overwrites (last writer wins), leaving the rest.

@@ -30,17 +30,20 @@ use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::ops::{Part, RecordBackend};
+use super::ops::{self, Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
-    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
-    fold,
+    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
+    UserRecord, UserStore, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
 
 /// The embedded migrations; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_initial.sql"),
+    include_str!("postgres/0002_escrow.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -330,9 +333,33 @@ impl PostgresStore {
         context: &'static str,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
+        self.transaction(context, false, f)
+    }
+
+    /// Runs `f` in a read-only snapshot (so a count and its page agree).
+    fn read<T: Send>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.transaction(context, true, f)
+    }
+
+    fn transaction<T: Send>(
+        &self,
+        context: &'static str,
+        snapshot: bool,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
         off_runtime(|| {
             let mut conn = self.conn()?;
-            let mut tx = conn.transaction().map_err(be(context))?;
+            let mut builder = conn.build_transaction();
+            if snapshot {
+                builder = builder
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true);
+            }
+            let mut tx = builder.start().map_err(be(context))?;
             let out = f(&mut tx)?;
             tx.commit().map_err(be(context))?;
             Ok(out)
@@ -351,26 +378,6 @@ impl PostgresStore {
             let rows = query(tx, context, &q.select, &q.vals)?;
             let items = rows.iter().map(parse).collect::<Result<_, _>>()?;
             Ok(Page::new(items, total))
-        })
-    }
-
-    /// Runs `f` in a read-only snapshot (so a count and its page agree).
-    fn read<T: Send>(
-        &self,
-        context: &'static str,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
-    ) -> Result<T, StoreError> {
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            let mut tx = conn
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(be(context))?;
-            let out = f(&mut tx)?;
-            tx.commit().map_err(be(context))?;
-            Ok(out)
         })
     }
 
@@ -420,13 +427,7 @@ impl RecordBackend for PostgresStore {
         f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
         self.write(context, |tx| {
-            let sql = format!(
-                "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
-                sql::user_select_list()
-            );
-            let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
-            let row = rows.first().ok_or_else(|| not_found(id))?;
-            let mut record = sql::parse_record(row, Vec::new())?;
+            let mut record = locked(tx, context, id)?;
             let before = record.clone();
             let out = f(&mut record);
             if record != before {
@@ -489,6 +490,32 @@ fn insert_group_rows(
 
 fn not_found(id: &UserId) -> StoreError {
     StoreError::NotFound { user: id.clone() }
+}
+
+/// The credential part of a record, read with `FOR UPDATE`: the row lock an atomic operation
+/// holds until its transaction ends.
+fn locked(
+    tx: &mut Transaction<'_>,
+    context: &'static str,
+    id: &UserId,
+) -> Result<UserRecord, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
+        sql::user_select_list()
+    );
+    let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
+    let row = rows.first().ok_or_else(|| not_found(id))?;
+    sql::parse_record(row, Vec::new())
+}
+
+fn insert_audit(c: &mut impl GenericClient, vals: &[Val]) -> Result<(), StoreError> {
+    execute(
+        c,
+        "appending an audit event",
+        &sql::audit_insert_sql(),
+        vals,
+    )
+    .map(drop)
 }
 
 fn update(tx: &mut Transaction<'_>, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
@@ -607,24 +634,30 @@ impl UserStore for PostgresStore {
 
     super::ops::record_store_methods!();
 
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
-        // Encode everything first, then write every row in one transaction.
-        let writes = sql::batch_cols(batch)?;
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
+        // Encode the events first, then apply every entry and append every event in one
+        // transaction.
+        let events = sql::batch_events(batch)?;
         self.write("replacing a batch", |tx| {
-            (writes.into_iter()).try_for_each(|(id, cols)| update(tx, cols, id))
+            let mut out = BatchWritten::default();
+            for (entry, event) in batch.entries.iter().zip(&events) {
+                let mut record = locked(tx, "replacing a batch", &entry.user)?;
+                if ops::apply_batch_entry(&mut record, entry) {
+                    update(tx, sql::credential_cols(&record)?, &entry.user)?;
+                    insert_audit(tx, event)?;
+                    out.written.push(entry.user.clone());
+                } else {
+                    out.changed.push(entry.user.clone());
+                }
+            }
+            insert_audit(tx, &sql::audit_values(&ops::batch_summary(batch, &out))?)?;
+            Ok(out)
         })
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            let sql = format!(
-                "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                sql::AUDIT_COLUMNS
-            );
-            execute(&mut *conn, "appending an audit event", &sql, &vals).map(drop)
-        })
+        off_runtime(|| insert_audit(&mut *self.conn()?, &vals))
     }
 
     fn query_audit(&self, audit: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {

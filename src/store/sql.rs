@@ -79,6 +79,7 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
     "pw_tmp_issued_by",
     "pw_tmp_batch",
     "pw_tmp_consumed_ns",
+    "pw_tmp_escrow",
     "pin_hash",
     "pin_set_ns",
     "totp_secret",
@@ -118,6 +119,11 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
 /// The columns of the `audit` table, in the order of every `SELECT`.
 pub(crate) const AUDIT_COLUMNS: &str =
     "at_ns, actor, action, target, site, outcome, reason, details";
+
+/// `INSERT INTO audit (...) VALUES (?1, ...)`, for [`audit_values`].
+pub(crate) fn audit_insert_sql() -> String {
+    format!("INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+}
 
 /// `USER_COLUMNS` joined for a `SELECT`.
 pub(crate) fn user_select_list() -> String {
@@ -204,6 +210,10 @@ pub(crate) fn password_cols(p: Option<&PasswordCredential>) -> Result<Cols, Stor
             Val::opt_text(t.and_then(|t| t.batch.as_ref()).map(BatchId::as_str)),
         ),
         ("pw_tmp_consumed_ns", opt_ts(t.and_then(|t| t.consumed_at))?),
+        (
+            "pw_tmp_escrow",
+            Val::opt_text(t.and_then(|t| t.escrow.as_ref()).map(StoredSecret::as_str)),
+        ),
     ])
 }
 
@@ -527,6 +537,7 @@ fn parse_password(row: &dyn SqlRow) -> Result<Option<PasswordCredential>, StoreE
                 })
                 .transpose()?,
             consumed_at: opt_time(row, "pw_tmp_consumed_ns")?,
+            escrow: row.text("pw_tmp_escrow")?.map(StoredSecret::new),
         }),
     };
     Ok(Some(PasswordCredential {
@@ -715,8 +726,18 @@ pub(crate) fn user_filter(q: &UserQuery) -> Filter {
              OR (tl_locked_ns IS NOT NULL AND (tl_locked_until_ns IS NULL OR tl_locked_until_ns > {now})))"
         ));
     }
+    if let Some(s) = q.sso_linked {
+        let s = f.bind(Val::Bool(s));
+        f.conds.push(format!("sso_linked = {s}"));
+    }
+    if let Some(r) = q.role {
+        let r = f.bind(Val::text(r.as_str()));
+        f.conds.push(format!("role = {r}"));
+    }
     if q.unclaimed_only {
-        f.conds.push("last_sign_in_ns IS NULL".to_owned());
+        // `UserRecord::is_unclaimed`: no password, or a temporary one.
+        f.conds
+            .push("(pw_hash IS NULL OR pw_tmp_mode IS NOT NULL)".to_owned());
     }
     if q.temporary_password_only {
         f.conds.push(
@@ -917,12 +938,12 @@ pub(crate) fn part_cols(part: Part<'_>) -> Result<Cols, StoreError> {
     }
 }
 
-/// The password columns of every user of a batch, encoded before the transaction starts.
-pub(crate) fn batch_cols(batch: &TemporaryBatch) -> Result<Vec<(&UserId, Cols)>, StoreError> {
+/// The audit values of every entry of a batch, encoded before the transaction starts.
+pub(crate) fn batch_events(batch: &TemporaryBatch) -> Result<Vec<Vec<Val>>, StoreError> {
     batch
         .entries
         .iter()
-        .map(|(id, c)| Ok((id, password_cols(Some(c))?)))
+        .map(|e| audit_values(&e.event))
         .collect()
 }
 

@@ -27,17 +27,20 @@ use rusqlite::{
     params_from_iter,
 };
 
-use super::ops::{Part, RecordBackend};
+use super::ops::{self, Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
-    GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore,
-    fold,
+    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
+    UserRecord, UserStore, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
 
 /// The embedded migrations; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/0001_initial.sql"),
+    include_str!("sqlite/0002_escrow.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -307,7 +310,7 @@ impl RecordBackend for SqliteStore {
         f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
         self.write(context, |tx| {
-            let mut record = load(tx, id, false)?.ok_or_else(|| not_found(id))?;
+            let mut record = locked(tx, id)?;
             let before = record.clone();
             let out = f(&mut record);
             if record != before {
@@ -325,6 +328,19 @@ impl RecordBackend for SqliteStore {
 
 fn not_found(id: &UserId) -> StoreError {
     StoreError::NotFound { user: id.clone() }
+}
+
+/// The credential part of a record, read inside a write transaction (which holds SQLite's
+/// write lock): the row an atomic operation changes.
+fn locked(tx: &Connection, id: &UserId) -> Result<UserRecord, StoreError> {
+    load(tx, id, false)?.ok_or_else(|| not_found(id))
+}
+
+fn insert_audit(tx: &Connection, vals: &[Val]) -> Result<(), StoreError> {
+    tx.prepare_cached(&sql::audit_insert_sql())
+        .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
+        .map_err(be("appending an audit event"))?;
+    Ok(())
 }
 
 fn update(tx: &Connection, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
@@ -576,25 +592,30 @@ impl UserStore for SqliteStore {
 
     super::ops::record_store_methods!();
 
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<(), StoreError> {
-        // Encode everything first, then write every row in one transaction.
-        let writes = sql::batch_cols(batch)?;
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
+        // Encode the events first, then apply every entry and append every event in one
+        // transaction.
+        let events = sql::batch_events(batch)?;
         self.write("replacing a batch", |tx| {
-            (writes.into_iter()).try_for_each(|(id, cols)| update(tx, cols, id))
+            let mut out = BatchWritten::default();
+            for (entry, event) in batch.entries.iter().zip(&events) {
+                let mut record = locked(tx, &entry.user)?;
+                if ops::apply_batch_entry(&mut record, entry) {
+                    update(tx, sql::credential_cols(&record)?, &entry.user)?;
+                    insert_audit(tx, event)?;
+                    out.written.push(entry.user.clone());
+                } else {
+                    out.changed.push(entry.user.clone());
+                }
+            }
+            insert_audit(tx, &sql::audit_values(&ops::batch_summary(batch, &out))?)?;
+            Ok(out)
         })
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
-        self.write("appending an audit event", |tx| {
-            tx.prepare_cached(&format!(
-                "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                sql::AUDIT_COLUMNS
-            ))
-            .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
-            .map_err(be("appending an audit event"))?;
-            Ok(())
-        })
+        self.write("appending an audit event", |tx| insert_audit(tx, &vals))
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {

@@ -130,11 +130,25 @@ impl TotpSealer {
     pub fn seal(&self, secret: &TotpSecret, context: &[u8]) -> Result<StoredTotpSecret, TotpError> {
         let plaintext = secret.expose_secret();
         check_secret_len(plaintext.len())?;
+        let (key_id, blob) = self.seal_bytes(AAD_DOMAIN, plaintext, context)?;
+        Ok(StoredTotpSecret(Repr::Sealed { key_id, blob }))
+    }
+
+    /// Seals `plaintext` under the current key with `domain` and `context` as associated
+    /// data: the one AEAD construction behind every sealed value (TOTP secrets, escrowed
+    /// temporary passwords), kept apart by their domains. Returns the key id and
+    /// `nonce || ciphertext || tag`.
+    pub(crate) fn seal_bytes(
+        &self,
+        domain: &[u8],
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<(String, Vec<u8>), TotpError> {
         let entry = self.current();
         let mut nonce = [0_u8; NONCE_LEN];
         os_random(&mut nonce)?;
         let cipher = XChaCha20Poly1305::new(Key::from_slice(entry.key.as_slice()));
-        let aad = associated_data(&entry.id, context);
+        let aad = associated_data(domain, &entry.id, context);
         let ciphertext = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -152,10 +166,34 @@ impl TotpSealer {
         let mut blob = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
-        Ok(StoredTotpSecret(Repr::Sealed {
-            key_id: entry.id.clone(),
-            blob,
-        }))
+        Ok((entry.id.clone(), blob))
+    }
+
+    /// Opens what [`seal_bytes`](Self::seal_bytes) sealed under the key `key_id` names.
+    pub(crate) fn open_bytes(
+        &self,
+        domain: &[u8],
+        key_id: &str,
+        blob: &[u8],
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, TotpError> {
+        let entry =
+            (self.keys.iter().find(|k| k.id == key_id)).ok_or_else(|| TotpError::UnknownKeyId {
+                key_id: key_id.to_owned(),
+            })?;
+        let failed = || TotpError::OpenFailed {
+            key_id: key_id.to_owned(),
+        };
+        let (nonce, ciphertext) = blob.split_at_checked(NONCE_LEN).ok_or_else(failed)?;
+        let cipher = XChaCha20Poly1305::new(Key::from_slice(entry.key.as_slice()));
+        let aad = associated_data(domain, key_id, context);
+        let payload = Payload {
+            msg: ciphertext,
+            aad: &aad,
+        };
+        (cipher.decrypt(XNonce::from_slice(nonce), payload))
+            .map(Zeroizing::new)
+            .map_err(|_| failed())
     }
 
     /// Opens a sealed secret with the key its id names, current or previous.
@@ -168,27 +206,8 @@ impl TotpSealer {
         match &stored.0 {
             Repr::Plain(_) => Err(TotpError::PlainNotAllowed),
             Repr::Sealed { key_id, blob } => {
-                let entry = self.keys.iter().find(|k| k.id == *key_id).ok_or_else(|| {
-                    TotpError::UnknownKeyId {
-                        key_id: key_id.clone(),
-                    }
-                })?;
-                let failed = || TotpError::OpenFailed {
-                    key_id: key_id.clone(),
-                };
-                let (nonce, ciphertext) = blob.split_at_checked(NONCE_LEN).ok_or_else(failed)?;
-                let cipher = XChaCha20Poly1305::new(Key::from_slice(entry.key.as_slice()));
-                let aad = associated_data(key_id, context);
-                let plaintext = cipher
-                    .decrypt(
-                        XNonce::from_slice(nonce),
-                        Payload {
-                            msg: ciphertext,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| failed())?;
-                Ok(TotpSecret::from_bytes(plaintext))
+                let mut plaintext = self.open_bytes(AAD_DOMAIN, key_id, blob, context)?;
+                Ok(TotpSecret::from_bytes(std::mem::take(&mut *plaintext)))
             }
         }
     }
@@ -233,9 +252,9 @@ impl fmt::Debug for TotpSealer {
 }
 
 /// Unambiguous associated data: domain, length-prefixed key id, then the caller's context.
-fn associated_data(key_id: &str, context: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + 1 + key_id.len() + context.len());
-    aad.extend_from_slice(AAD_DOMAIN);
+fn associated_data(domain: &[u8], key_id: &str, context: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(domain.len() + 1 + key_id.len() + context.len());
+    aad.extend_from_slice(domain);
     // Key ids are at most 32 bytes, so the length fits in one byte.
     aad.push(u8::try_from(key_id.len()).unwrap_or(u8::MAX));
     aad.extend_from_slice(key_id.as_bytes());
