@@ -399,7 +399,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         preview,
         options,
     )?;
-    if done.claimed_meanwhile.contains(&ids[1]) {
+    if done.changed_meanwhile.contains(&ids[1]) {
         println!("  skipped bob: he claimed his account meanwhile and keeps his password");
     }
     let list = &done.list;

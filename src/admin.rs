@@ -54,9 +54,11 @@ pub struct UserSummary {
 
 impl From<UserRecord> for UserSummary {
     fn from(record: UserRecord) -> Self {
+        let temporary = record.password.as_ref().and_then(|p| p.temporary.clone());
         Self {
             has_password: record.password.is_some(),
-            temporary: record.password.and_then(|p| p.temporary),
+            // The escrowed copy is credential material: it stays in the store.
+            temporary: temporary.map(|t| TemporaryInfo { escrow: None, ..t }),
             has_pin: record.pin.is_some(),
             totp_enabled: record.totp.secret.is_some(),
             totp_reset_pending: record.totp.reset_pending,

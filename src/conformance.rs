@@ -235,12 +235,12 @@ fn batch_event(target: Option<&UserId>) -> AuditEvent {
 }
 
 /// A batch entry for `user` planned against `expected`.
-fn entry(user: &UserId, expected: Option<&str>, credential: PasswordCredential) -> BatchEntry {
+fn entry(user: &User, expected: Option<&str>, credential: PasswordCredential) -> BatchEntry {
     BatchEntry::new(
         user.clone(),
         expected.map(hash),
         credential,
-        batch_event(Some(user)),
+        batch_event(Some(&user.id)),
     )
 }
 
@@ -501,7 +501,10 @@ pub fn missing_user_reads_none_and_writes_not_found(store: &dyn UserStore) {
         store.replace_batch(&TemporaryBatch::new(
             BatchId::generate(),
             vec![entry(
-                id,
+                &User {
+                    id: id.clone(),
+                    ..taken.user.clone()
+                },
                 None,
                 temporary("t", TemporaryMode::SingleUse, None),
             )],
@@ -1353,8 +1356,8 @@ pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
     let batch = TemporaryBatch::new(
         first.clone(),
         vec![
-            entry(&users[0].user.id, Some("a"), cred("a1", &first)),
-            entry(&users[1].user.id, Some("b"), cred("b1", &first)),
+            entry(&users[0].user, Some("a"), cred("a1", &first)),
+            entry(&users[1].user, Some("b"), cred("b1", &first)),
         ],
         batch_event(None),
     );
@@ -1386,19 +1389,19 @@ pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
         "summary details"
     );
     let second = BatchId::generate();
-    let ghost = UserId::generate();
+    let ghost = person(site(), "ghost", "G", "Host").user;
     let failing = TemporaryBatch::new(
         second.clone(),
         vec![
-            entry(&users[0].user.id, Some("a1"), cred("a2", &second)),
+            entry(&users[0].user, Some("a1"), cred("a2", &second)),
             entry(&ghost, None, cred("g2", &second)),
-            entry(&users[1].user.id, Some("b1"), cred("b2", &second)),
+            entry(&users[1].user, Some("b1"), cred("b2", &second)),
         ],
         batch_event(None),
     );
     is_not_found(
         store.replace_batch(&failing),
-        &ghost,
+        &ghost.id,
         "replace_batch with a missing user",
     );
     for w in &want {
@@ -1417,11 +1420,19 @@ pub fn replace_batch_all_or_nothing(store: &dyn UserStore) {
 }
 
 /// A batch entry is written only while the user's password is still the one it was planned
-/// against: a user who set their own meanwhile keeps it, is reported as changed, and gets no
-/// event; the others are written.
+/// against and their standing (site, role, status, SSO link) is unchanged: a user who set
+/// their own password meanwhile keeps it, a user disabled or promoted meanwhile gets nothing;
+/// both are reported as changed and get no event; the others are written.
 pub fn replace_batch_skips_changed_users(store: &dyn UserStore) {
     let mut users = Vec::new();
-    for (name, password) in [("a", None), ("b", Some("old-b")), ("c", Some("old-c"))] {
+    let names = [
+        ("a", None),
+        ("b", Some("old-b")),
+        ("c", Some("old-c")),
+        ("d", None),
+        ("e", None),
+    ];
+    for (name, password) in names {
         let mut r = person(site(), name, name, name);
         r.password = password.map(|p| temporary(p, TemporaryMode::SingleUse, None));
         create(store, &r);
@@ -1432,14 +1443,23 @@ pub fn replace_batch_skips_changed_users(store: &dyn UserStore) {
     let b = &users[1].user.id;
     let claimed = store.replace_password(b, Some(&hash("old-b")), Some(&own));
     assert_eq!(claimed.expect("replace_password failed"), Swap::Swapped);
+    // d is disabled and e promoted to moderator after the batch was planned.
+    let mut d = users[3].user.clone();
+    d.status = UserStatus::Disabled;
+    store.update_profile(&d).expect("update_profile failed");
+    let mut e = users[4].user.clone();
+    e.role = Role::Moderator;
+    store.update_profile(&e).expect("update_profile failed");
     let id = BatchId::generate();
     let cred = |h: &str| temporary(h, TemporaryMode::SingleUse, Some(id.clone()));
     let batch = TemporaryBatch::new(
         id.clone(),
         vec![
-            entry(&users[0].user.id, None, cred("a1")),
-            entry(b, Some("old-b"), cred("b1")),
-            entry(&users[2].user.id, Some("old-c"), cred("c1")),
+            entry(&users[0].user, None, cred("a1")),
+            entry(&users[1].user, Some("old-b"), cred("b1")),
+            entry(&users[2].user, Some("old-c"), cred("c1")),
+            entry(&users[3].user, None, cred("d1")),
+            entry(&users[4].user, None, cred("e1")),
         ],
         batch_event(None),
     );
@@ -1448,7 +1468,24 @@ pub fn replace_batch_skips_changed_users(store: &dyn UserStore) {
         written.written,
         vec![users[0].user.id.clone(), users[2].user.id.clone()]
     );
-    assert_eq!(written.changed, vec![b.clone()]);
+    assert_eq!(
+        written.changed,
+        vec![
+            b.clone(),
+            users[3].user.id.clone(),
+            users[4].user.id.clone()
+        ]
+    );
+    assert_eq!(
+        get(store, &users[3].user.id).password,
+        None,
+        "a disabled user got a password"
+    );
+    assert_eq!(
+        get(store, &users[4].user.id).password,
+        None,
+        "a moderator got a password"
+    );
     assert_eq!(get(store, &users[0].user.id).password, Some(cred("a1")));
     assert_eq!(
         get(store, b).password,
@@ -1470,7 +1507,7 @@ pub fn replace_batch_skips_changed_users(store: &dyn UserStore) {
             .iter()
             .map(|e| e.details.as_deref())
             .collect::<Vec<_>>(),
-        vec![Some("batch; written=2; changed=1")]
+        vec![Some("batch; written=2; changed=3")]
     );
 }
 
@@ -1727,7 +1764,7 @@ pub fn concurrent_batch_and_claim(open: Opener<'_>) {
         let new = temporary("new", TemporaryMode::SingleUse, Some(batch_id.clone()));
         let batch = TemporaryBatch::new(
             batch_id,
-            vec![entry(&id, Some("tmp"), new.clone())],
+            vec![entry(&r.user, Some("tmp"), new.clone())],
             batch_event(None),
         );
         let handles = [open(), open()];

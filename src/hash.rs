@@ -33,6 +33,7 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 use zeroize::Zeroizing;
 
 use crate::secret::Password;
+pub(crate) use argon2::Memory as HashMemory;
 pub use error::{BackendError, HashError};
 pub use import::ImportError;
 
@@ -566,6 +567,22 @@ impl Hasher {
         })
     }
 
+    /// [`hash`](Self::hash) with working memory the caller keeps across many hashes on one
+    /// thread (bulk regeneration).
+    pub(crate) fn hash_in(
+        &self,
+        password: &Password,
+        memory: &mut HashMemory,
+    ) -> Result<PasswordHash, HashError> {
+        self.check_len(password.expose_secret().as_bytes())?;
+        let normalized = nfkc(password.expose_secret());
+        let encoded = argon2::hash_new_in(&self.inner.policy, normalized.as_bytes(), memory)?;
+        Ok(PasswordHash {
+            encoded,
+            scheme: argon2::NATIVE,
+        })
+    }
+
     /// Parses an untrusted stored string: detects its scheme and checks its parameters against
     /// the limits, without hashing anything.
     ///
@@ -711,6 +728,32 @@ fn is_crypt64(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_in_kept_memory_writes_the_same_phc_strings() {
+        let hasher = Hasher::default();
+        let pw = Password::new("correct horse battery staple");
+        let mut memory = HashMemory::default();
+        for _ in 0..2 {
+            let kept = hasher.hash_in(&pw, &mut memory).unwrap();
+            let fresh = hasher.hash(&pw).unwrap();
+            let shape = |h: &PasswordHash| h.as_str().rsplitn(3, '$').nth(2).map(str::to_owned);
+            assert_eq!(shape(&kept), shape(&fresh));
+            assert_eq!(kept.scheme(), fresh.scheme());
+            assert!(
+                hasher
+                    .verify(&pw, &hasher.parse(kept.as_str()).unwrap())
+                    .unwrap()
+                    .is_match()
+            );
+            assert!(
+                !hasher
+                    .verify(&Password::new("wrong"), &kept)
+                    .unwrap()
+                    .is_match()
+            );
+        }
+    }
 
     #[test]
     fn the_fastest_parallel_profile_is_the_one_measured_fastest() {

@@ -468,6 +468,10 @@ pub struct BatchEntry {
     /// The password hash the batch was planned against (`None`: the user had no password).
     /// The entry is written only while the user's password hash is still this one.
     pub expected: Option<StoredHash>,
+    /// The profile the batch was planned against: the entry is written only while the user's
+    /// site, role, status and SSO link are still these (see
+    /// [`ops::apply_batch_entry`]).
+    pub profile: User,
     /// The new credential.
     pub credential: PasswordCredential,
     /// Recorded with the entry, and only if the entry is written.
@@ -475,17 +479,18 @@ pub struct BatchEntry {
 }
 
 impl BatchEntry {
-    /// An entry.
+    /// An entry for `profile`'s user.
     #[must_use]
     pub fn new(
-        user: UserId,
+        profile: User,
         expected: Option<StoredHash>,
         credential: PasswordCredential,
         event: AuditEvent,
     ) -> Self {
         Self {
-            user,
+            user: profile.id.clone(),
             expected,
+            profile,
             credential,
             event,
         }
@@ -524,7 +529,8 @@ impl TemporaryBatch {
 pub struct BatchWritten {
     /// Users whose new credential and event were written, in the batch's order.
     pub written: Vec<UserId>,
-    /// Users skipped because their password had changed since the batch was planned.
+    /// Users skipped because they changed since the batch was planned (their password, or
+    /// their site, role, status or SSO link).
     pub changed: Vec<UserId>,
 }
 
@@ -727,9 +733,10 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// [`StoreError::NotFound`]; backend failures.
     fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError>;
 
-    /// In one atomic step: for every entry of `batch` whose user's password hash is still
-    /// `entry.expected`, sets `entry.credential` and appends `entry.event`; skips the others
-    /// (reported as changed); then appends the batch's summary event completed by
+    /// In one atomic step: for every entry of `batch` whose user is still as the batch saw
+    /// them ([`ops::apply_batch_entry`]: the same password hash, site, role, status and SSO
+    /// link), sets `entry.credential` and appends `entry.event`; skips the others (reported
+    /// as changed); then appends the batch's summary event completed by
     /// [`ops::batch_summary`]. If any user is missing or any write fails, nothing is written
     /// at all: no credential, no event.
     ///

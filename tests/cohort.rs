@@ -89,6 +89,33 @@ impl Fx {
         User::new(self.site.clone(), username, "Fore", username, "student", T0).with_groups([group])
     }
 
+    /// Regenerates `groups` with the administrator's password and the default options.
+    fn regenerate_groups(&self, groups: &[&str]) -> keyward::admin::PrintableList {
+        let groups = Fx::groups(groups);
+        let confirmation = Password::new(ADMIN_PASSWORD);
+        (self.kw)
+            .bulk_regenerate(&self.admin, &confirmation, &self.site, &groups)
+            .unwrap()
+    }
+
+    fn preview(&self, groups: &[&str]) -> keyward::admin::RegenerationPreview {
+        let groups = Fx::groups(groups);
+        (self.kw)
+            .preview_regeneration(&self.admin, &self.site, &groups)
+            .unwrap()
+    }
+
+    /// Runs `preview` confirmed with the administrator's password.
+    fn run(
+        &self,
+        preview: keyward::admin::RegenerationPreview,
+        options: RegenerationOptions<'_>,
+    ) -> Result<keyward::admin::Regenerated, Error> {
+        let confirmation = Password::new(ADMIN_PASSWORD);
+        self.kw
+            .regenerate(&self.admin, &confirmation, preview, options)
+    }
+
     fn groups(names: &[&str]) -> Vec<String> {
         names.iter().map(|g| (*g).to_owned()).collect()
     }
@@ -264,8 +291,8 @@ fn a_user_who_claims_meanwhile_keeps_their_password_and_is_reported() {
             RegenerationOptions::new(),
         )
         .unwrap();
-    assert_eq!(done.claimed_meanwhile, vec![amy.clone()]);
-    assert_eq!(done.skipped.get(&SkipReason::Claimed), Some(&1));
+    assert_eq!(done.changed_meanwhile, vec![amy.clone()]);
+    assert_eq!(done.skipped.get(&SkipReason::ChangedMeanwhile), Some(&1));
     let listed: Vec<_> = done.list.rows.iter().map(|r| r.username.as_str()).collect();
     assert_eq!(listed, ["ben"]);
     assert_eq!(
@@ -294,7 +321,7 @@ fn a_user_who_claims_meanwhile_keeps_their_password_and_is_reported() {
     let run = f.events(AuditAction::BulkRegenerated).pop().unwrap();
     let details = run.details.unwrap();
     assert!(details.contains(&batch), "{details}");
-    assert!(details.contains("groups=Year 7"), "{details}");
+    assert!(details.contains("groups=[\"Year 7\"]"), "{details}");
     assert!(
         details.ends_with("planned=2; written=1; changed=1"),
         "{details}"
@@ -313,17 +340,13 @@ fn progress_is_reported_at_every_percent_and_ends_at_the_total() {
             date!(2014 - 01 - 01),
         );
     }
-    let preview =
-        f.kw.preview_regeneration(&f.admin, &f.site, &Fx::groups(&["Year 7"]))
-            .unwrap();
+    let preview = f.preview(&["Year 7"]);
     let mut seen: Vec<Progress> = Vec::new();
     let mut report = |p: Progress| seen.push(p);
     let options = RegenerationOptions::new()
         .threads(NonZeroUsize::new(3).unwrap())
         .on_progress(&mut report);
-    let done =
-        f.kw.regenerate(&f.admin, &Password::new(ADMIN_PASSWORD), preview, options)
-            .unwrap();
+    let done = f.run(preview, options).unwrap();
     assert_eq!(done.list.rows.len(), 150);
     assert_eq!(seen.last().map(|p| (p.done, p.total)), Some((150, 150)));
     assert!(seen.iter().all(|p| p.total == 150));
@@ -365,8 +388,7 @@ fn cancelled_before_the_commit_nothing_changes() {
         .threads(NonZeroUsize::new(2).unwrap())
         .on_progress(&mut report)
         .cancel_with(token);
-    let result =
-        f.kw.regenerate(&f.admin, &Password::new(ADMIN_PASSWORD), preview, options);
+    let result = f.run(preview, options);
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     let after: Vec<_> = ids.iter().map(|id| f.password_hash(id)).collect();
     assert_eq!(before, after, "a cancelled run changed a password");
@@ -381,8 +403,7 @@ fn cancelled_before_the_commit_nothing_changes() {
     let early = CancelToken::new();
     early.cancel();
     let options = RegenerationOptions::new().cancel_with(early);
-    let result =
-        f.kw.regenerate(&f.admin, &Password::new(ADMIN_PASSWORD), preview, options);
+    let result = f.run(preview, options);
     assert!(matches!(result, Err(Error::Cancelled)));
 }
 
@@ -412,17 +433,12 @@ fn the_list_prints_the_day_of_birth_only_sorted_with_neutralised_cells() {
     )
     .with_groups(["Year 7"]);
     f.create(tag, None);
-    let list = (f.kw)
-        .bulk_regenerate(
-            &f.admin,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &Fx::groups(&["Year 8", "Year 7"]),
-        )
-        .unwrap();
+    // A group chosen twice counts once.
+    let list = f.regenerate_groups(&["Year 8", "Year 7", "Year 8"]);
+    assert_eq!(list.groups, ["Year 8", "Year 7"]);
     let order: Vec<_> = list.rows.iter().map(|r| r.username.as_str()).collect();
-    // Group, then surname, then forename ("<b>…" sorts before "Pupil").
-    assert_eq!(order, ["tag", "amy", "eq", "zed"]);
+    // Group in the order chosen, then surname, then forename ("<b>…" sorts before "Pupil").
+    assert_eq!(order, ["zed", "tag", "amy", "eq"]);
     assert_eq!(list.generated_at, T0);
     assert_eq!(list.expires_at, Some(T0 + Duration::days(7)));
     let csv = list.to_csv().unwrap();
@@ -431,13 +447,15 @@ fn the_list_prints_the_day_of_birth_only_sorted_with_neutralised_cells() {
         lines.next(),
         Some("forename,surname,username,group,password,day_of_birth,expires")
     );
-    let amy = &list.rows[1];
+    let zed = lines.next().unwrap();
+    assert!(zed.starts_with("Pupil,Zola,zed,Year 8,"), "{zed}");
+    let amy = &list.rows[2];
     assert_eq!(
         lines.next(),
         Some(
             format!(
                 "<b>Zoë & co</b>,Adams,tag,Year 7,{},,2026-09-08T08:00:00Z",
-                list.rows[0].password.expose_secret()
+                list.rows[1].password.expose_secret()
             )
             .as_str()
         )
@@ -490,14 +508,7 @@ fn unclaimed_list_shows_expiry_and_batch_and_reveals_only_with_escrow() {
         f.user("mod", "Staff").with_role(Role::Moderator),
         Some(OWN_PASSWORD),
     );
-    let list = (f.kw)
-        .bulk_regenerate(
-            &f.admin,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &Fx::groups(&["Year 7"]),
-        )
-        .unwrap();
+    let list = f.regenerate_groups(&["Year 7"]);
     let query = UserQuery::new(f.site.clone(), T0);
     let page = f.kw.unclaimed_users(&f.admin, &query).unwrap();
     let names: Vec<_> = page
@@ -598,14 +609,7 @@ fn unclaimed_list_shows_expiry_and_batch_and_reveals_only_with_escrow() {
 fn expired_escrow_copies_are_erased_by_the_sweep() {
     let f = fx_with(Arc::new(InMemoryStore::new()), true);
     let amy = f.pupil("amy", "Adams", "Year 7", date!(2014 - 03 - 14));
-    (f.kw)
-        .bulk_regenerate(
-            &f.admin,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &Fx::groups(&["Year 7"]),
-        )
-        .unwrap();
+    f.regenerate_groups(&["Year 7"]);
     assert_eq!(
         f.kw.erase_expired_escrow(&f.site).unwrap(),
         0,
@@ -649,7 +653,7 @@ fn group_reset_emails_go_to_verified_addresses_and_return_the_rest() {
     let run = sent.last().unwrap();
     assert_eq!(
         run.details.as_deref(),
-        Some("groups=Year 7; sent=1; without_email=1")
+        Some("groups=[\"Year 7\"]; sent=1; without_email=1")
     );
     assert!(
         sent.iter()
@@ -686,14 +690,7 @@ fn the_unclaimed_search_filter_follows_the_claim_definition() {
     let f = fx();
     let amy = f.pupil("amy", "Adams", "Year 7", date!(2014 - 03 - 14));
     f.create(f.user("ben", "Year 7"), Some(OWN_PASSWORD));
-    let list = (f.kw)
-        .bulk_regenerate(
-            &f.admin,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &Fx::groups(&["Year 7"]),
-        )
-        .unwrap();
+    let list = f.regenerate_groups(&["Year 7"]);
     let unclaimed = |f: &Fx| -> Vec<String> {
         let q = UserQuery::new(f.site.clone(), T0)
             .unclaimed_only()
@@ -736,14 +733,7 @@ fn escrowed_cohort(store: Arc<dyn UserStore>) -> Vec<String> {
     for name in ["amy", "ben", "cal"] {
         f.pupil(name, "Pupil", "Year 7", date!(2014 - 03 - 14));
     }
-    let list = (f.kw)
-        .bulk_regenerate(
-            &f.admin,
-            &Password::new(ADMIN_PASSWORD),
-            &f.site,
-            &Fx::groups(&["Year 7"]),
-        )
-        .unwrap();
+    let list = f.regenerate_groups(&["Year 7"]);
     // The copies exist and open: a reveal returns the listed password.
     let amy = f.kw.store().find_user(&f.site, "amy").unwrap().unwrap();
     let shown =
@@ -806,4 +796,31 @@ fn escrowed_passwords_are_sealed_in_postgresql_rows() {
             "a temporary password is in a row"
         );
     }
+}
+
+#[test]
+fn a_user_disabled_or_promoted_after_the_preview_gets_no_password() {
+    let f = fx();
+    let amy = f.pupil("amy", "Adams", "Year 7", date!(2014 - 03 - 14));
+    let ben = f.pupil("ben", "Brown", "Year 7", date!(2014 - 05 - 02));
+    f.pupil("cal", "Cole", "Year 7", date!(2014 - 06 - 01));
+    let preview = f.preview(&["Year 7"]);
+    assert_eq!(preview.total(), 3);
+    let store = f.kw.store();
+    let mut disabled = store.get_user(&amy).unwrap().unwrap().user;
+    disabled.status = keyward::user::UserStatus::Disabled;
+    store.update_profile(&disabled).unwrap();
+    let mut promoted = store.get_user(&ben).unwrap().unwrap().user;
+    promoted.role = Role::Moderator;
+    store.update_profile(&promoted).unwrap();
+    let done = f.run(preview, RegenerationOptions::new()).unwrap();
+    let listed: Vec<_> = done.list.rows.iter().map(|r| r.username.as_str()).collect();
+    assert_eq!(listed, ["cal"]);
+    let mut changed = done.changed_meanwhile.clone();
+    changed.sort();
+    let mut want = vec![amy.clone(), ben.clone()];
+    want.sort();
+    assert_eq!(changed, want);
+    assert_eq!(f.password_hash(&amy), None);
+    assert_eq!(f.password_hash(&ben), None);
 }

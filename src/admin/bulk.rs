@@ -6,13 +6,14 @@
 //! ```text
 //! preview_regeneration(actor, site, groups)      counts per group, skipped by reason
 //!   -> regenerate(actor, password, preview, opts) generate + hash on a pool -> one commit
-//!   -> Regenerated { list, claimed_meanwhile }   the list: CSV or printable HTML
+//!   -> Regenerated { list, changed_meanwhile }   the list: CSV or printable HTML
 //! ```
 //!
 //! Nobody loses a password they chose: each user's new temporary password is written only if
-//! their password is still the one the preview saw (compare-and-swap per user, inside the one
-//! transaction), so a user who claims their account while the run hashes keeps their own and
-//! is reported in [`Regenerated::claimed_meanwhile`].
+//! the user is still as the preview saw them — the same password hash, site, role, status and
+//! SSO link (compare-and-swap per user, inside the one transaction) — so a user who claims
+//! their account while the run hashes keeps their own and is reported in
+//! [`Regenerated::changed_meanwhile`].
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -23,11 +24,12 @@ use std::{fmt, thread};
 
 use time::OffsetDateTime;
 
-use super::cohort::{GroupCount, Member, SkipCounts, SkipReason};
+use super::cohort::{GroupCount, Member, SkipCounts, SkipReason, distinct};
 use super::report::{PrintableList, PrintableRow};
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::{FirstFactor, PinCheck};
+use crate::hash::HashMemory;
 use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::secret::{Password, TemporaryPassword};
 use crate::service::{Keyward, stored};
@@ -175,10 +177,13 @@ impl<'a> RegenerationOptions<'a> {
 pub struct Regenerated {
     /// The one-time printable list: every user whose temporary password was regenerated.
     pub list: PrintableList,
-    /// Users the preview picked who set a password of their own before the commit: they kept
-    /// it and are not on the list.
-    pub claimed_meanwhile: Vec<UserId>,
-    /// Users of the chosen groups left out, by reason (as previewed).
+    /// Users the preview picked who changed before the commit (they claimed their account,
+    /// another administrator replaced their password, or they were disabled, moved, promoted
+    /// or linked to SSO): they keep what they have and are not on the list.
+    pub changed_meanwhile: Vec<UserId>,
+    /// Users of the chosen groups left out, by reason: the preview's counts, plus
+    /// [`SkipReason::ChangedMeanwhile`] and, for a preview another administrator made,
+    /// [`SkipReason::OutOfReach`].
     pub skipped: SkipCounts,
 }
 
@@ -211,7 +216,7 @@ impl Keyward {
         let cohort = self.cohort(&actor.user, permission, site, groups)?;
         Ok(RegenerationPreview {
             site: site.clone(),
-            groups: groups.to_vec(),
+            groups: distinct(groups),
             per_group: cohort.per_group,
             skipped: cohort.skipped,
             members: cohort.members,
@@ -226,7 +231,7 @@ impl Keyward {
     /// new temporary password, one `temporary_password_set` audit event per user and the
     /// `bulk_regenerated` event of the run, or nothing. A user whose password changed since
     /// the preview (they claimed their account) keeps it and is reported in
-    /// [`Regenerated::claimed_meanwhile`]. Each regenerated user's previous temporary password
+    /// [`Regenerated::changed_meanwhile`]. Each regenerated user's previous temporary password
     /// stops working, which voids any earlier list.
     ///
     /// # Errors
@@ -239,10 +244,10 @@ impl Keyward {
         &self,
         actor: &UserId,
         confirmation: &Password,
-        preview: RegenerationPreview,
+        mut preview: RegenerationPreview,
         options: RegenerationOptions<'_>,
     ) -> Result<Regenerated, Error> {
-        let site = &preview.site;
+        let site = &preview.site.clone();
         let (permission, action) = (Permission::BulkRegenerate, AuditAction::BulkRegenerated);
         let actor_record = self.authorize(actor, permission, action, site, None)?;
         let confirmed = match &actor_record.password {
@@ -263,12 +268,26 @@ impl Keyward {
             self.audit(event.with_reason(reason.as_str()))?;
             return Err(PermissionDenied { permission, reason }.into());
         }
+        // The preview may come from another administrator's screen: everyone on it must be
+        // within this actor's reach too.
+        let reachable = |m: &Member| {
+            let user = Some(&m.user);
+            self.permissions
+                .authorize(&actor_record.user, permission, site, user)
+                .is_ok()
+        };
+        let before = preview.members.len();
+        preview.members.retain(reachable);
+        let out_of_reach = (before - preview.members.len()) as u64;
+        if out_of_reach > 0 {
+            *preview.skipped.entry(SkipReason::OutOfReach).or_default() += out_of_reach;
+        }
         let now = self.now();
         let batch = BatchId::generate();
         let cancel = options.cancel.clone().unwrap_or_default();
         let generated = self.generate_all(&preview.members, actor, &batch, now, options)?;
         let Some(generated) = generated.filter(|_| !cancel.is_cancelled()) else {
-            let details = format!("groups={}", preview.groups.join(", "));
+            let details = format!("groups={:?}", preview.groups);
             let event = self.event(action, AuditOutcome::Cancelled, Some(actor), None, site);
             self.audit(event.with_details(details))?;
             return Err(Error::Cancelled);
@@ -282,7 +301,7 @@ impl Keyward {
                     (AuditAction::TemporaryPasswordSet, AuditOutcome::Succeeded);
                 let event = self.event(action, outcome, Some(actor), target, site);
                 BatchEntry::new(
-                    member.user.id.clone(),
+                    member.user.clone(),
                     member.expected.clone(),
                     g.credential.clone(),
                     event.with_details(format!("batch={}", batch.as_str())),
@@ -290,9 +309,9 @@ impl Keyward {
             })
             .collect();
         let details = format!(
-            "batch={}; groups={}; planned={}",
+            "batch={}; groups={:?}; planned={}",
             batch.as_str(),
-            preview.groups.join(", "),
+            preview.groups,
             generated.len()
         );
         let summary = self.event(action, AuditOutcome::Succeeded, Some(actor), None, site);
@@ -302,27 +321,27 @@ impl Keyward {
             summary.with_details(details),
         ))?;
         // From here on nothing can fail: the list is the only copy of the passwords.
-        let changed: std::collections::HashSet<&UserId> = written.changed.iter().collect();
+        // Only what the store wrote goes on the list.
+        let stored: std::collections::HashSet<&UserId> = written.written.iter().collect();
         let mut rows: Vec<PrintableRow> = generated
             .into_iter()
             .filter_map(|g| {
                 let member = &preview.members[g.index];
-                (!changed.contains(&member.user.id))
+                (stored.contains(&member.user.id))
                     .then(|| PrintableRow::new(member, g.password, &g.credential, now))
             })
             .collect();
+        // By group in the order chosen (as the printed sections), then surname, forename.
+        let position = |group: &str| preview.groups.iter().position(|g| g == group);
         rows.sort_by_cached_key(|r| {
-            (
-                fold(&r.group),
-                fold(&r.surname),
-                fold(&r.forename),
-                r.username.clone(),
-            )
+            let names = (fold(&r.surname), fold(&r.forename), r.username.clone());
+            (position(&r.group), names)
         });
         let expires_at = rows.iter().map(|r| r.expires_at).min();
         let mut skipped = preview.skipped;
         if !written.changed.is_empty() {
-            *skipped.entry(SkipReason::Claimed).or_default() += written.changed.len() as u64;
+            let changed = written.changed.len() as u64;
+            *skipped.entry(SkipReason::ChangedMeanwhile).or_default() += changed;
         }
         Ok(Regenerated {
             list: PrintableList {
@@ -333,7 +352,7 @@ impl Keyward {
                 expires_at,
                 rows,
             },
-            claimed_meanwhile: written.changed,
+            changed_meanwhile: written.changed,
             skipped,
         })
     }
@@ -383,15 +402,17 @@ impl Keyward {
                     let tx = tx.clone();
                     let (next, failed, cancel) = (&next, &failed, &cancel);
                     scope.spawn(move || {
-                        // Tells the coordinator this worker is gone, also on a panic.
-                        let _exit = ExitSignal(tx.clone());
+                        // Tells the coordinator this worker is gone, also on a panic (which
+                        // stops the other workers too).
+                        let _exit = ExitSignal(tx.clone(), failed);
                         let mut out = Vec::new();
+                        let mut memory = HashMemory::default();
                         while !cancel.is_cancelled() && !failed.load(Ordering::SeqCst) {
                             let index = next.fetch_add(1, Ordering::SeqCst);
                             let Some(member) = members.get(index) else {
                                 break;
                             };
-                            match self.generate_one(index, member, actor, batch, now) {
+                            match self.generate_one(index, member, actor, batch, now, &mut memory) {
                                 Ok(one) => out.push(one),
                                 Err(e) => {
                                     failed.store(true, Ordering::SeqCst);
@@ -429,10 +450,13 @@ impl Keyward {
         actor: &UserId,
         batch: &BatchId,
         now: OffsetDateTime,
+        memory: &mut HashMemory,
     ) -> Result<Generated, Error> {
         let rules = self.temporary.temporary_rules(&member.user);
         let generated = rules.generate();
-        let hash = self.hasher.hash(&generated.password.to_password())?;
+        let hash = self
+            .hasher
+            .hash_in(&generated.password.to_password(), memory)?;
         let (mode, batch) = (rules.mode, Some(batch.clone()));
         let mut credential = rules.issue(stored(&hash), now, mode, actor.clone(), batch);
         self.escrow(&mut credential, &generated.password, &member.user.id)?;
@@ -444,11 +468,14 @@ impl Keyward {
     }
 }
 
-/// Sent when a worker thread ends, however it ends.
-struct ExitSignal(mpsc::Sender<bool>);
+/// Sent when a worker thread ends, however it ends; a panicking worker also stops the others.
+struct ExitSignal<'a>(mpsc::Sender<bool>, &'a AtomicBool);
 
-impl Drop for ExitSignal {
+impl Drop for ExitSignal<'_> {
     fn drop(&mut self) {
+        if thread::panicking() {
+            self.1.store(true, Ordering::SeqCst);
+        }
         let _ = self.0.send(false);
     }
 }

@@ -33,6 +33,10 @@ text_enum!(
         SsoLinked => "sso_linked",
         /// The user has set a password of their own.
         Claimed => "claimed",
+        /// Picked by the preview, then changed before the commit: claimed the account (or
+        /// another administrator replaced the password), or was disabled, moved, promoted or
+        /// linked to SSO. Such a user keeps what they have.
+        ChangedMeanwhile => "changed_meanwhile",
     }
 );
 
@@ -101,6 +105,17 @@ pub struct UnclaimedUser {
     pub revealable: bool,
 }
 
+/// `groups` without repeats, in the order given.
+pub(crate) fn distinct(groups: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(groups.len());
+    for group in groups {
+        if !out.contains(group) {
+            out.push(group.clone());
+        }
+    }
+    out
+}
+
 impl Keyward {
     /// Whether `record` belongs to a cohort of `actor`, or why not: the one rule for bulk
     /// regeneration, the group picker and group reset emails.
@@ -144,12 +159,13 @@ impl Keyward {
         groups: &[String],
     ) -> Result<Cohort, Error> {
         let mut seen = std::collections::HashSet::new();
+        let groups = distinct(groups);
         let mut cohort = Cohort {
             members: Vec::new(),
             per_group: Vec::new(),
             skipped: SkipCounts::new(),
         };
-        for group in groups {
+        for group in &groups {
             let mut picked = 0;
             self.each_member(site, group, |record| {
                 if !seen.insert(record.user.id.clone()) {
@@ -254,6 +270,7 @@ impl Keyward {
         query.unclaimed_only = true;
         query.role = Some(Role::User);
         query.sso_linked = Some(false);
+        query.status = Some(UserStatus::Active);
         let page = self.store.search_users(&query)?;
         let items = (page.items.into_iter())
             .map(|record| UnclaimedUser {
@@ -301,8 +318,7 @@ impl Keyward {
             }
         }
         let details = format!(
-            "groups={}; sent={}; without_email={}",
-            groups.join(", "),
+            "groups={groups:?}; sent={}; without_email={}",
             resets.sent.len(),
             resets.without_email.len()
         );

@@ -22,29 +22,34 @@ use crate::secret::TemporaryPassword;
 use crate::service::Keyward;
 use crate::store::{MAX_PAGE, Swap, UserQuery, UserRecord};
 use crate::totp::{TotpError, TotpSealer};
-use crate::user::{
-    BatchId, PasswordCredential, SiteId, StoredSecret, TemporaryInfo, TemporaryStatus, UserId,
-};
+use crate::user::{BatchId, PasswordCredential, SiteId, StoredSecret, TemporaryStatus, UserId};
 
 /// Domain separation: an escrowed password's ciphertext means nothing as a TOTP secret.
 const DOMAIN: &[u8] = b"keyward temporary password escrow v1\0";
 const PREFIX: &str = "escrow:v1:";
 
-/// The associated data of one user's escrowed password in one batch.
-fn context(user: &UserId, batch: Option<&BatchId>) -> Vec<u8> {
-    let mut context = user.as_str().as_bytes().to_vec();
-    context.push(0);
-    context.extend_from_slice(batch.map_or("", BatchId::as_str).as_bytes());
+/// The associated data of one escrowed password: the user, the batch and the hash of the
+/// credential it belongs to, so a sealed copy opens only inside the very credential it was
+/// made for (not another user's, another batch's, nor an older one of the same user).
+fn context(user: &UserId, credential: &PasswordCredential) -> Vec<u8> {
+    let batch = (credential.temporary.as_ref())
+        .and_then(|t| t.batch.as_ref())
+        .map_or("", BatchId::as_str);
+    let mut context = Vec::new();
+    for part in [user.as_str(), batch, credential.hash.as_str()] {
+        context.extend_from_slice(part.as_bytes());
+        context.push(0);
+    }
     context
 }
 
 fn seal(
     keys: &TotpSealer,
     password: &TemporaryPassword,
-    t: &TemporaryInfo,
+    credential: &PasswordCredential,
     user: &UserId,
 ) -> Result<StoredSecret, TotpError> {
-    let context = context(user, t.batch.as_ref());
+    let context = context(user, credential);
     let plaintext = password.expose_secret().as_bytes();
     let (key_id, blob) = keys.seal_bytes(DOMAIN, plaintext, &context)?;
     let encoded = data_encoding::BASE64URL_NOPAD.encode(&blob);
@@ -54,7 +59,7 @@ fn seal(
 fn open(
     keys: &TotpSealer,
     stored: &StoredSecret,
-    t: &TemporaryInfo,
+    credential: &PasswordCredential,
     user: &UserId,
 ) -> Result<TemporaryPassword, TotpError> {
     let malformed = |reason| TotpError::MalformedStoredSecret { reason };
@@ -66,7 +71,7 @@ fn open(
     let blob = data_encoding::BASE64URL_NOPAD
         .decode(data.as_bytes())
         .map_err(|_| malformed("ciphertext is not unpadded base64url"))?;
-    let plaintext = keys.open_bytes(DOMAIN, key_id, &blob, &context(user, t.batch.as_ref()))?;
+    let plaintext = keys.open_bytes(DOMAIN, key_id, &blob, &context(user, credential))?;
     let text = std::str::from_utf8(&plaintext).map_err(|_| malformed("not text"))?;
     Ok(TemporaryPassword::new(text))
 }
@@ -79,8 +84,12 @@ impl Keyward {
         password: &TemporaryPassword,
         user: &UserId,
     ) -> Result<(), Error> {
-        if let (Some(keys), Some(t)) = (&self.escrow, credential.temporary.as_mut()) {
-            t.escrow = Some(seal(keys, password, t, user)?);
+        let Some(keys) = &self.escrow else {
+            return Ok(());
+        };
+        let sealed = seal(keys, password, credential, user)?;
+        if let Some(t) = credential.temporary.as_mut() {
+            t.escrow = Some(sealed);
         }
         Ok(())
     }
@@ -115,20 +124,42 @@ impl Keyward {
             AuditAction::TemporaryPasswordRevealed,
         );
         self.authorize(actor, permission, action, site, Some(&record.user))?;
+        let refuse = |error: Error, reason: &str| -> Result<TemporaryPassword, Error> {
+            let event = self.event(
+                action,
+                AuditOutcome::Denied,
+                Some(actor),
+                Some(target),
+                site,
+            );
+            self.audit(event.with_reason(reason))?;
+            Err(error)
+        };
         let Some(keys) = &self.escrow else {
-            return Err(Error::EscrowDisabled);
+            return refuse(Error::EscrowDisabled, "escrow_disabled");
         };
         let nothing = || Error::NothingToReveal {
             user: target.clone(),
         };
-        let credential = record.password.as_ref().ok_or_else(nothing)?;
-        let t = credential.temporary.as_ref().ok_or_else(nothing)?;
-        let stored = t.escrow.as_ref().ok_or_else(nothing)?;
+        let found = record.password.as_ref().and_then(|credential| {
+            let t = credential.temporary.as_ref()?;
+            Some((credential, t, t.escrow.as_ref()?))
+        });
+        let Some((credential, t, stored)) = found else {
+            return refuse(nothing(), "nothing_to_reveal");
+        };
         if t.status(self.now()) != TemporaryStatus::Live {
-            self.erase_escrow(&record)?;
-            return Err(nothing());
+            let reason = if self.erase_escrow(&record)? {
+                "expired_copy_erased"
+            } else {
+                "nothing_to_reveal"
+            };
+            return refuse(nothing(), reason);
         }
-        let password = open(keys, stored, t, target)?;
+        let password = match open(keys, stored, credential, target) {
+            Ok(password) => password,
+            Err(e) => return refuse(e.into(), "copy_does_not_open"),
+        };
         let batch = t.batch.as_ref().map_or("none", BatchId::as_str);
         let event = self.event(
             action,

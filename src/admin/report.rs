@@ -182,7 +182,7 @@ impl PrintableList {
                             dt { "Groups" } dd { (groups) }
                             dt { "Generated" } dd { (when(self.generated_at)) }
                             @if let Some(expires) = &expires {
-                                dt { "Expire" } dd { (expires) }
+                                dt { "Expires" } dd { (expires) }
                             }
                             dt { "Users" } dd { (self.rows.len()) }
                         }

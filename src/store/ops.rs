@@ -76,6 +76,8 @@ pub fn consume_temporary(
     match p.temporary.as_mut() {
         Some(t) if p.hash == *expected && t.status(now) != TemporaryStatus::Used => {
             t.consumed_at = Some(now);
+            // A used password is dead: its escrowed copy goes with it.
+            t.escrow = None;
             Consumed::Now
         }
         _ => Consumed::AlreadyGone,
@@ -149,11 +151,19 @@ pub fn swap_totp(r: &mut UserRecord, expected: &TotpState, new: &TotpState) -> S
     }
 }
 
-/// Applies one batch entry to its user's record: the credential is set if the password hash
-/// is still the expected one. The body of each entry of
+/// Applies one batch entry to its user's record: the credential is set if the user is still
+/// as the batch saw them — the same password hash (nobody claimed the account or replaced its
+/// password meanwhile) and the same site, role, status and SSO link (the facts that made the
+/// user part of the batch). The body of each entry of
 /// [`UserStore::replace_batch`](super::UserStore::replace_batch); `true` when written.
 pub fn apply_batch_entry(r: &mut UserRecord, entry: &BatchEntry) -> bool {
-    swap_password(r, entry.expected.as_ref(), Some(&entry.credential)) == Swap::Swapped
+    let (now, then) = (&r.user, &entry.profile);
+    let same_standing = now.site == then.site
+        && now.role == then.role
+        && now.status == then.status
+        && now.sso_linked == then.sso_linked;
+    same_standing
+        && swap_password(r, entry.expected.as_ref(), Some(&entry.credential)) == Swap::Swapped
 }
 
 /// The batch's summary event as stored: its details completed with the counts written and

@@ -30,7 +30,7 @@ use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::ops::{self, Part, RecordBackend};
+use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
     BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
@@ -508,6 +508,20 @@ fn locked(
     sql::parse_record(row, Vec::new())
 }
 
+impl sql::WriteTx for Transaction<'_> {
+    fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
+        locked(self, "replacing a batch", id)
+    }
+
+    fn update(&mut self, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+        update(self, cols, id)
+    }
+
+    fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError> {
+        insert_audit(self, vals)
+    }
+}
+
 fn insert_audit(c: &mut impl GenericClient, vals: &[Val]) -> Result<(), StoreError> {
     execute(
         c,
@@ -635,24 +649,7 @@ impl UserStore for PostgresStore {
     super::ops::record_store_methods!();
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
-        // Encode the events first, then apply every entry and append every event in one
-        // transaction.
-        let events = sql::batch_events(batch)?;
-        self.write("replacing a batch", |tx| {
-            let mut out = BatchWritten::default();
-            for (entry, event) in batch.entries.iter().zip(&events) {
-                let mut record = locked(tx, "replacing a batch", &entry.user)?;
-                if ops::apply_batch_entry(&mut record, entry) {
-                    update(tx, sql::credential_cols(&record)?, &entry.user)?;
-                    insert_audit(tx, event)?;
-                    out.written.push(entry.user.clone());
-                } else {
-                    out.changed.push(entry.user.clone());
-                }
-            }
-            insert_audit(tx, &sql::audit_values(&ops::batch_summary(batch, &out))?)?;
-            Ok(out)
-        })
+        self.write("replacing a batch", |tx| sql::replace_batch_in(tx, batch))
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -11,8 +11,8 @@ use time::{Date, OffsetDateTime};
 
 use super::ops::Part;
 use super::{
-    GroupQuery, GroupSummary, OneTimeKind, StoreError, TemporaryBatch, UserQuery, UserRecord,
-    UserSort, fold, validate_limit,
+    BatchWritten, GroupQuery, GroupSummary, OneTimeKind, StoreError, TemporaryBatch, UserQuery,
+    UserRecord, UserSort, fold, validate_limit,
 };
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
@@ -938,13 +938,53 @@ pub(crate) fn part_cols(part: Part<'_>) -> Result<Cols, StoreError> {
     }
 }
 
-/// The audit values of every entry of a batch, encoded before the transaction starts.
-pub(crate) fn batch_events(batch: &TemporaryBatch) -> Result<Vec<Vec<Val>>, StoreError> {
-    batch
+/// What a SQL backend's write transaction offers the shared body of
+/// [`UserStore::replace_batch`](super::UserStore::replace_batch).
+pub(crate) trait WriteTx {
+    /// The record of `id`, read under the transaction's write lock (`NotFound` if missing).
+    fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError>;
+    /// Overwrites columns of the row of `id`.
+    fn update(&mut self, cols: Cols, id: &UserId) -> Result<(), StoreError>;
+    /// Appends one audit event (values in [`AUDIT_COLUMNS`] order).
+    fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError>;
+}
+
+/// The body of `replace_batch` inside one write transaction: every entry through
+/// [`ops::apply_batch_entry`](super::ops::apply_batch_entry), each written entry's event,
+/// then the summary. Rows are locked in id order, so two batches over the same users queue
+/// rather than deadlock; the result lists users in the batch's order.
+pub(crate) fn replace_batch_in(
+    tx: &mut impl WriteTx,
+    batch: &TemporaryBatch,
+) -> Result<BatchWritten, StoreError> {
+    let events = batch
         .entries
         .iter()
         .map(|e| audit_values(&e.event))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut order: Vec<usize> = (0..batch.entries.len()).collect();
+    order.sort_by(|&a, &b| batch.entries[a].user.cmp(&batch.entries[b].user));
+    let mut written = vec![false; batch.entries.len()];
+    for i in order {
+        let entry = &batch.entries[i];
+        let mut record = tx.locked(&entry.user)?;
+        if super::ops::apply_batch_entry(&mut record, entry) {
+            tx.update(credential_cols(&record)?, &entry.user)?;
+            written[i] = true;
+        }
+    }
+    // Events in the batch's order, as every backend appends them.
+    let mut out = BatchWritten::default();
+    for ((entry, written), event) in batch.entries.iter().zip(written).zip(&events) {
+        if written {
+            tx.insert_audit(event)?;
+            out.written.push(entry.user.clone());
+        } else {
+            out.changed.push(entry.user.clone());
+        }
+    }
+    tx.insert_audit(&audit_values(&super::ops::batch_summary(batch, &out))?)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use rusqlite::{
     params_from_iter,
 };
 
-use super::ops::{self, Part, RecordBackend};
+use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
     BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
@@ -336,6 +336,23 @@ fn locked(tx: &Connection, id: &UserId) -> Result<UserRecord, StoreError> {
     load(tx, id, false)?.ok_or_else(|| not_found(id))
 }
 
+/// A write transaction, as the shared SQL bodies see it.
+struct Tx<'a>(&'a Connection);
+
+impl sql::WriteTx for Tx<'_> {
+    fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
+        locked(self.0, id)
+    }
+
+    fn update(&mut self, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+        update(self.0, cols, id)
+    }
+
+    fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError> {
+        insert_audit(self.0, vals)
+    }
+}
+
 fn insert_audit(tx: &Connection, vals: &[Val]) -> Result<(), StoreError> {
     tx.prepare_cached(&sql::audit_insert_sql())
         .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
@@ -593,23 +610,8 @@ impl UserStore for SqliteStore {
     super::ops::record_store_methods!();
 
     fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
-        // Encode the events first, then apply every entry and append every event in one
-        // transaction.
-        let events = sql::batch_events(batch)?;
         self.write("replacing a batch", |tx| {
-            let mut out = BatchWritten::default();
-            for (entry, event) in batch.entries.iter().zip(&events) {
-                let mut record = locked(tx, &entry.user)?;
-                if ops::apply_batch_entry(&mut record, entry) {
-                    update(tx, sql::credential_cols(&record)?, &entry.user)?;
-                    insert_audit(tx, event)?;
-                    out.written.push(entry.user.clone());
-                } else {
-                    out.changed.push(entry.user.clone());
-                }
-            }
-            insert_audit(tx, &sql::audit_values(&ops::batch_summary(batch, &out))?)?;
-            Ok(out)
+            sql::replace_batch_in(&mut Tx(tx), batch)
         })
     }
 
