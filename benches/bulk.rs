@@ -3,8 +3,10 @@
 //! `keyward/regenerate` runs what an administrator's click runs: preview, generate and hash on
 //! every core, one commit on a SQLite file, then the CSV and the printable HTML.
 //! `raw/argon2id` hashes as many passwords with the `argon2` crate directly, over the same
-//! number of threads at the same parameters. The ratio raw / keyward is the share of the run
-//! that is hashing (goal: 0.90 or better). `profiles_*/*` hash a quarter as many passwords at
+//! number of threads at the same parameters, allocating each hash's working set as
+//! `hash_password_into` does; `raw/argon2id_kept_memory` keeps one working set per thread, as
+//! keyward does. The ratio raw / keyward is the share of the run that is hashing (goal: 0.90
+//! or better against either). `profiles_*/*` hash a quarter as many passwords (kept memory) at
 //! each of OWASP's equivalent-strength argon2id profiles over the same threads.
 //!
 //! `KEYWARD_BULK_USERS` sets the cohort size (default 2,000); each sample hashes that many
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward::admin::RegenerationOptions;
 use keyward::hash::{Argon2Policy, Hasher};
@@ -39,8 +41,10 @@ fn threads() -> NonZeroUsize {
 }
 
 /// `n` hashes of distinct passwords at `policy`, spread over `threads` threads the way a
-/// regeneration spreads them (a shared counter).
-fn raw_hashes(policy: &Argon2Policy, n: usize, threads: NonZeroUsize) {
+/// regeneration spreads them (a shared counter). `kept` reuses one working set per thread, as
+/// keyward's regeneration does; otherwise each hash allocates its own, as
+/// `Argon2::hash_password_into` does.
+fn raw_hashes(policy: &Argon2Policy, n: usize, threads: NonZeroUsize, kept: bool) {
     let params = Params::new(
         policy.m_cost_kib(),
         policy.t_cost(),
@@ -55,6 +59,7 @@ fn raw_hashes(policy: &Argon2Policy, n: usize, threads: NonZeroUsize) {
                 let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
                 let mut out = [0u8; 32];
                 let mut salt = [0u8; 16];
+                let mut memory = vec![Block::new(); if kept { params.block_count() } else { 0 }];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
@@ -62,9 +67,13 @@ fn raw_hashes(policy: &Argon2Policy, n: usize, threads: NonZeroUsize) {
                     }
                     rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
                     let password = format!("Pw{i:010}xyz");
-                    argon
-                        .hash_password_into(password.as_bytes(), &salt, &mut out)
-                        .unwrap();
+                    let pw = password.as_bytes();
+                    if kept {
+                        (argon.hash_password_into_with_memory(pw, &salt, &mut out, &mut memory))
+                            .unwrap();
+                    } else {
+                        argon.hash_password_into(pw, &salt, &mut out).unwrap();
+                    }
                     std::hint::black_box(&out);
                 }
             });
@@ -128,7 +137,16 @@ fn bulk(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let started = Instant::now();
             for _ in 0..iters {
-                raw_hashes(&Argon2Policy::DEFAULT, n, threads);
+                raw_hashes(&Argon2Policy::DEFAULT, n, threads, false);
+            }
+            started.elapsed()
+        })
+    });
+    g.bench_function("raw/argon2id_kept_memory", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                raw_hashes(&Argon2Policy::DEFAULT, n, threads, true);
             }
             started.elapsed()
         })
@@ -155,7 +173,7 @@ fn bulk(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    raw_hashes(&policy, quarter, threads);
+                    raw_hashes(&policy, quarter, threads, true);
                 }
                 started.elapsed()
             })
