@@ -124,6 +124,15 @@ fn regenerate(kw: &Keyward, admin: &User, site: &SiteId, threads: NonZeroUsize) 
     done.list.rows.len()
 }
 
+/// How long `iters` runs of `run` take.
+fn timed(iters: u64, mut run: impl FnMut()) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        run();
+    }
+    started.elapsed()
+}
+
 fn bulk(c: &mut Criterion) {
     let n = users();
     let threads = threads();
@@ -133,31 +142,20 @@ fn bulk(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
-    g.bench_function("raw/argon2id", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                raw_hashes(&Argon2Policy::DEFAULT, n, threads, false);
-            }
-            started.elapsed()
-        })
-    });
-    g.bench_function("raw/argon2id_kept_memory", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                raw_hashes(&Argon2Policy::DEFAULT, n, threads, true);
-            }
-            started.elapsed()
-        })
-    });
+    for (name, kept) in [("raw/argon2id", false), ("raw/argon2id_kept_memory", true)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    raw_hashes(&Argon2Policy::DEFAULT, n, threads, kept)
+                })
+            })
+        });
+    }
     g.bench_function("keyward/regenerate", |b| {
         b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                assert_eq!(regenerate(&kw, &admin, &site, threads), n);
-            }
-            started.elapsed()
+            timed(iters, || {
+                assert_eq!(regenerate(&kw, &admin, &site, threads), n)
+            })
         })
     });
     g.finish();
@@ -170,13 +168,7 @@ fn bulk(c: &mut Criterion) {
     for policy in Argon2Policy::OWASP_EQUIVALENT {
         let name = format!("m{}_t{}", policy.m_cost_kib(), policy.t_cost());
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    raw_hashes(&policy, quarter, threads, true);
-                }
-                started.elapsed()
-            })
+            b.iter_custom(|iters| timed(iters, || raw_hashes(&policy, quarter, threads, true)))
         });
     }
     g.finish();

@@ -13,18 +13,6 @@ use keyward::user::User;
 use keyward::{Password, Pin, SignIn, SqliteStore};
 use support::*;
 
-fn raw_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    all
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Every stored value that could hold a secret, read back through the store, without the
 /// 32-hex-digit identifiers. Short numeric secrets (a 6-digit PIN, an 8-digit code) occur by
 /// chance inside hex identifiers and binary integers, so they are looked for here rather than

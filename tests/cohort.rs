@@ -714,18 +714,7 @@ fn the_unclaimed_search_filter_follows_the_claim_definition() {
 
 mod support;
 
-/// Every file of `dir` (the database and its write-ahead log), as bytes.
-fn raw_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
+use support::{contains, raw_bytes};
 
 /// Regenerates three pupils' passwords with escrow on `store`; returns the list's passwords.
 fn escrowed_cohort(store: Arc<dyn UserStore>) -> Vec<String> {

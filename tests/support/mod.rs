@@ -222,3 +222,17 @@ pub fn digits_in(text: &str, digits: usize) -> String {
         .map(|w| w.iter().collect())
         .expect("a code in the message")
 }
+
+/// Every file of `dir` (a database and its write-ahead log), as raw bytes.
+pub fn raw_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    all
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
