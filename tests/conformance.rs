@@ -184,6 +184,30 @@ mod sqlite_specific {
     }
 
     #[test]
+    fn a_version_1_database_migrates_and_keeps_its_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let r = record("old");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create_user(&r).unwrap();
+        }
+        // Back to version 1: the escrow column did not exist yet.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch("ALTER TABLE users DROP COLUMN pw_tmp_escrow")
+            .unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+        drop(raw);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.get_user(&r.user.id).unwrap(), Some(r));
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = raw
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, keyward::store::sqlite::SCHEMA_VERSION);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
@@ -270,6 +294,24 @@ mod postgres_specific {
             );
             schema.execute(&format!("DELETE FROM users WHERE id = '{}'", r.user.id));
         }
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_and_keeps_its_users() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        let r = record("old");
+        {
+            let store = schema.open();
+            store.create_user(&r).unwrap();
+        }
+        schema.execute(
+            "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
+             DELETE FROM keyward_schema_version WHERE version > 1",
+        );
+        let store = schema.open();
+        assert_eq!(store.get_user(&r.user.id).unwrap(), Some(r));
     }
 
     #[test]
