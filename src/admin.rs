@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::error::Error;
 use crate::lockout::LockState;
-use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
+use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient, secret_text};
 use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
@@ -333,11 +333,9 @@ impl Keyward {
         let (shown, receipt) = match recipient {
             None => (Some(password), None),
             Some(to) => {
-                let body = format!(
-                    "Your temporary password is {}. It expires on {}.",
-                    password.expose_secret(),
-                    expires_at.date()
-                );
+                let rest = format!(". It expires on {}.", expires_at.date());
+                let intro = "Your temporary password is ";
+                let body = secret_text(&[intro, password.expose_secret(), &rest]);
                 let kind = MessageKind::TemporaryPassword;
                 let message = Message::new(to, kind, "Your temporary password", body);
                 (None, Some(self.notifier.send(message)?))

@@ -64,6 +64,13 @@ pub enum Error {
         /// `email` or `phone`.
         channel: &'static str,
     },
+    /// The user holds an admin-managed temporary password, which only an administrator
+    /// changes: remove it before sending a reset link.
+    #[error("user {user} has an admin-managed temporary password: remove it first")]
+    AdminManagedPassword {
+        /// The user.
+        user: UserId,
+    },
     /// The user's password is not a temporary password.
     #[error("user {user} has no temporary password")]
     NoTemporaryPassword {

@@ -51,6 +51,17 @@ pub struct Message {
     body: Zeroizing<String>,
 }
 
+/// Concatenates `parts` (one or more of them secret) into one buffer reserved up front, so
+/// that no reallocation leaves a copy of the secret behind in freed memory; the result goes
+/// straight into a [`Message`], which zeroizes it.
+pub(crate) fn secret_text(parts: &[&str]) -> String {
+    let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        text.push_str(part);
+    }
+    text
+}
+
 impl Message {
     /// A message.
     #[must_use]

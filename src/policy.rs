@@ -15,6 +15,7 @@ use std::fmt;
 use rand::Rng;
 use rand::TryRngCore;
 use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
 
 use crate::secret::{OneTimeCode, Password, TemporaryPassword};
 use crate::user::{BatchId, PasswordCredential, StoredHash, TemporaryMode, User, UserId};
@@ -379,10 +380,13 @@ pub fn generate(style: GeneratorStyle) -> Generated {
             // Draw until every class appears and the first character cannot start a
             // spreadsheet formula: rejection keeps the distribution uniform over the passwords
             // that meet the rule.
+            // Every candidate, kept or rejected, is zeroized when dropped.
             let chars = loop {
-                let candidate: Vec<char> = (0..length)
-                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
-                    .collect();
+                let candidate: Zeroizing<Vec<char>> = Zeroizing::new(
+                    (0..length)
+                        .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                        .collect(),
+                );
                 let starts_formula = candidate
                     .first()
                     .is_some_and(|c| FORMULA_START.contains(*c));
@@ -395,20 +399,26 @@ pub fn generate(style: GeneratorStyle) -> Generated {
                 }
             };
             let entropy_bits = entropy_random(&classes, length, FORMULA_START);
+            // One buffer of the final size: no reallocation leaves a copy behind.
+            let mut text = String::with_capacity(chars.iter().map(|c| c.len_utf8()).sum());
+            text.extend(chars.iter());
             Generated {
-                password: TemporaryPassword::new(chars.into_iter().collect::<String>()),
+                password: TemporaryPassword::new(text),
                 entropy_bits,
             }
         }
         GeneratorStyle::Memorable { words, digits } => {
             let list = eff_wordlist::short::LIST;
-            let mut parts: Vec<String> = (0..words.max(1))
-                .map(|_| list[rng.random_range(0..list.len())].1.to_owned())
-                .collect();
+            let mut parts: Zeroizing<Vec<String>> = Zeroizing::new(
+                (0..words.max(1))
+                    .map(|_| list[rng.random_range(0..list.len())].1.to_owned())
+                    .collect(),
+            );
             let number = random_digits(&mut rng, digits);
             if !number.is_empty() {
                 parts.push(number);
             }
+            // `join` sizes its buffer once.
             let entropy_bits =
                 words.max(1) as f64 * (list.len() as f64).log2() + digits as f64 * 10f64.log2();
             Generated {

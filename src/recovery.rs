@@ -11,12 +11,14 @@ use subtle::ConstantTimeEq;
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
+use crate::notify::{
+    DeliveryReceipt, Message, MessageKind, Recipient, secret_text as secret_text_of,
+};
 use crate::permission::Permission;
 use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
-use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry};
+use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, Swap};
 use crate::user::{
     OneTimeCredential, PasswordCredential, SiteId, StoredHash, User, UserId, UserStatus,
 };
@@ -53,18 +55,37 @@ impl Keyward {
     /// [`Notifier`](crate::notify::Notifier) in-line: make it hand messages to a queue, so
     /// that the response time does not tell known usernames from unknown ones either.
     ///
+    /// A message that cannot be delivered changes nothing in the answer either: the token is
+    /// withdrawn, the audit trail records `delivery_failed`, and the error goes to the hook set
+    /// with [`KeywardBuilder::on_error`](crate::KeywardBuilder::on_error).
+    ///
     /// # Errors
-    /// Store, delivery failures.
+    /// Store failures (never a delivery failure, never anything about the username).
     pub fn request_password_reset(&self, site: &SiteId, username: &str) -> Result<(), Error> {
         match self.store.find_user(site, username)? {
-            Some(record) if record.user.status == UserStatus::Active => {
-                let _ = self.send_reset(&record.user, None)?;
+            Some(record)
+                if record.user.status == UserStatus::Active
+                    && !record.holds_admin_managed_password() =>
+            {
+                match self.send_reset(&record.user, None) {
+                    // Undelivered: the caller hears the same `Ok` as for anyone else; the
+                    // audit trail and the application's hook hear the truth.
+                    Err(error @ Error::Notify(_)) => {
+                        let (action, outcome) =
+                            (AuditAction::PasswordResetSent, AuditOutcome::Denied);
+                        let target = Some(&record.user.id);
+                        let event = self.event(action, outcome, None, target, site);
+                        self.audit(event.with_reason("delivery_failed"))?;
+                        self.errors.report(&error);
+                    }
+                    other => drop(other?),
+                }
             }
             found => {
-                let reason = if found.is_some() {
-                    "disabled"
-                } else {
-                    "unknown_user"
+                let reason = match &found {
+                    None => "unknown_user",
+                    Some(r) if r.user.status != UserStatus::Active => "disabled",
+                    Some(_) => "admin_managed_password",
                 };
                 let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Denied);
                 let target = found.as_ref().map(|r| &r.user.id);
@@ -101,6 +122,11 @@ impl Keyward {
                 user: target.clone(),
             });
         }
+        if record.holds_admin_managed_password() {
+            return Err(Error::AdminManagedPassword {
+                user: target.clone(),
+            });
+        }
         self.send_reset(&record.user, Some(actor))?
             .ok_or(Error::NoVerifiedContact { channel: "email" })
     }
@@ -121,7 +147,7 @@ impl Keyward {
         rand::rngs::OsRng.unwrap_err().fill(&mut secret);
         let secret_text = zeroize::Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&secret));
         zeroize::Zeroize::zeroize(&mut secret);
-        let token = OneTimeCode::new(format!("{}.{}", user.id, secret_text.as_str()));
+        let token = OneTimeCode::new(secret_text_of(&[user.id.as_str(), ".", &secret_text]));
         let credential = OneTimeCredential::new(
             StoredHash::new(token_digest(&secret_text)),
             now,
@@ -130,17 +156,27 @@ impl Keyward {
         self.store
             .set_one_time(&user.id, OneTimeKind::ResetToken, Some(&credential))?;
         let minutes = self.codes.reset_token_lifetime.whole_minutes();
-        let body = format!(
-            "Use this code to choose a new password: {}\nIt expires in {minutes} minutes and works once.",
-            token.expose_secret()
-        );
+        let rest = format!("\nIt expires in {minutes} minutes and works once.");
+        let intro = "Use this code to choose a new password: ";
+        let body = secret_text_of(&[intro, token.expose_secret(), &rest]);
         let message = Message::new(
             Recipient::Email(email.clone()),
             MessageKind::PasswordReset,
             "Reset your password",
             body,
         );
-        let receipt = self.notifier.send(message)?;
+        let receipt = match self.notifier.send(message) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                // An undelivered token is withdrawn: nobody can hold it.
+                let _ = (self.store).consume_one_time(
+                    &user.id,
+                    OneTimeKind::ResetToken,
+                    &credential.hash,
+                );
+                return Err(e.into());
+            }
+        };
         let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Succeeded);
         let event = self.event(action, outcome, actor, Some(&user.id), &user.site);
         self.audit(event.with_details(format!("sent to {}", receipt.to)))?;
@@ -177,6 +213,9 @@ impl Keyward {
             self.audit(event.with_reason(reason))?;
             Ok(PasswordReset::InvalidToken)
         };
+        if record.holds_admin_managed_password() {
+            return deny("admin_managed_password");
+        }
         let credential = match self.store.try_one_time(
             &id,
             OneTimeKind::ResetToken,
@@ -211,10 +250,13 @@ impl Keyward {
         {
             return deny("token_used");
         }
-        self.store.set_password(
-            &id,
-            Some(&PasswordCredential::permanent(stored(&hash), now)),
-        )?;
+        // Compare-and-swap against the password this reset saw: a change an administrator
+        // made meanwhile wins.
+        let seen = record.password.as_ref().map(|p| &p.hash);
+        let new = PasswordCredential::permanent(stored(&hash), now);
+        if self.store.replace_password(&id, seen, Some(&new))? != Swap::Swapped {
+            return deny("password_changed_meanwhile");
+        }
         self.unlock_counter(&record.user, LockCounter::Password, &id)?;
         let event = self.own_event(AuditAction::PasswordReset, &id, &record.user.site);
         self.audit(event)?;

@@ -32,6 +32,32 @@ pub(crate) enum SecretKeeping {
     Refused,
 }
 
+/// The application's hook for failures keyward handles without returning them (see
+/// [`KeywardBuilder::on_error`]).
+#[derive(Clone)]
+pub(crate) struct ErrorHook(Option<OnError>);
+
+/// What [`KeywardBuilder::on_error`] takes.
+pub type OnError = Arc<dyn Fn(&Error) + Send + Sync>;
+
+impl ErrorHook {
+    pub(crate) fn report(&self, error: &Error) {
+        if let Some(hook) = &self.0 {
+            hook(error);
+        }
+    }
+}
+
+impl fmt::Debug for ErrorHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ErrorHook(set)"
+        } else {
+            "ErrorHook(none)"
+        })
+    }
+}
+
 /// The credential service. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Keyward {
     pub(crate) store: Arc<dyn UserStore>,
@@ -46,6 +72,7 @@ pub struct Keyward {
     pub(crate) keeping: SecretKeeping,
     pub(crate) escrow: Option<TotpSealer>,
     pub(crate) codes: CodeRules,
+    pub(crate) errors: ErrorHook,
 }
 
 impl fmt::Debug for Keyward {
@@ -74,6 +101,7 @@ pub struct KeywardBuilder {
     keeping: SecretKeeping,
     escrow: Option<TotpSealer>,
     codes: CodeRules,
+    errors: ErrorHook,
 }
 
 impl KeywardBuilder {
@@ -157,6 +185,15 @@ impl KeywardBuilder {
         self
     }
 
+    /// Called with failures keyward does not return, so that the answer to an unauthenticated
+    /// caller stays the same whatever happened: today, a password-reset message that could
+    /// not be delivered (the request still answers `Ok`, and the audit trail records
+    /// `delivery_failed`). Log or alert from it; it must not block.
+    pub fn on_error(mut self, hook: OnError) -> Self {
+        self.errors = ErrorHook(Some(hook));
+        self
+    }
+
     /// Limits of one-time codes (default: [`CodeRules::DEFAULT`]).
     pub fn codes(mut self, codes: CodeRules) -> Self {
         self.codes = codes;
@@ -178,6 +215,7 @@ impl KeywardBuilder {
             keeping: self.keeping,
             escrow: self.escrow,
             codes: self.codes,
+            errors: self.errors,
         }
     }
 }
@@ -198,6 +236,7 @@ impl Keyward {
             keeping: SecretKeeping::Refused,
             escrow: None,
             codes: CodeRules::DEFAULT,
+            errors: ErrorHook(None),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::audit::{AuditEvent, AuditQuery};
 use crate::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
 use crate::user::{
     BatchId, OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash,
-    TemporaryInfo, TotpState, User, UserId, UserStatus,
+    TemporaryInfo, TemporaryMode, TotpState, User, UserId, UserStatus,
 };
 pub use error::StoreError;
 pub use ops::apply_lock_event_to;
@@ -81,6 +81,15 @@ impl UserRecord {
     #[must_use]
     pub fn is_unclaimed(&self) -> bool {
         self.password.as_ref().is_none_or(|p| p.temporary.is_some())
+    }
+
+    /// Whether the user holds an admin-managed temporary password (unused, expired or not):
+    /// only an administrator changes or removes it, so neither a reset link nor a self-service
+    /// path replaces it.
+    #[must_use]
+    pub fn holds_admin_managed_password(&self) -> bool {
+        self.unconsumed_temporary()
+            .is_some_and(|t| t.mode == TemporaryMode::AdminManaged)
     }
 
     /// The temporary password the user holds and has not used, expired or not: it occupies

@@ -10,7 +10,7 @@ use super::outcome::{
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::Guarded;
-use crate::notify::{Message, MessageKind, Recipient};
+use crate::notify::{Message, MessageKind, Recipient, secret_text};
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
 use crate::store::{
@@ -170,11 +170,11 @@ impl Keyward {
         self.store
             .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
         let minutes = self.codes.device_code_lifetime.whole_minutes();
-        let body = format!(
-            "Your sign-in code is {}. It expires in {minutes} minutes. If you did not try to \
-             sign in, tell your administrator.",
-            code.expose_secret()
+        let rest = format!(
+            ". It expires in {minutes} minutes. If you did not try to sign in, tell your \
+             administrator."
         );
+        let body = secret_text(&["Your sign-in code is ", code.expose_secret(), &rest]);
         let to = Recipient::Email(email.to_owned());
         let message = Message::new(to, MessageKind::DeviceCode, "Your sign-in code", body);
         let receipt = match self.notifier.send(message) {
