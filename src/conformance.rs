@@ -97,7 +97,7 @@ macro_rules! conformance_tests {
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
-            audit_append_and_query);
+            audit_append_and_query, untrusted_text_with_nul_matches_nothing);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
@@ -112,7 +112,7 @@ macro_rules! conformance_tests {
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
-            audit_append_and_query);
+            audit_append_and_query, untrusted_text_with_nul_matches_nothing);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -803,6 +803,35 @@ pub fn search_filters(store: &dyn UserStore) {
         want.sort();
         assert_eq!(got, want, "filter {what}");
     }
+}
+
+/// Untrusted text holding a NUL character (a typed username, search text, a group or user
+/// type filter, a group-picker prefix) names nothing: every backend answers "no such user" or
+/// an empty page, never an error.
+pub fn untrusted_text_with_nul_matches_nothing(store: &dyn UserStore) {
+    let ada = person(site(), "ada", "Ada", "Lovelace").tap_groups(&["Year 1"]);
+    create(store, &ada);
+    for typed in ["ada\0", "\0", "\0ada", "ad\0a"] {
+        let found = store.find_user(&site(), typed);
+        assert!(matches!(found, Ok(None)), "find_user({typed:?}): {found:?}");
+    }
+    let mut queries = vec![
+        all(site()).text("a\0"),
+        all(site()).text("\0"),
+        all(site()).group("Year 1\0"),
+        all(site()).user_type("student\0"),
+    ];
+    queries.push(all(site()).text("ada").group("\0"));
+    for q in queries {
+        let page = store.search_users(&q);
+        let page = page.unwrap_or_else(|e| panic!("search_users({q:?}) failed: {e}"));
+        assert_eq!((page.items.len(), page.total), (0, 0), "{q:?}");
+    }
+    let groups = store.list_groups(&GroupQuery::new(site()).text("Year\0"));
+    let groups = groups.unwrap_or_else(|e| panic!("list_groups failed: {e}"));
+    assert_eq!((groups.items.len(), groups.total), (0, 0));
+    // The same store still finds what exists.
+    assert!(store.find_user(&site(), "ADA").unwrap().is_some());
 }
 
 /// Each sort, ascending and descending, orders as [`compare_for_sort`] with ties by id.

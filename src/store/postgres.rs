@@ -34,7 +34,7 @@ use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
     BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
-    UserRecord, UserStore, fold,
+    UserRecord, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -603,7 +603,9 @@ impl UserStore for PostgresStore {
     }
 
     fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let key = fold(username);
+        let Some(key) = sql::username_lookup(username) else {
+            return Ok(None);
+        };
         let sql = format!("{} WHERE site = ?1 AND username_key = ?2", select_users());
         off_runtime(|| {
             let rows = query(

@@ -642,21 +642,36 @@ pub(crate) struct Filter {
     pub(crate) conds: Vec<String>,
     /// Values for `?1`, `?2`, ...
     pub(crate) vals: Vec<Val>,
+    /// A bound text held a NUL character, which no stored value holds (profiles are
+    /// validated): the query matches nothing, on every backend alike (PostgreSQL refuses NUL
+    /// in text outright).
+    unmatchable: bool,
 }
 
 impl Filter {
     /// Binds a value and returns its placeholder.
     pub(crate) fn bind(&mut self, v: Val) -> String {
+        let v = match v {
+            Val::Text(Some(t)) if t.contains('\0') => {
+                self.unmatchable = true;
+                Val::Text(Some(String::new()))
+            }
+            other => other,
+        };
         self.vals.push(v);
         format!("?{}", self.vals.len())
     }
 
     /// `WHERE ...` (or nothing).
     pub(crate) fn clause(&self) -> String {
-        if self.conds.is_empty() {
+        let mut conds = self.conds.clone();
+        if self.unmatchable {
+            conds.push("1 = 0".to_owned());
+        }
+        if conds.is_empty() {
             String::new()
         } else {
-            format!(" WHERE {}", self.conds.join(" AND "))
+            format!(" WHERE {}", conds.join(" AND "))
         }
     }
 
@@ -687,6 +702,13 @@ fn successor(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The lookup key of a typed username, or `None` when it cannot name any user (it holds a NUL
+/// character, which no stored username holds): the SQL backends answer "no such user" without
+/// asking the database, as the in-memory store does.
+pub(crate) fn username_lookup(username: &str) -> Option<String> {
+    (!username.contains('\0')).then(|| fold(username))
 }
 
 /// The `WHERE` clause of a user search (the SQL form of [`UserQuery::matches`]).

@@ -562,7 +562,9 @@ impl UserStore for SqliteStore {
     }
 
     fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let key = fold(username);
+        let Some(key) = sql::username_lookup(username) else {
+            return Ok(None);
+        };
         self.read("reading a user", |conn| {
             load_where(
                 conn,
