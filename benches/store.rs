@@ -79,7 +79,7 @@ fn bench_backend(c: &mut Criterion, name: &str, store: &dyn UserStore) {
     let id = UserId::parse("u00000042").unwrap();
     group.bench_function("failed_attempt", |b| {
         b.iter(|| {
-            for event in [LockEvent::Attempt, LockEvent::Failure] {
+            for event in [LockEvent::Attempt, LockEvent::Failure { reserved_in: 0 }] {
                 let out = store
                     .apply_lock_event(&id, LockCounter::Password, &rule, &event, NOW)
                     .unwrap();

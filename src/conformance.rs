@@ -324,9 +324,11 @@ fn full_record() -> UserRecord {
         temporary_locks: 2,
         unlocked_by: Some(admin()),
         unlocked_at: Some(at(11)),
+        epoch: 4,
     };
     record.totp_lock = LockState {
         failed_attempts: 1,
+        epoch: 7,
         locked_at: Some(at(12)),
         lock_reason: Some(LockReason::Administrative),
         ..LockState::default()
@@ -1058,28 +1060,53 @@ pub fn lock_events_follow_transition(store: &dyn UserStore) {
         },
     )
     .expect("valid rule");
-    let mut script: Vec<(LockoutRule, LockEvent)> = Vec::new();
+    /// A step of the script: an event, or a settle in the current epoch or the one before.
+    enum Step {
+        Event(LockEvent),
+        Fail,
+        Succeed,
+        StaleFail,
+    }
+    let mut script: Vec<(LockoutRule, Step)> = Vec::new();
     for rule in [LockoutRule::DEFAULT, temporary_rule] {
         for _ in 0..6 {
-            script.push((rule, LockEvent::Attempt));
-            script.push((rule, LockEvent::Failure));
+            script.push((rule, Step::Event(LockEvent::Attempt)));
+            script.push((rule, Step::Fail));
         }
-        script.push((rule, LockEvent::Attempt));
-        script.push((rule, LockEvent::Success));
-        script.push((rule, LockEvent::Unlock { by: admin() }));
-        script.push((rule, LockEvent::Attempt));
-        script.push((rule, LockEvent::Success));
-        script.push((rule, LockEvent::Lock));
-        script.push((rule, LockEvent::Attempt));
-        script.push((rule, LockEvent::Unlock { by: admin() }));
+        script.push((rule, Step::Event(LockEvent::Attempt)));
+        script.push((rule, Step::Succeed));
+        script.push((rule, Step::Event(LockEvent::Unlock { by: admin() })));
+        script.push((rule, Step::Event(LockEvent::Attempt)));
+        script.push((rule, Step::Succeed));
+        script.push((rule, Step::Event(LockEvent::Lock)));
+        script.push((rule, Step::Event(LockEvent::Attempt)));
+        script.push((rule, Step::Event(LockEvent::Unlock { by: admin() })));
+        // An attempt still being evaluated when an administrator unlocks settles stale.
+        script.push((rule, Step::Event(LockEvent::Attempt)));
+        script.push((rule, Step::Event(LockEvent::Unlock { by: admin() })));
+        script.push((rule, Step::StaleFail));
+        script.push((rule, Step::Event(LockEvent::Attempt)));
+        script.push((rule, Step::Fail));
     }
     for counter in [LockCounter::Password, LockCounter::Totp] {
         let mut state = LockState::default();
         let mut now = T0;
-        for (i, (rule, event)) in script.iter().enumerate() {
+        for (i, (rule, step)) in script.iter().enumerate() {
             // Uneven steps cross the temporary lock's end and the failure window.
             now += Duration::seconds(if i % 5 == 0 { 400 } else { 7 }) + Duration::nanoseconds(13);
+            let reserved_in = state.epoch;
+            let event = &match step {
+                Step::Event(event) => event.clone(),
+                Step::Fail => LockEvent::Failure { reserved_in },
+                Step::Succeed => LockEvent::Success { reserved_in },
+                Step::StaleFail => LockEvent::Failure {
+                    reserved_in: reserved_in.wrapping_sub(1),
+                },
+            };
             let (want_state, want_decision) = lockout::transition(rule, &state, event, now);
+            if matches!(step, Step::StaleFail) {
+                assert_eq!(want_decision, LockDecision::Stale, "step {i}");
+            }
             let (got_state, got_decision) = store
                 .apply_lock_event(id, counter, rule, event, now)
                 .expect("apply_lock_event failed");
@@ -1708,7 +1735,7 @@ pub fn concurrent_failures_lose_no_increment(open: Opener<'_>) {
                 &r.user.id,
                 LockCounter::Password,
                 &rule,
-                &LockEvent::Failure,
+                &LockEvent::Failure { reserved_in: 0 },
                 T0,
             )
             .expect("apply_lock_event failed");

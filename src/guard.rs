@@ -143,26 +143,30 @@ impl Keyward {
             let store = &self.store;
             store.apply_lock_event(&user.id, counter, &rule, event, now)
         };
-        match apply(&LockEvent::Attempt)?.1 {
+        let (reserved, decision) = apply(&LockEvent::Attempt)?;
+        match decision {
             LockDecision::Proceed => {}
             LockDecision::Locked { until } => return Ok(Guarded::Locked { until }),
             _ => return Ok(Guarded::Busy),
         }
+        // The settle names the epoch of this reservation: if an administrator unlocks while
+        // the guess is evaluated, the guess neither counts nor re-locks.
+        let reserved_in = reserved.epoch;
         let (right, found) = match evaluate(now) {
             Ok(result) => result,
             Err(e) => {
                 // Settle the reservation before reporting the failure.
-                let _ = apply(&LockEvent::Failure);
+                let _ = apply(&LockEvent::Failure { reserved_in });
                 return Err(e);
             }
         };
         if right {
-            return Ok(match apply(&LockEvent::Success)?.1 {
+            return Ok(match apply(&LockEvent::Success { reserved_in })?.1 {
                 LockDecision::SuccessWhileLocked => Guarded::PassedWhileLocked,
                 _ => Guarded::Passed(found),
             });
         }
-        let lock = match apply(&LockEvent::Failure)?.1 {
+        let lock = match apply(&LockEvent::Failure { reserved_in })?.1 {
             LockDecision::NowLocked { until } => FailureLock::NowLocked { until },
             LockDecision::Locked { until } => FailureLock::AlreadyLocked { until },
             _ => FailureLock::Counted,

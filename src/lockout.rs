@@ -10,6 +10,10 @@
 //! `failed_attempts + in_flight < max_failures`; allowing it reserves a slot (`in_flight + 1`).
 //! The outcome then settles the slot: [`LockEvent::Failure`] turns it into a counted failure
 //! and locks once `failed_attempts` reaches the maximum; [`LockEvent::Success`] clears the count.
+//! Both name the [`LockState::epoch`] the reservation was taken in: an administrator's unlock
+//! starts a new epoch but keeps the open reservations counted, and each of them, when it
+//! settles, is only released — so an unlock neither lets more guesses run at once nor is undone
+//! by failures that were being evaluated when it happened.
 //! So however many app servers race on one account, at most `max_failures` passwords are ever
 //! evaluated before the lock holds, while a few concurrent legitimate sign-ins are not refused:
 //! only failures lock, reservations never do. A reservation that is never settled (a crashed
@@ -57,6 +61,9 @@ pub struct LockState {
     pub unlocked_by: Option<UserId>,
     /// When the account was last unlocked by an administrator.
     pub unlocked_at: Option<OffsetDateTime>,
+    /// Unlocks so far. An attempt's reservation belongs to the epoch it was taken in; one
+    /// settled after an unlock is released without being counted (see [`transition`]).
+    pub epoch: u32,
 }
 
 impl LockState {
@@ -251,9 +258,15 @@ pub enum LockEvent {
     /// A sign-in wants to evaluate a credential.
     Attempt,
     /// The evaluated credential was wrong.
-    Failure,
+    Failure {
+        /// The [`LockState::epoch`] the attempt's reservation was taken in.
+        reserved_in: u32,
+    },
     /// The evaluated credential was right.
-    Success,
+    Success {
+        /// The [`LockState::epoch`] the attempt's reservation was taken in.
+        reserved_in: u32,
+    },
     /// An administrator unlocks the account.
     Unlock {
         /// The administrator.
@@ -296,6 +309,9 @@ pub enum LockDecision {
     Unlocked,
     /// An administrator locked the account.
     AdminLocked,
+    /// The settled attempt was reserved before an unlock: its slot is released, its outcome
+    /// neither counts nor clears anything.
+    Stale,
 }
 
 /// The pure lockout machine. Never panics; all arithmetic saturates.
@@ -332,7 +348,16 @@ pub fn transition(
             s.last_attempt_at = Some(now);
             (s, LockDecision::Proceed)
         }
-        LockEvent::Failure => {
+        LockEvent::Failure { reserved_in } | LockEvent::Success { reserved_in }
+            if *reserved_in != s.epoch =>
+        {
+            // Reserved before an unlock: the unlock kept the slot counted (so that it could not
+            // widen the bound), and now it is released; its failure must not re-lock what an
+            // administrator unlocked.
+            s.in_flight = s.in_flight.saturating_sub(1);
+            (s, LockDecision::Stale)
+        }
+        LockEvent::Failure { .. } => {
             s.in_flight = s.in_flight.saturating_sub(1);
             s.failed_attempts = s.failed_attempts.saturating_add(1);
             s.last_failure_at = Some(now);
@@ -351,7 +376,7 @@ pub fn transition(
             let remaining = rule.max_failures - s.failed_attempts;
             (s, LockDecision::FailureCounted { remaining })
         }
-        LockEvent::Success => {
+        LockEvent::Success { .. } => {
             s.in_flight = s.in_flight.saturating_sub(1);
             if s.is_locked(now) {
                 return (s, LockDecision::SuccessWhileLocked);
@@ -362,9 +387,13 @@ pub fn transition(
             (s, LockDecision::Cleared)
         }
         LockEvent::Unlock { by } => {
+            // Reservations still being evaluated stay counted, so an unlock does not let as many
+            // again start beside them; they belong to the old epoch and will not count.
             let cleared = LockState {
                 unlocked_by: Some(by.clone()),
                 unlocked_at: Some(now),
+                in_flight: s.in_flight,
+                epoch: s.epoch.wrapping_add(1),
                 ..LockState::default()
             };
             (cleared, LockDecision::Unlocked)
@@ -397,7 +426,14 @@ mod tests {
         if d != LockDecision::Proceed {
             return d;
         }
-        let (next, d) = transition(rule, s, &LockEvent::Failure, now);
+        let (next, d) = transition(
+            rule,
+            s,
+            &LockEvent::Failure {
+                reserved_in: s.epoch,
+            },
+            now,
+        );
         *s = next;
         d
     }
@@ -442,6 +478,38 @@ mod tests {
     }
 
     #[test]
+    fn an_unlock_neither_widens_the_bound_nor_is_undone_by_stale_failures() {
+        let rule = LockoutRule::DEFAULT;
+        let mut s = LockState::default();
+        // Five guesses are being evaluated when the administrator unlocks.
+        for _ in 0..5 {
+            let (next, d) = transition(&rule, &s, &LockEvent::Attempt, T0);
+            assert_eq!(d, LockDecision::Proceed);
+            s = next;
+        }
+        let (unlocked, d) = transition(&rule, &s, &LockEvent::Unlock { by: admin() }, T0);
+        assert_eq!(d, LockDecision::Unlocked);
+        assert_eq!((unlocked.in_flight, unlocked.epoch), (5, 1));
+        // No five more may start beside them.
+        let (_, d) = transition(&rule, &unlocked, &LockEvent::Attempt, T0);
+        assert_eq!(d, LockDecision::Busy);
+        // Their five failures settle: released, not counted, no lock.
+        let mut s = unlocked;
+        for _ in 0..5 {
+            let (next, d) = transition(&rule, &s, &LockEvent::Failure { reserved_in: 0 }, T0);
+            assert_eq!(d, LockDecision::Stale);
+            s = next;
+        }
+        assert!(!s.is_locked(T0));
+        assert_eq!((s.failed_attempts, s.in_flight), (0, 0));
+        // And the unlocked account takes attempts again, counted in the new epoch.
+        assert_eq!(
+            fail(&rule, &mut s, T0),
+            LockDecision::FailureCounted { remaining: 4 }
+        );
+    }
+
+    #[test]
     fn success_resets_the_count() {
         let rule = LockoutRule::DEFAULT;
         let mut s = LockState::default();
@@ -450,7 +518,7 @@ mod tests {
         }
         let (s1, d) = transition(&rule, &s, &LockEvent::Attempt, T0);
         assert_eq!(d, LockDecision::Proceed);
-        let (s2, d) = transition(&rule, &s1, &LockEvent::Success, T0);
+        let (s2, d) = transition(&rule, &s1, &LockEvent::Success { reserved_in: 0 }, T0);
         assert_eq!(d, LockDecision::Cleared);
         assert_eq!((s2.failed_attempts, s2.in_flight), (0, 0));
     }
@@ -558,10 +626,10 @@ mod tests {
         assert_eq!(proceeded, 5);
         // Four fail and one succeeds: the success clears, nothing locks.
         for _ in 0..4 {
-            let (next, _) = transition(&rule, &s, &LockEvent::Failure, T0);
+            let (next, _) = transition(&rule, &s, &LockEvent::Failure { reserved_in: 0 }, T0);
             s = next;
         }
-        let (s, d) = transition(&rule, &s, &LockEvent::Success, T0);
+        let (s, d) = transition(&rule, &s, &LockEvent::Success { reserved_in: 0 }, T0);
         assert_eq!(d, LockDecision::Cleared);
         assert!(!s.is_locked(T0));
     }
@@ -639,12 +707,14 @@ mod tests {
 
     proptest! {
         /// Invariants over random event sequences: never more than N evaluated failures per
-        /// lock cycle, an unlock always clears, time never lifts a permanent lock.
+        /// lock cycle, never more than N attempts evaluated at once (an unlock included), an
+        /// unlock always clears, stale settles never count, time never lifts a permanent lock.
         #[test]
         fn invariants_hold(rule in rules(), ops in proptest::collection::vec(op(), 0..200)) {
             let mut s = LockState::default();
             let mut now = T0;
-            let mut pending = 0u32; // attempts allowed and not yet settled
+            // Attempts allowed and not yet settled, with the epoch each was reserved in.
+            let mut pending: Vec<u32> = Vec::new();
             let mut failures_this_cycle = 0u32;
             for op in ops {
                 match op {
@@ -661,16 +731,28 @@ mod tests {
                             // A new cycle: a temporary lock ran out or the window passed. Any
                             // reservation still open is modelled as a crashed process.
                             failures_this_cycle = 0;
-                            pending = 0;
+                            pending.clear();
                         }
-                        pending += proceeded;
+                        if proceeded == 1 {
+                            pending.push(next.epoch);
+                        }
+                        prop_assert!(next.in_flight <= rule.max_failures);
+                        prop_assert!(pending.len() as u32 <= rule.max_failures);
                         s = next;
                     }
-                    Op::Settle(ok) if pending > 0 => {
-                        pending -= 1;
-                        let event = if ok { LockEvent::Success } else { LockEvent::Failure };
+                    Op::Settle(ok) if !pending.is_empty() => {
+                        let reserved_in = pending.remove(0);
+                        let event = if ok {
+                            LockEvent::Success { reserved_in }
+                        } else {
+                            LockEvent::Failure { reserved_in }
+                        };
                         let (next, d) = transition(&rule, &s, &event, now);
-                        if ok && d == LockDecision::Cleared {
+                        if reserved_in != s.epoch {
+                            prop_assert_eq!(d, LockDecision::Stale);
+                            prop_assert_eq!(next.failed_attempts, s.failed_attempts);
+                            prop_assert_eq!(next.locked_at, s.locked_at);
+                        } else if ok && d == LockDecision::Cleared {
                             failures_this_cycle = 0;
                         } else if !ok {
                             failures_this_cycle += 1;
@@ -683,9 +765,9 @@ mod tests {
                         let (next, _) = transition(&rule, &s, &LockEvent::Unlock { by: admin() }, now);
                         prop_assert!(!next.is_locked(now));
                         prop_assert_eq!(next.failed_attempts, 0);
-                        prop_assert_eq!(next.in_flight, 0);
+                        prop_assert_eq!(next.in_flight, s.in_flight);
+                        prop_assert_eq!(next.epoch, s.epoch.wrapping_add(1));
                         s = next;
-                        pending = 0;
                         failures_this_cycle = 0;
                     }
                     Op::Wait(secs) => {

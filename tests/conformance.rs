@@ -192,10 +192,14 @@ mod sqlite_specific {
             let store = SqliteStore::open(&path).unwrap();
             store.create_user(&r).unwrap();
         }
-        // Back to version 1: the escrow column did not exist yet.
+        // Back to version 1: the escrow and epoch columns did not exist yet.
         let raw = rusqlite::Connection::open(&path).unwrap();
-        raw.execute_batch("ALTER TABLE users DROP COLUMN pw_tmp_escrow")
-            .unwrap();
+        raw.execute_batch(
+            "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
+             ALTER TABLE users DROP COLUMN pl_epoch; \
+             ALTER TABLE users DROP COLUMN tl_epoch",
+        )
+        .unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
         drop(raw);
         let store = SqliteStore::open(&path).unwrap();
@@ -307,7 +311,8 @@ mod postgres_specific {
             store.create_user(&r).unwrap();
         }
         schema.execute(
-            "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
+            "ALTER TABLE users DROP COLUMN pw_tmp_escrow, DROP COLUMN pl_epoch, \
+             DROP COLUMN tl_epoch; \
              DELETE FROM keyward_schema_version WHERE version > 1",
         );
         let store = schema.open();

@@ -32,7 +32,13 @@ fn hammer(path: &str, id: &UserId) -> u32 {
             .apply_lock_event(id, LockCounter::Password, &rule(), &LockEvent::Attempt, T0)
             .unwrap();
         let _ = store
-            .apply_lock_event(id, LockCounter::Password, &rule(), &LockEvent::Failure, T0)
+            .apply_lock_event(
+                id,
+                LockCounter::Password,
+                &rule(),
+                &LockEvent::Failure { reserved_in: 0 },
+                T0,
+            )
             .unwrap();
     }
     let won = store

@@ -43,6 +43,7 @@ use crate::user::{SiteId, User, UserId};
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_escrow.sql"),
+    include_str!("postgres/0003_lock_epoch.sql"),
 ];
 
 /// The schema version this build writes.

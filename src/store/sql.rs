@@ -104,6 +104,7 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
     "pl_temporary_locks",
     "pl_unlocked_by",
     "pl_unlocked_ns",
+    "pl_epoch",
     "tl_failed",
     "tl_in_flight",
     "tl_last_attempt_ns",
@@ -114,6 +115,7 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
     "tl_temporary_locks",
     "tl_unlocked_by",
     "tl_unlocked_ns",
+    "tl_epoch",
 ];
 
 /// The columns of the `audit` table, in the order of every `SELECT`.
@@ -300,6 +302,7 @@ struct LockColumns {
     temporary_locks: &'static str,
     unlocked_by: &'static str,
     unlocked_at: &'static str,
+    epoch: &'static str,
 }
 
 const PASSWORD_LOCK: LockColumns = LockColumns {
@@ -313,6 +316,7 @@ const PASSWORD_LOCK: LockColumns = LockColumns {
     temporary_locks: "pl_temporary_locks",
     unlocked_by: "pl_unlocked_by",
     unlocked_at: "pl_unlocked_ns",
+    epoch: "pl_epoch",
 };
 
 const TOTP_LOCK: LockColumns = LockColumns {
@@ -326,6 +330,7 @@ const TOTP_LOCK: LockColumns = LockColumns {
     temporary_locks: "tl_temporary_locks",
     unlocked_by: "tl_unlocked_by",
     unlocked_at: "tl_unlocked_ns",
+    epoch: "tl_epoch",
 };
 
 fn lock_cols(c: &LockColumns, s: &LockState) -> Result<Cols, StoreError> {
@@ -346,6 +351,7 @@ fn lock_cols(c: &LockColumns, s: &LockState) -> Result<Cols, StoreError> {
             Val::opt_text(s.unlocked_by.as_ref().map(UserId::as_str)),
         ),
         (c.unlocked_at, opt_ts(s.unlocked_at)?),
+        (c.epoch, count(s.epoch)),
     ])
 }
 
@@ -575,6 +581,7 @@ fn parse_lock(row: &dyn SqlRow, c: &LockColumns) -> Result<LockState, StoreError
         temporary_locks: req_count(row, c.temporary_locks)?,
         unlocked_by: opt_user_id(row, c.unlocked_by)?,
         unlocked_at: opt_time(row, c.unlocked_at)?,
+        epoch: req_count(row, c.epoch)?,
     })
 }
 
