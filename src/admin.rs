@@ -16,8 +16,8 @@ use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
-use crate::store::{LockCounter, Page, StoreError, Swap, UserQuery, UserRecord};
-use crate::user::{SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
+use crate::store::{LockCounter, MAX_PAGE, Page, StoreError, Swap, UserQuery, UserRecord};
+use crate::user::{Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
 
 mod bulk;
 mod cohort;
@@ -185,8 +185,51 @@ impl Keyward {
         self.audit(event)
     }
 
+    /// Calls `f` with every user `query` matches, page by page (its paging is ignored).
+    pub(crate) fn each_user(
+        &self,
+        query: UserQuery,
+        mut f: impl FnMut(UserRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut offset = 0u64;
+        loop {
+            let page = self
+                .store
+                .search_users(&query.clone().page(offset, MAX_PAGE))?;
+            let count = page.items.len() as u64;
+            page.items.into_iter().try_for_each(&mut f)?;
+            offset += count;
+            if count == 0 || offset >= page.total {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The staff of `site` whom `actor` may not see under the rank rules of
+    /// [`Permissions::authorize`](crate::permission::Permissions::authorize) (a moderator never
+    /// sees an administrator; nobody sees a peer who manages a site they do not): left out of
+    /// searches, counts and audit trails.
+    fn hidden_from(&self, actor: &User, site: &SiteId) -> Result<Vec<UserId>, Error> {
+        let mut hidden = Vec::new();
+        for role in [Role::Moderator, Role::Administrator] {
+            let staff = UserQuery::new(site.clone(), self.now()).role(role);
+            self.each_user(staff, |record| {
+                let viewable = (self.permissions)
+                    .authorize(actor, Permission::ViewUsers, site, Some(&record.user))
+                    .is_ok();
+                if !viewable {
+                    hidden.push(record.user.id);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(hidden)
+    }
+
     /// Searches users of a site for an admin screen (needs [`Permission::ViewUsers`]). The
-    /// results carry no credential material: no hashes, no TOTP secrets, no codes.
+    /// results carry no credential material: no hashes, no TOTP secrets, no codes. Users the
+    /// actor may not act on for their rank (administrators for a moderator, peers who manage
+    /// more sites) are left out of the page and the total.
     ///
     /// # Errors
     /// [`Error::PermissionDenied`] (audited); store errors.
@@ -195,14 +238,18 @@ impl Keyward {
         actor: &UserId,
         query: &UserQuery,
     ) -> Result<Page<UserSummary>, Error> {
-        self.authorize(
+        let actor = self.authorize(
             actor,
             Permission::ViewUsers,
             AuditAction::UsersViewed,
             &query.site,
             None,
         )?;
-        let page = self.store.search_users(query)?;
+        let mut query = query.clone();
+        query
+            .excluded
+            .extend(self.hidden_from(&actor.user, &query.site)?);
+        let page = self.store.search_users(&query)?;
         let items = page.items.into_iter().map(UserSummary::from).collect();
         Ok(Page::new(items, page.total))
     }
@@ -232,13 +279,26 @@ impl Keyward {
                 self.audit(event.with_details("an audit query without a site"))?;
                 return Err(denied.into());
             };
-            self.authorize(
+            let actor_record = self.authorize(
                 actor,
                 Permission::ViewUsers,
                 AuditAction::UsersViewed,
                 site,
                 None,
             )?;
+            let hidden = self.hidden_from(&actor_record.user, site)?;
+            if let Some(user) = query.user.as_ref().filter(|u| hidden.contains(u)) {
+                // The trail of someone the actor may not see is refused, and audited.
+                let reason = DenyReason::TargetOutranksActor;
+                let (action, outcome) = (AuditAction::UsersViewed, AuditOutcome::Denied);
+                let event = self.event(action, outcome, Some(actor), Some(user), site);
+                self.audit(event.with_reason(reason.as_str()))?;
+                let permission = Permission::ViewUsers;
+                return Err(PermissionDenied { permission, reason }.into());
+            }
+            let mut query = query.clone();
+            query.excluded.extend(hidden);
+            return Ok(self.store.query_audit(&query)?);
         }
         Ok(self.store.query_audit(query)?)
     }

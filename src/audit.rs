@@ -138,6 +138,9 @@ pub struct AuditQuery {
     pub from: Option<OffsetDateTime>,
     /// Only events before this instant.
     pub to: Option<OffsetDateTime>,
+    /// Events whose actor or target is one of these are left out (the admin screens leave
+    /// out whom the actor may not see).
+    pub excluded: Vec<UserId>,
     /// Events to skip.
     pub offset: u64,
     /// Most events to return (at most [`crate::store::MAX_PAGE`]).
@@ -152,6 +155,7 @@ impl Default for AuditQuery {
             action: None,
             from: None,
             to: None,
+            excluded: Vec::new(),
             offset: 0,
             limit: 50,
         }
@@ -210,5 +214,6 @@ impl AuditQuery {
             && self.action.is_none_or(|a| event.action == a)
             && self.from.is_none_or(|f| event.at >= f)
             && self.to.is_none_or(|t| event.at < t)
+            && !(event.actor.iter().chain(&event.target)).any(|u| self.excluded.contains(u))
     }
 }

@@ -794,6 +794,9 @@ pub fn search_filters(store: &dyn UserStore) {
     let mut not_sso = all(site());
     not_sso.sso_linked = Some(false);
     queries.push(("not sso linked", not_sso, 6));
+    let mut excluding = all(site());
+    excluding.excluded = vec![records[0].user.id.clone(), records[1].user.id.clone()];
+    queries.push(("excluded", excluding, 5));
     let mut later = all(site()).locked_only();
     later.as_of = T0 + Duration::hours(1);
     queries.push(("locked, later", later, 1));
@@ -1663,7 +1666,15 @@ pub fn audit_append_and_query(store: &dyn UserStore) {
                 .page(0, MAX_PAGE),
         ),
     ];
-    for (what, q) in queries {
+    let mut without_alice = AuditQuery::default().page(0, MAX_PAGE);
+    without_alice.excluded = vec![alice.clone(), UserId::parse("nobody").unwrap()];
+    let mut without_both = without_alice.clone();
+    without_both.excluded.push(bob.clone());
+    let excluding = [
+        ("without alice", without_alice),
+        ("without both", without_both),
+    ];
+    for (what, q) in queries.into_iter().chain(excluding) {
         let mut want: Vec<AuditEvent> = events.iter().filter(|e| q.matches(e)).cloned().collect();
         want.sort_by_key(|e| e.at);
         let page = store.query_audit(&q).expect("query_audit failed");

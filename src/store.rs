@@ -162,6 +162,8 @@ pub struct UserQuery {
     pub role: Option<Role>,
     /// Only users who are (`true`) or are not (`false`) SSO-linked.
     pub sso_linked: Option<bool>,
+    /// Users left out by id (the admin screens leave out whom the actor may not see).
+    pub excluded: Vec<UserId>,
     /// Only users whose password or TOTP lock holds at `as_of`.
     pub locked_only: bool,
     /// Only unclaimed users ([`UserRecord::is_unclaimed`]).
@@ -193,6 +195,7 @@ impl UserQuery {
             status: None,
             role: None,
             sso_linked: None,
+            excluded: Vec::new(),
             locked_only: false,
             unclaimed_only: false,
             temporary_password_only: false,
@@ -307,6 +310,7 @@ impl UserQuery {
             && self.status.is_none_or(|s| u.status == s)
             && self.role.is_none_or(|r| u.role == r)
             && self.sso_linked.is_none_or(|s| u.sso_linked == s)
+            && !self.excluded.contains(&u.id)
             && (!self.locked_only
                 || record.password_lock.is_locked(self.as_of)
                 || record.totp_lock.is_locked(self.as_of))

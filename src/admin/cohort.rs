@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::notify::DeliveryReceipt;
 use crate::permission::Permission;
 use crate::service::Keyward;
-use crate::store::{GroupQuery, MAX_PAGE, Page, UserQuery, UserRecord};
+use crate::store::{GroupQuery, Page, UserQuery, UserRecord};
 use crate::text_enum::text_enum;
 use crate::user::{Role, SiteId, StoredHash, User, UserId, UserStatus};
 
@@ -167,9 +167,10 @@ impl Keyward {
         };
         for group in &groups {
             let mut picked = 0;
-            self.each_member(site, group, |record| {
+            let members = UserQuery::new(site.clone(), self.now()).group(group.as_str());
+            self.each_user(members, |record| {
                 if !seen.insert(record.user.id.clone()) {
-                    return;
+                    return Ok(());
                 }
                 match self.cohort_member(actor, permission, &record) {
                     Ok(()) => {
@@ -182,33 +183,12 @@ impl Keyward {
                     }
                     Err(reason) => *cohort.skipped.entry(reason).or_default() += 1,
                 }
+                Ok(())
             })?;
             let name = group.clone();
             cohort.per_group.push(GroupCount { name, picked });
         }
         Ok(cohort)
-    }
-
-    /// Calls `f` with every user of `group` in `site`, page by page.
-    fn each_member(
-        &self,
-        site: &SiteId,
-        group: &str,
-        mut f: impl FnMut(UserRecord),
-    ) -> Result<(), Error> {
-        let mut offset = 0u64;
-        loop {
-            let query = UserQuery::new(site.clone(), self.now())
-                .group(group)
-                .page(offset, MAX_PAGE);
-            let page = self.store.search_users(&query)?;
-            let count = page.items.len() as u64;
-            page.items.into_iter().for_each(&mut f);
-            offset += count;
-            if count == 0 || offset >= page.total {
-                return Ok(());
-            }
-        }
     }
 
     /// The group picker: the groups of `query.site` (searchable by name prefix, paged), each

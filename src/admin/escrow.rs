@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::permission::Permission;
 use crate::secret::TemporaryPassword;
 use crate::service::Keyward;
-use crate::store::{MAX_PAGE, Swap, UserQuery, UserRecord};
+use crate::store::{Swap, UserQuery, UserRecord};
 use crate::totp::{TotpError, TotpSealer};
 use crate::user::{BatchId, PasswordCredential, SiteId, StoredSecret, TemporaryStatus, UserId};
 
@@ -181,26 +181,16 @@ impl Keyward {
     /// Store errors.
     pub fn erase_expired_escrow(&self, site: &SiteId) -> Result<u64, Error> {
         let mut erased = 0;
-        let mut offset = 0;
-        loop {
-            let query = UserQuery::new(site.clone(), self.now())
-                .temporary_password_only()
-                .page(offset, MAX_PAGE);
-            let page = self.store.search_users(&query)?;
-            let count = page.items.len() as u64;
-            for record in &page.items {
-                let stale = (record.unconsumed_temporary()).is_some_and(|t| {
-                    t.escrow.is_some() && t.status(self.now()) != TemporaryStatus::Live
-                });
-                if stale && self.erase_escrow(record)? {
-                    erased += 1;
-                }
+        let temporary = UserQuery::new(site.clone(), self.now()).temporary_password_only();
+        self.each_user(temporary, |record| {
+            let stale = (record.unconsumed_temporary()).is_some_and(|t| {
+                t.escrow.is_some() && t.status(self.now()) != TemporaryStatus::Live
+            });
+            if stale && self.erase_escrow(&record)? {
+                erased += 1;
             }
-            offset += count;
-            if count == 0 || offset >= page.total {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         if erased > 0 {
             let (action, outcome) = (
                 AuditAction::TemporaryPasswordRemoved,

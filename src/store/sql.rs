@@ -669,6 +669,15 @@ impl Filter {
         format!("?{}", self.vals.len())
     }
 
+    /// Binds every id and returns the placeholders, comma-separated (for `IN (...)`).
+    pub(crate) fn id_list(&mut self, ids: &[UserId]) -> String {
+        let marks: Vec<String> = ids
+            .iter()
+            .map(|id| self.bind(Val::text(id.as_str())))
+            .collect();
+        marks.join(", ")
+    }
+
     /// `WHERE ...` (or nothing).
     pub(crate) fn clause(&self) -> String {
         let mut conds = self.conds.clone();
@@ -758,6 +767,10 @@ pub(crate) fn user_filter(q: &UserQuery) -> Filter {
     if let Some(s) = q.sso_linked {
         let s = f.bind(Val::Bool(s));
         f.conds.push(format!("sso_linked = {s}"));
+    }
+    if !q.excluded.is_empty() {
+        let ids = f.id_list(&q.excluded);
+        f.conds.push(format!("id NOT IN ({ids})"));
     }
     if let Some(r) = q.role {
         let r = f.bind(Val::text(r.as_str()));
@@ -917,6 +930,12 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> Filter {
     if let Some(site) = &q.site {
         let s = f.bind(Val::text(site.as_str()));
         f.conds.push(format!("site = {s}"));
+    }
+    if !q.excluded.is_empty() {
+        let ids = f.id_list(&q.excluded);
+        f.conds.push(format!(
+            "(actor IS NULL OR actor NOT IN ({ids})) AND (target IS NULL OR target NOT IN ({ids}))"
+        ));
     }
     if let Some(user) = &q.user {
         let u = f.bind(Val::text(user.as_str()));
