@@ -427,15 +427,7 @@ impl RecordBackend for PostgresStore {
         id: &UserId,
         f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
-        self.write(context, |tx| {
-            let mut record = locked(tx, context, id)?;
-            let before = record.clone();
-            let out = f(&mut record);
-            if record != before {
-                update(tx, sql::credential_cols(&record)?, id)?;
-            }
-            Ok(out)
-        })
+        self.write(context, |tx| sql::atomic_in(tx, id, f))
     }
 
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
@@ -511,7 +503,7 @@ fn locked(
 
 impl sql::WriteTx for Transaction<'_> {
     fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
-        locked(self, "replacing a batch", id)
+        locked(self, "locking a user", id)
     }
 
     fn update(&mut self, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {

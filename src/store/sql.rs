@@ -997,6 +997,22 @@ pub(crate) trait WriteTx {
     fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError>;
 }
 
+/// The body of every atomic operation inside one write transaction: the record of `id` read
+/// under the lock, `f` applied, the credential columns written back if anything changed.
+pub(crate) fn atomic_in<T>(
+    tx: &mut impl WriteTx,
+    id: &UserId,
+    f: impl FnOnce(&mut UserRecord) -> T,
+) -> Result<T, StoreError> {
+    let mut record = tx.locked(id)?;
+    let before = record.clone();
+    let out = f(&mut record);
+    if record != before {
+        tx.update(credential_cols(&record)?, id)?;
+    }
+    Ok(out)
+}
+
 /// The body of `replace_batch` inside one write transaction: every entry through
 /// [`ops::apply_batch_entry`](super::ops::apply_batch_entry), each written entry's event,
 /// then the summary. Rows are locked in id order, so two batches over the same users queue

@@ -310,15 +310,7 @@ impl RecordBackend for SqliteStore {
         id: &UserId,
         f: impl FnOnce(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
-        self.write(context, |tx| {
-            let mut record = locked(tx, id)?;
-            let before = record.clone();
-            let out = f(&mut record);
-            if record != before {
-                update(tx, sql::credential_cols(&record)?, id)?;
-            }
-            Ok(out)
-        })
+        self.write(context, |tx| sql::atomic_in(&mut Tx(tx), id, f))
     }
 
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
