@@ -504,6 +504,9 @@ fn unclaimed_list_shows_expiry_and_batch_and_reveals_only_with_escrow() {
     let amy = f.pupil("amy", "Adams", "Year 7", date!(2014 - 03 - 14));
     let ben = f.pupil("ben", "Brown", "Year 7", date!(2014 - 05 - 02));
     f.create(f.user("cal", "Year 7"), Some(OWN_PASSWORD));
+    let mut dee = f.user("dee", "Year 7");
+    dee.status = keyward::user::UserStatus::Disabled;
+    f.create(dee, None);
     let moderator = f.create(
         f.user("mod", "Staff").with_role(Role::Moderator),
         Some(OWN_PASSWORD),
@@ -516,7 +519,11 @@ fn unclaimed_list_shows_expiry_and_batch_and_reveals_only_with_escrow() {
         .iter()
         .map(|u| u.summary.user.username.as_str())
         .collect();
-    assert_eq!(names, ["amy", "ben"], "cal claimed; staff are not listed");
+    assert_eq!(
+        names,
+        ["amy", "ben"],
+        "cal claimed; dee is disabled; staff are not listed"
+    );
     assert_eq!(page.total, 2);
     for UnclaimedUser {
         summary,
@@ -568,8 +575,14 @@ fn unclaimed_list_shows_expiry_and_batch_and_reveals_only_with_escrow() {
             .iter()
             .any(|o| o.0 == AuditOutcome::Denied && o.1 == Some(amy.clone()))
     );
+    // A new batch replaces the copy: a reveal shows the new password, never the old one.
+    let again = f.regenerate_groups(&["Year 7"]);
+    let amy_again = again.rows.iter().find(|r| r.username == "amy").unwrap();
+    let shown = f.kw.reveal_temporary_password(&f.admin, &amy).unwrap();
+    assert_eq!(shown.expose_secret(), amy_again.password.expose_secret());
+    assert_ne!(shown.expose_secret(), amy_listed.password.expose_secret());
     // Claiming erases the copy.
-    f.claim("amy", amy_listed.password.expose_secret());
+    f.claim("amy", amy_again.password.expose_secret());
     assert!(matches!(
         f.kw.reveal_temporary_password(&f.admin, &amy),
         Err(Error::NothingToReveal { .. })

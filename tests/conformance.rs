@@ -197,7 +197,8 @@ mod sqlite_specific {
         raw.execute_batch(
             "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
              ALTER TABLE users DROP COLUMN pl_epoch; \
-             ALTER TABLE users DROP COLUMN tl_epoch",
+             ALTER TABLE users DROP COLUMN tl_epoch; \
+             DROP INDEX users_role",
         )
         .unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
@@ -312,7 +313,7 @@ mod postgres_specific {
         }
         schema.execute(
             "ALTER TABLE users DROP COLUMN pw_tmp_escrow, DROP COLUMN pl_epoch, \
-             DROP COLUMN tl_epoch; \
+             DROP COLUMN tl_epoch; DROP INDEX users_role; \
              DELETE FROM keyward_schema_version WHERE version > 1",
         );
         let store = schema.open();

@@ -255,3 +255,19 @@ dd { margin: 0; }
 .hint { grid-column: 1 / -1; font-size: 8pt; }
 @media screen { body { max-width: 190mm; margin: 8mm auto; } }
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn every_formula_start_is_neutralised_and_nothing_else() {
+        for start in ['=', '+', '-', '@', '\t', '\r'] {
+            let cell = format!("{start}SUM(A1)");
+            assert_eq!(neutralise(&cell), format!("'{cell}"), "{start:?}");
+        }
+        for plain in ["", "Ann", "7", "'quoted", " =lead"] {
+            assert_eq!(neutralise(plain), plain);
+        }
+    }
+}
