@@ -6,8 +6,8 @@ use crate::hash::ImportRecord;
 use crate::permission::Permission;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
-use crate::store::UserRecord;
-use crate::user::{PasswordCredential, PinCredential, TemporaryMode, User, UserId};
+use crate::store::{NewUser, UserRecord};
+use crate::user::{PasswordCredential, PinCredential, User, UserId};
 
 impl Keyward {
     /// Creates a user, optionally with a permanent password (checked against the password
@@ -38,11 +38,11 @@ impl Keyward {
             let hash = self.hasher.hash(&password)?;
             record.password = Some(PasswordCredential::permanent(stored(&hash), now));
         }
-        self.store.create_user(&record)?;
         let (action, outcome) = (AuditAction::UserCreated, AuditOutcome::Succeeded);
         let (target, site) = (Some(&record.user.id), &record.user.site);
-        self.audit(self.event(action, outcome, actor, target, site))?;
-        Ok(record.user)
+        let event = self.event(action, outcome, actor, target, site);
+        // The user and the event recording them commit together.
+        self.create_one(NewUser::new(record, event))
     }
 
     /// Imports a user with a hash brought from another system (see
@@ -52,25 +52,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::Import`] naming the offending field (nothing is stored); store errors.
     pub fn import_user(&self, user: User, record: &ImportRecord) -> Result<User, Error> {
-        user.validate()?;
-        let hash = self.hasher.import(record)?;
-        let now = self.now();
-        let mut stored_record = UserRecord::new(user);
-        stored_record.password = Some(if record.is_temporary_password {
-            // An imported temporary password: single-use, default lifetime, issued by nobody
-            // in this system (the user themself).
-            let rules = self.temporary.temporary_rules(&stored_record.user);
-            let issuer = stored_record.user.id.clone();
-            rules.issue(stored(&hash), now, TemporaryMode::SingleUse, issuer, None)
-        } else {
-            PasswordCredential::permanent(stored(&hash), now)
-        });
-        self.store.create_user(&stored_record)?;
-        let (action, outcome) = (AuditAction::UserCreated, AuditOutcome::Succeeded);
-        let (target, site) = (Some(&stored_record.user.id), &stored_record.user.site);
-        let event = self.event(action, outcome, None, target, site);
-        self.audit(event.with_details(format!("imported {} hash", hash.scheme())))?;
-        Ok(stored_record.user)
+        self.create_one(self.imported(None, user, Some(record))?)
     }
 
     /// Sets or removes a user's PIN (hashed like a password).

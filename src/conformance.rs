@@ -41,8 +41,8 @@ use crate::lockout::{
     self, LockDecision, LockEvent, LockReason, LockState, LockoutMode, LockoutRule,
 };
 use crate::store::{
-    BatchEntry, BatchWritten, Consumed, GroupQuery, GroupSummary, LockCounter, MAX_PAGE,
-    OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery,
+    BatchEntry, BatchWritten, Consumed, Creation, GroupQuery, GroupSummary, LockCounter, MAX_PAGE,
+    NewUser, OneTimeKind, OneTimeTry, StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery,
     UserRecord, UserSort, UserStore, compare_for_sort, ops,
 };
 use crate::user::{
@@ -97,11 +97,13 @@ macro_rules! conformance_tests {
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
-            audit_append_and_query, untrusted_text_with_nul_matches_nothing);
+            audit_append_and_query, untrusted_text_with_nul_matches_nothing,
+            create_users_skips_taken);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
-            concurrent_totp_step_accepted_once, concurrent_batch_and_claim);
+            concurrent_totp_step_accepted_once, concurrent_batch_and_claim,
+            concurrent_create_users_once);
     };
     (single $make:expr) => {
         $crate::conformance_tests!(@single (|| ::core::option::Option::Some(($make)()));
@@ -112,7 +114,8 @@ macro_rules! conformance_tests {
             set_writes_only_its_part, lock_events_follow_transition, replace_password_cas, replace_pin_and_totp_cas,
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
-            audit_append_and_query, untrusted_text_with_nul_matches_nothing);
+            audit_append_and_query, untrusted_text_with_nul_matches_nothing,
+            create_users_skips_taken);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1690,6 +1693,76 @@ pub fn audit_append_and_query(store: &dyn UserStore) {
     assert_eq!(page.total, events.len() as u64);
 }
 
+/// The event recording the creation of `record`'s user.
+fn created_event(record: &UserRecord) -> AuditEvent {
+    let (site, target) = (record.user.site.clone(), Some(record.user.id.clone()));
+    AuditEvent::new(
+        T0,
+        None,
+        AuditAction::UserCreated,
+        target,
+        site,
+        AuditOutcome::Succeeded,
+    )
+    .with_details(record.user.username.clone())
+}
+
+fn new_user(record: &UserRecord) -> NewUser {
+    NewUser::new(record.clone(), created_event(record))
+}
+
+/// `create_users` writes each free entry with its event, in order, and skips (reporting why)
+/// an entry whose id or username is taken in the store or by an earlier entry of the call.
+pub fn create_users_skips_taken(store: &dyn UserStore) {
+    let existing = person(site(), "Existing", "E", "Xisting");
+    create(store, &existing);
+    let fresh = full_record();
+    let fresh_again = person(site(), &fresh.user.username.to_uppercase(), "F", "Again");
+    let other_site = person(other_site(), "existing", "O", "Ther");
+    let same_id = {
+        let mut r = person(site(), "same-id", "S", "Ame");
+        r.user.id = existing.user.id.clone();
+        r
+    };
+    let taken_name = person(site(), "EXISTING", "T", "Aken");
+    let batch = [&fresh, &taken_name, &fresh_again, &same_id, &other_site].map(new_user);
+    let done = store.create_users(&batch).expect("create_users failed");
+    assert_eq!(
+        done,
+        vec![
+            Creation::Created,
+            Creation::UsernameTaken,
+            Creation::UsernameTaken,
+            Creation::IdTaken,
+            Creation::Created
+        ]
+    );
+    assert_eq!(
+        get(store, &fresh.user.id),
+        fresh,
+        "created exactly as given"
+    );
+    assert_eq!(get(store, &other_site.user.id), other_site);
+    assert_eq!(
+        get(store, &existing.user.id),
+        existing,
+        "a taken row is untouched"
+    );
+    assert_eq!(
+        store.get_user(&taken_name.user.id).expect("get failed"),
+        None
+    );
+    let events = events_of(store, AuditAction::UserCreated);
+    let recorded: Vec<_> = events.iter().map(|e| e.target.clone()).collect();
+    let expected = vec![
+        Some(fresh.user.id.clone()),
+        Some(other_site.user.id.clone()),
+    ];
+    assert_eq!(recorded, expected, "one event per created user, in order");
+    assert_eq!(events[0], created_event(&fresh));
+    assert_eq!(store.create_users(&[]).expect("empty call failed"), vec![]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency behaviours: two handles on one database, many threads.
 // ---------------------------------------------------------------------------------------------
@@ -1866,6 +1939,48 @@ pub fn concurrent_batch_and_claim(open: Opener<'_>) {
                 assert_eq!(stored, Some(new), "round {round}");
             }
         }
+    }
+}
+
+/// Eight threads on two handles import the same 40 users in overlapping batches: each user
+/// is created once, with exactly one event.
+pub fn concurrent_create_users_once(open: Opener<'_>) {
+    let records: Vec<UserRecord> = (0..40)
+        .map(|i| person(site(), &format!("importee-{i}"), "I", "Mportee"))
+        .collect();
+    let outcomes = race(open, 8, |store| {
+        // Each thread gives the users fresh ids, as separate import runs would.
+        let batch: Vec<NewUser> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.user.id = UserId::generate();
+                new_user(&r)
+            })
+            .collect();
+        let mut done = Vec::new();
+        for chunk in batch.chunks(7) {
+            done.extend(store.create_users(chunk).expect("create_users failed"));
+        }
+        done
+    });
+    for i in 0..records.len() {
+        let created = outcomes
+            .iter()
+            .filter(|o| o[i] == Creation::Created)
+            .count();
+        assert_eq!(created, 1, "importee-{i} created {created} times");
+        assert!(outcomes.iter().all(|o| o[i] != Creation::IdTaken));
+    }
+    let store = open();
+    let events = events_of(&*store, AuditAction::UserCreated);
+    assert_eq!(events.len(), records.len(), "one event per created user");
+    for event in &events {
+        let id = event.target.as_ref().expect("the event names the user");
+        assert!(
+            store.get_user(id).expect("get failed").is_some(),
+            "event without its user"
+        );
     }
 }
 

@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod error;
 mod guard;
 pub mod hash;
+pub mod import;
 pub mod lockout;
 pub mod notify;
 pub mod permission;

@@ -547,13 +547,46 @@ pub struct BatchWritten {
     pub changed: Vec<UserId>,
 }
 
+/// A user to create together with the event recording the creation: one entry of
+/// [`UserStore::create_users`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewUser {
+    /// The user with their credentials and lock state.
+    pub record: UserRecord,
+    /// Recorded with the user, and only if the user is created.
+    pub event: AuditEvent,
+}
+
+impl NewUser {
+    /// An entry creating `record`'s user, recorded by `event`.
+    #[must_use]
+    pub fn new(record: UserRecord, event: AuditEvent) -> Self {
+        Self { record, event }
+    }
+}
+
+/// What [`UserStore::create_users`] did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Creation {
+    /// The user and their event were written.
+    Created,
+    /// Skipped: the site already has a user with this username (after folding), or an
+    /// earlier entry of the same call took it.
+    UsernameTaken,
+    /// Skipped: the user id is already used.
+    IdTaken,
+}
+
 /// The store contract.
 ///
 /// # Contract
 /// Every backend must meet all of the following; [`crate::conformance`] checks them.
 ///
 /// - **Uniqueness.** A user id is unique; a username is unique per site after case folding
-///   ([`fold`]). Breaking either is [`StoreError::Conflict`], and nothing is written.
+///   ([`fold`]). Breaking either is [`StoreError::Conflict`], and nothing is written
+///   ([`create_users`](Self::create_users) instead skips and reports the entry).
 /// - **Missing rows.** Reads of a missing user return `Ok(None)`; writes to a missing user
 ///   return [`StoreError::NotFound`].
 /// - **Atomic operations.** Each of [`apply_lock_event`](Self::apply_lock_event),
@@ -562,10 +595,11 @@ pub struct BatchWritten {
 ///   [`consume_temporary_password`](Self::consume_temporary_password),
 ///   [`try_one_time`](Self::try_one_time), [`consume_one_time`](Self::consume_one_time),
 ///   [`accept_totp_step`](Self::accept_totp_step) and
-///   [`replace_batch`](Self::replace_batch) is one atomic step, also across processes
-///   sharing the backend: no increment is lost, a single-use credential is consumed exactly
-///   once, a TOTP step is accepted exactly once, and a batch is written whole (less the users
-///   whose password changed since it was planned) with its audit events, or not at all.
+///   [`replace_batch`](Self::replace_batch) and [`create_users`](Self::create_users) is one
+///   atomic step, also across processes sharing the backend: no increment is lost, a
+///   single-use credential is consumed exactly once, a TOTP step is accepted exactly once, and
+///   a batch is written whole (less the users whose password changed since it was planned, or
+///   whose username is taken) with its audit events, or not at all.
 /// - **Rules live elsewhere.** `apply_lock_event` calls [`lockout::transition`](crate::lockout::transition) (through
 ///   [`apply_lock_event_to`]) on the stored state; a backend never re-implements the rule.
 /// - **Plain writes.** `set_*`, `update_profile` and `record_sign_in` overwrite their part of
@@ -582,6 +616,15 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Conflict`] for a used id or username; backend failures.
     fn create_user(&self, record: &UserRecord) -> Result<(), StoreError>;
+
+    /// Creates users with the events recording them, in one transaction: an entry whose id
+    /// or username is already taken (in the store, or by an earlier entry of the same call)
+    /// is skipped and reported, every other entry is written with its event, in order. On an
+    /// error nothing is written.
+    ///
+    /// # Errors
+    /// Backend failures (nothing of the call is written then).
+    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError>;
 
     /// Reads a user by id.
     ///

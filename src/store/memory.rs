@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::ops::{self, Part, RecordBackend};
 use super::{
-    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
-    UserRecord, UserStore, compare_for_sort, fold,
+    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
+    UserQuery, UserRecord, UserStore, compare_for_sort, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -81,6 +81,26 @@ impl UserStore for InMemoryStore {
         inner.usernames.insert(key, record.user.id.clone());
         inner.users.insert(record.user.id.clone(), record.clone());
         Ok(())
+    }
+
+    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError> {
+        let mut inner = self.lock();
+        let mut out = Vec::with_capacity(users.len());
+        for NewUser { record, event } in users {
+            let key = (record.user.site.clone(), fold(&record.user.username));
+            let creation = if inner.users.contains_key(&record.user.id) {
+                Creation::IdTaken
+            } else if inner.usernames.contains_key(&key) {
+                Creation::UsernameTaken
+            } else {
+                inner.usernames.insert(key, record.user.id.clone());
+                inner.users.insert(record.user.id.clone(), record.clone());
+                inner.audit.push(event.clone());
+                Creation::Created
+            };
+            out.push(creation);
+        }
+        Ok(out)
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {

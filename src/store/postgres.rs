@@ -33,8 +33,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
-    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
-    UserRecord, UserStore,
+    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
+    UserQuery, UserRecord, UserStore,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -513,6 +513,24 @@ impl sql::WriteTx for Transaction<'_> {
     fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError> {
         insert_audit(self, vals)
     }
+
+    fn insert_new(&mut self, record: &UserRecord) -> Result<Creation, StoreError> {
+        let u = &record.user;
+        let cols = sql::all_cols(record)?;
+        let vals: Vec<Val> = cols.iter().map(|(_, v)| v.clone()).collect();
+        if execute(self, "creating a user", &sql::insert_new_sql(&cols), &vals)? == 0 {
+            let id = [text_val(u.id.as_str())];
+            let rows = query(
+                self,
+                "creating a user",
+                "SELECT 1 FROM users WHERE id = ?1",
+                &id,
+            )?;
+            return Ok(sql::taken(!rows.is_empty()));
+        }
+        write_groups(self, u)?;
+        Ok(Creation::Created)
+    }
 }
 
 fn insert_audit(c: &mut impl GenericClient, vals: &[Val]) -> Result<(), StoreError> {
@@ -580,6 +598,10 @@ impl UserStore for PostgresStore {
             execute(tx, "creating a user", &sql, &vals)?;
             write_groups(tx, &record.user)
         })
+    }
+
+    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError> {
+        self.write("creating users", |tx| sql::create_users_in(tx, users))
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {

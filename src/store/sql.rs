@@ -11,8 +11,8 @@ use time::{Date, OffsetDateTime};
 
 use super::ops::Part;
 use super::{
-    BatchWritten, GroupQuery, GroupSummary, OneTimeKind, StoreError, TemporaryBatch, UserQuery,
-    UserRecord, UserSort, fold, validate_limit,
+    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, OneTimeKind, StoreError,
+    TemporaryBatch, UserQuery, UserRecord, UserSort, fold, validate_limit,
 };
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
@@ -995,6 +995,41 @@ pub(crate) trait WriteTx {
     fn update(&mut self, cols: Cols, id: &UserId) -> Result<(), StoreError>;
     /// Appends one audit event (values in [`AUDIT_COLUMNS`] order).
     fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError>;
+    /// Inserts a new user with their groups unless the id or the username is taken
+    /// ([`insert_new_sql`] leaves a taken row alone; [`taken`] names which).
+    fn insert_new(&mut self, record: &UserRecord) -> Result<Creation, StoreError>;
+}
+
+/// The insert of [`WriteTx::insert_new`]: one statement that writes nothing when the id or
+/// the username is taken (so a PostgreSQL transaction is not aborted by the conflict).
+pub(crate) fn insert_new_sql(cols: &Cols) -> String {
+    format!("{} ON CONFLICT DO NOTHING", insert_sql(cols))
+}
+
+/// Which uniqueness a skipped [`insert_new_sql`] ran into, from whether the id exists.
+pub(crate) fn taken(id_exists: bool) -> Creation {
+    if id_exists {
+        Creation::IdTaken
+    } else {
+        Creation::UsernameTaken
+    }
+}
+
+/// The body of `create_users` inside one write transaction: each entry inserted unless taken,
+/// each created entry's event appended after it.
+pub(crate) fn create_users_in(
+    tx: &mut impl WriteTx,
+    users: &[NewUser],
+) -> Result<Vec<Creation>, StoreError> {
+    let mut out = Vec::with_capacity(users.len());
+    for NewUser { record, event } in users {
+        let creation = tx.insert_new(record)?;
+        if creation == Creation::Created {
+            tx.insert_audit(&audit_values(event)?)?;
+        }
+        out.push(creation);
+    }
+    Ok(out)
 }
 
 /// The body of every atomic operation inside one write transaction: the record of `id` read

@@ -30,8 +30,8 @@ use rusqlite::{
 use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
-    BatchWritten, GroupQuery, GroupSummary, Page, StoreError, TemporaryBatch, UserQuery,
-    UserRecord, UserStore, fold,
+    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
+    UserQuery, UserRecord, UserStore, fold,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -344,6 +344,26 @@ impl sql::WriteTx for Tx<'_> {
     fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError> {
         insert_audit(self.0, vals)
     }
+
+    fn insert_new(&mut self, record: &UserRecord) -> Result<Creation, StoreError> {
+        let u = &record.user;
+        let cols = sql::all_cols(record)?;
+        let inserted = self
+            .0
+            .prepare_cached(&sql::insert_new_sql(&cols))
+            .and_then(|mut s| s.execute(params_from_iter(cols.iter().map(|(_, v)| v))))
+            .map_err(be("creating a user"))?;
+        if inserted == 0 {
+            let id_exists = exists(
+                self.0,
+                "SELECT 1 FROM users WHERE id = ?1",
+                &[u.id.as_str()],
+            )?;
+            return Ok(sql::taken(id_exists));
+        }
+        write_groups(self.0, u)?;
+        Ok(Creation::Created)
+    }
 }
 
 fn insert_audit(tx: &Connection, vals: &[Val]) -> Result<(), StoreError> {
@@ -548,6 +568,12 @@ fn query_rows<T>(
 impl UserStore for SqliteStore {
     fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
         self.write("creating a user", |tx| insert_user(tx, record))
+    }
+
+    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError> {
+        self.write("creating users", |tx| {
+            sql::create_users_in(&mut Tx(tx), users)
+        })
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
