@@ -3,8 +3,9 @@
 //! also when refused, in which case nothing changes.
 //!
 //! This file holds the operations on one user (search, audit trail, temporary passwords,
-//! unlock, authenticator reset) and the audited permission check every admin action goes
-//! through; `admin/bulk.rs` holds bulk regeneration and `admin/report.rs` its printable list.
+//! lock and unlock, authenticator reset) and the audited permission check every admin action
+//! goes through; `admin/bulk.rs` holds bulk regeneration and `admin/report.rs` its printable
+//! list, `admin/break_glass.rs` the recovery of a site whose administrators are locked out.
 
 use time::OffsetDateTime;
 
@@ -19,6 +20,7 @@ use crate::service::{Keyward, stored};
 use crate::store::{LockCounter, MAX_PAGE, Page, StoreError, Swap, UserQuery, UserRecord};
 use crate::user::{Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
 
+mod break_glass;
 mod bulk;
 mod cohort;
 mod escrow;
@@ -79,6 +81,9 @@ pub struct IssueOptions {
     pub chosen: Option<TemporaryPassword>,
     /// Deliver it to the user's verified contact instead of showing it to the administrator.
     pub deliver: Option<Channel>,
+    /// An expiry the administrator sets instead of the policy's lifetime (LockSelf's optional
+    /// expiration date); it must lie in the future.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl IssueOptions {
@@ -106,6 +111,13 @@ impl IssueOptions {
     #[must_use]
     pub fn deliver(mut self, channel: Channel) -> Self {
         self.deliver = Some(channel);
+        self
+    }
+
+    /// Expires it at `at` instead of after the policy's lifetime.
+    #[must_use]
+    pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
         self
     }
 }
@@ -384,9 +396,18 @@ impl Keyward {
             }
         };
         let now = self.now();
+        if options.expires_at.is_some_and(|at| at <= now) {
+            return refuse(
+                PolicyViolation::ExpiryInThePast.into(),
+                "expiry_in_the_past",
+            );
+        }
         let mode = options.mode.unwrap_or(rules.mode);
         let hash = self.hasher.hash(&password.to_password())?;
         let mut credential = rules.issue(stored(&hash), now, mode, actor.clone(), None);
+        if let (Some(at), Some(temporary)) = (options.expires_at, credential.temporary.as_mut()) {
+            temporary.expires_at = at;
+        }
         self.escrow(&mut credential, &password, target)?;
         let expires_at = credential.temporary.as_ref().map_or(now, |t| t.expires_at);
         // Deliver first: if delivery fails, the user keeps the password they had.
@@ -481,6 +502,31 @@ impl Keyward {
             self.unlock_counter(&record.user, counter, actor)?;
         }
         self.audit_admin(actor, AuditAction::Unlocked, Some(target), site, None)
+    }
+
+    /// Locks an account by hand (until an administrator unlocks it), with a reason recorded
+    /// in the audit trail. Sign-ins are refused as locked from now on; the TOTP counter is
+    /// left alone (a locked password stops every sign-in already).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] (locking is part of [`Permission::Unlock`]); store errors.
+    pub fn lock_user(&self, actor: &UserId, target: &UserId, reason: &str) -> Result<(), Error> {
+        let record = self.load(target)?;
+        let site = &record.user.site;
+        let (permission, action) = (Permission::Unlock, AuditAction::Locked);
+        self.authorize(actor, permission, action, site, Some(&record.user))?;
+        let counter = LockCounter::Password;
+        let rule = self.lockout_rule(&record.user, counter);
+        let event = crate::lockout::LockEvent::Lock;
+        let _ = (self.store).apply_lock_event(target, counter, &rule, &event, self.now())?;
+        let event = self.event(
+            action,
+            AuditOutcome::Succeeded,
+            Some(actor),
+            Some(target),
+            site,
+        );
+        self.audit(event.with_reason(reason.trim()))
     }
 
     /// Resets a user's authenticator: the secret is cleared and the user is marked

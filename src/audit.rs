@@ -46,6 +46,8 @@ text_enum!(
         UsersViewed => "users_viewed",
         /// An escrowed temporary password was revealed to an administrator.
         TemporaryPasswordRevealed => "temporary_password_revealed",
+        /// An administrator was recovered through direct database access (break-glass).
+        AdministratorRecovered => "administrator_recovered",
     }
 );
 

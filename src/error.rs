@@ -14,7 +14,7 @@ use crate::permission::PermissionDenied;
 use crate::policy::PolicyViolation;
 use crate::store::StoreError;
 use crate::totp::TotpError;
-use crate::user::{InvalidField, UserId};
+use crate::user::{InvalidField, SiteId, UserId};
 
 /// What a keyward operation can fail with.
 ///
@@ -47,6 +47,18 @@ pub enum Error {
     #[error("no user with id {user}")]
     UserNotFound {
         /// The missing user.
+        user: UserId,
+    },
+    /// No user with this username in the site (where a username, not an id, names the user).
+    #[error("no user with this username in site {site}")]
+    UsernameNotFound {
+        /// The site searched.
+        site: SiteId,
+    },
+    /// The operation is for administrators only and the user is not one.
+    #[error("user {user} is not an administrator")]
+    NotAnAdministrator {
+        /// The user.
         user: UserId,
     },
     /// A profile field cannot be accepted; nothing was stored.

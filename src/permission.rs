@@ -21,7 +21,7 @@ text_enum!(
         RemoveTemporaryPassword => "remove_temporary_password",
         /// Send a temporary password to the user's verified phone or email.
         SendTemporaryPassword => "send_temporary_password",
-        /// Unlock a locked account.
+        /// Unlock a locked account, or lock one by hand.
         Unlock => "unlock",
         /// Reset a user's authenticator (TOTP).
         ResetTotp => "reset_totp",

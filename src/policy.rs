@@ -245,6 +245,9 @@ pub enum PolicyViolation {
     /// The policy does not let administrators choose temporary passwords for this user type.
     #[error("temporary passwords for this user type must be generated")]
     ChosenNotAllowed,
+    /// A temporary password's expiry set by an administrator is not in the future.
+    #[error("the expiry must lie in the future")]
+    ExpiryInThePast,
 }
 
 /// How temporary passwords are generated.

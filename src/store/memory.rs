@@ -3,6 +3,7 @@
 //! One mutex guards everything, which makes every operation trivially atomic. Clones share
 //! the same data, so two clones behave like two application servers on one database.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -90,13 +91,13 @@ impl UserStore for InMemoryStore {
             let key = (record.user.site.clone(), fold(&record.user.username));
             let creation = if inner.users.contains_key(&record.user.id) {
                 Creation::IdTaken
-            } else if inner.usernames.contains_key(&key) {
-                Creation::UsernameTaken
-            } else {
-                inner.usernames.insert(key, record.user.id.clone());
+            } else if let Entry::Vacant(slot) = inner.usernames.entry(key) {
+                slot.insert(record.user.id.clone());
                 inner.users.insert(record.user.id.clone(), record.clone());
                 inner.audit.push(event.clone());
                 Creation::Created
+            } else {
+                Creation::UsernameTaken
             };
             out.push(creation);
         }

@@ -122,6 +122,11 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
 pub(crate) const AUDIT_COLUMNS: &str =
     "at_ns, actor, action, target, site, outcome, reason, details";
 
+/// [`AUDIT_COLUMNS`] one by one, to pair with [`audit_values`].
+pub(crate) const AUDIT_NAMES: [&str; 8] = [
+    "at_ns", "actor", "action", "target", "site", "outcome", "reason", "details",
+];
+
 /// `INSERT INTO audit (...) VALUES (?1, ...)`, for [`audit_values`].
 pub(crate) fn audit_insert_sql() -> String {
     format!("INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")

@@ -197,6 +197,11 @@ impl SqliteStore {
         // database consistent on power loss (the last commits may be lost).
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(be("setting synchronous"))?;
+        // The writer keeps up to 32 MiB of pages (SQLite's default is 2 MiB): past about
+        // 20,000 users the indexes outgrow the default and every insert of an import reads
+        // pages back (measured: 100,000 users took 16 s with the default).
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(be("setting cache_size"))?;
         migrate(&mut conn)?;
         Ok(Self {
             writer: Mutex::new(conn),

@@ -1,0 +1,429 @@
+//! The admin tool (`examples/admin.rs`) run as a process, end to end, on a SQLite file and on
+//! PostgreSQL: init, import with bad lines, sign-in exit codes, lockout and unlock, temporary
+//! passwords, bulk regeneration with both report files, break-glass recovery, audit. Secrets
+//! travel in the environment only; none appears in the output of audit or in any error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const ADMIN_PASSWORD: &str = "ochre-violet-anchor-93";
+const NEW_ADMIN_PASSWORD: &str = "saffron-kettle-mosaic-24";
+const MISPLACED: &str = "hunter2-misplaced";
+
+/// The example binary, built by `cargo test` beside this test's own executable.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("admin{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds it; alone, run `cargo build --example admin` first",
+        path.display()
+    );
+    path
+}
+
+/// One database (a SQLite file, or a PostgreSQL schema) and the tool pointed at it.
+struct Tool {
+    dir: tempfile::TempDir,
+    store_args: Vec<String>,
+}
+
+/// What one run printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+
+    fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
+impl Tool {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("keyward.db").display().to_string();
+        Self {
+            dir,
+            store_args: vec!["--db".into(), db],
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs the tool as the acting admin `head` with `env`, in site `northfield`.
+    fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        self.run_as("head", env, args)
+    }
+
+    /// Runs the tool as `actor`.
+    fn run_as(&self, actor: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut cmd = Command::new(binary());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KEYWARD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(&self.store_args)
+            .args(["--site", "northfield", "--as", actor, "--json"])
+            .arg("--mail-dir")
+            .arg(self.path("mail"))
+            .args(args)
+            .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null());
+        let run = Run::from(cmd.output().unwrap());
+        // Whatever the command, no secret ever reaches the output by way of an argument.
+        for arg in args {
+            assert!(!arg.contains(ADMIN_PASSWORD));
+        }
+        run
+    }
+
+    fn admin(&self, args: &[&str]) -> Run {
+        self.run(&[], args)
+    }
+
+    fn sign_in(&self, username: &str, password: &str) -> Run {
+        self.run(&[("KEYWARD_PASSWORD", password)], &["sign-in", username])
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+const PUPILS_NDJSON: &str = r#"{"username": "ada", "forename": "Ada", "surname": "Byron", "groups": ["Year 7"], "date_of_birth": "2013-05-17", "email": "ada@example.org", "email_verified": true, "hashed_password": "5f4dcc3b5aa765d61d8327deb882cf99", "hashing_method": "md5"}
+{"username": "bob", "forename": "Bob", "surname": "Stone", "groups": "Year 7", "date_of_birth": "2013-02-03"}
+{"username": "cy", "forename": "Cy", "surname": "Wren", "groups": ["Year 7"], "email_verified": "hunter2-misplaced"}
+{"username": "dee", "forename": "Dee", "surname": "Hart", "groups": ["Year 7"], "date_of_birth": "2013-11-30"}
+this line is broken hunter2-misplaced
+{"username": "eve", "forename": "Eve", "surname": "Ng", "groups": ["Year 8"], "hashed_password": "5f4dcc3b5aa765d61d8327deb882cf99", "hashing_method": "md5", "is_temporary_password": true}
+"#;
+
+fn story(tool: &Tool) {
+    // init, once only.
+    let init = [
+        "init",
+        "--admin",
+        "head",
+        "--forename",
+        "Ada",
+        "--surname",
+        "Head",
+    ];
+    let out = tool.admin(&init).expect(0);
+    assert_eq!(out.json()[0]["username"], "head");
+    tool.admin(&init).expect(1);
+
+    // import: good records in, bad ones named by line and field, never by value.
+    write(&tool.path("pupils.ndjson"), PUPILS_NDJSON);
+    let out = tool
+        .admin(&["import", tool.path("pupils.ndjson").to_str().unwrap()])
+        .expect(2);
+    let lines = out.json();
+    let refused: Vec<(u64, &str)> = lines
+        .iter()
+        .filter(|l| l.get("field").is_some())
+        .map(|l| (l["line"].as_u64().unwrap(), l["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused, [(3, "email_verified"), (5, "record")]);
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (summary["imported"].as_u64(), summary["refused"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert!(!out.stdout.contains(MISPLACED) && !out.stderr.contains(MISPLACED));
+    // Rerun: nothing new, the same refusals.
+    let out = tool
+        .admin(&["import", tool.path("pupils.ndjson").to_str().unwrap()])
+        .expect(2);
+    assert_eq!(out.json().last().unwrap()["existing"].as_u64(), Some(4));
+    // A clean CSV goes in with exit 0.
+    write(
+        &tool.path("more.csv"),
+        "username,forename,surname,groups\nfay,Fay,Lee,Year 7;Choir\n",
+    );
+    tool.admin(&["import", tool.path("more.csv").to_str().unwrap()])
+        .expect(0);
+
+    // sign-in exit codes: the imported md5 hash verifies (0), a wrong one is denied with both
+    // messages (20), an imported temporary password asks for a change (10).
+    let out = tool.sign_in("ada", "password").expect(0);
+    assert_eq!(out.json()[0]["hash_upgraded"], true);
+    let out = tool.sign_in("ada", "wrong-password").expect(20);
+    let denied = &out.json()[0];
+    assert_eq!(denied["reason"], "wrong_password");
+    assert!(denied["user_message"].as_str().unwrap().len() > 5);
+    let out = tool.sign_in("eve", "password").expect(10);
+    assert_eq!(out.json()[0]["step"], "password_change");
+
+    // lockout and unlock.
+    let mut last = 0;
+    for _ in 0..6 {
+        last = tool.sign_in("ada", "wrong-password").code;
+    }
+    assert_eq!(last, 20);
+    let out = tool.sign_in("ada", "password").expect(20);
+    assert_eq!(out.json()[0]["reason"], "locked");
+    let out = tool.admin(&["search", "--locked"]).expect(0);
+    let locked = out.json();
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0]["username"], "ada");
+    assert!(locked[0]["locked"]["at"].is_string());
+    tool.admin(&["unlock", "ada"]).expect(0);
+    tool.sign_in("ada", "password").expect(0);
+    // lock by hand with a reason.
+    tool.admin(&["lock", "bob", "--reason", "left the school"])
+        .expect(0);
+    let out = tool
+        .admin(&["search", "--locked", "--text", "bo"])
+        .expect(0);
+    assert_eq!(out.json()[0]["locked"]["reason"], "administrative");
+
+    // temporary passwords: admin-managed with an expiry, then removed.
+    let out = tool
+        .admin(&["temp", "set", "dee", "--managed", "--expires", "2099-12-31"])
+        .expect(0);
+    let issued = &out.json()[0];
+    assert_eq!(issued["mode"], "admin_managed");
+    assert!(
+        issued["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2100-01-01")
+    );
+    let dee_password = issued["password"].as_str().unwrap().to_owned();
+    tool.sign_in("dee", &dee_password).expect(0);
+    let out = tool.admin(&["search", "--temporary"]).expect(0);
+    assert!(out.json().iter().any(|r| r["username"] == "dee"));
+    tool.admin(&["temp", "remove", "dee"]).expect(0);
+    tool.sign_in("dee", &dee_password).expect(20);
+    // Sending needs a verified contact.
+    tool.admin(&["temp", "set", "fay", "--send", "email"])
+        .expect(1);
+    let out = tool.admin(&["reset-link", "ada"]).expect(0);
+    assert!(
+        out.json()[0]["sent_to"]
+            .as_str()
+            .unwrap()
+            .contains("ada@example.org")
+    );
+    let mail = std::fs::read_dir(tool.path("mail")).unwrap().count();
+    assert_eq!(mail, 1, "the reset link was dropped for delivery");
+
+    // groups and bulk regeneration with both report files.
+    let out = tool.admin(&["groups"]).expect(0);
+    let year7 = out
+        .json()
+        .into_iter()
+        .find(|g| g["group"] == "Year 7")
+        .unwrap();
+    let unclaimed = year7["unclaimed"].as_u64().unwrap();
+    assert!(unclaimed >= 2, "{year7}");
+    let (csv, html) = (tool.path("list.csv"), tool.path("list.html"));
+    let out = tool
+        .admin(&[
+            "bulk-regenerate",
+            "--group",
+            "Year 7",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+            "--yes",
+        ])
+        .expect(0);
+    let done = out
+        .json()
+        .into_iter()
+        .find(|l| l.get("regenerated").is_some())
+        .unwrap();
+    let count = done["regenerated"].as_u64().unwrap();
+    assert_eq!(count, unclaimed);
+    #[cfg(unix)]
+    for file in [&csv, &html] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is readable by others", file.display());
+    }
+    let list = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = csv::Reader::from_reader(list.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let password_at = header.iter().position(|h| h == "password").unwrap();
+    let user_at = header.iter().position(|h| h == "username").unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len() as u64, count);
+    let html_text = std::fs::read_to_string(&html).unwrap();
+    for row in &rows {
+        assert!(
+            html_text.contains(&row[password_at]),
+            "the HTML lists every password"
+        );
+    }
+    let fay = rows.iter().find(|r| &r[user_at] == "fay").unwrap();
+    tool.sign_in("fay", &fay[password_at]).expect(10);
+    // Without a report file nothing runs: the passwords would be lost.
+    tool.admin(&["bulk-regenerate", "--group", "Year 7", "--yes"])
+        .expect(1);
+
+    // Permission: a pupil cannot act.
+    let pupil = tool.run_as(
+        "ada",
+        &[("KEYWARD_ADMIN_PASSWORD", "password")],
+        &["search"],
+    );
+    assert_eq!(pupil.code, 20, "{}", pupil.stderr);
+
+    // break-glass: the administrator locks themself out, recovery needs no actor.
+    for _ in 0..6 {
+        tool.run(&[("KEYWARD_ADMIN_PASSWORD", "not-it")], &["search"]);
+    }
+    tool.admin(&["search"]).expect(20);
+    let out = tool.admin(&["recover", "--admin", "head"]).expect(0);
+    let temporary = out.json()[0]["password"].as_str().unwrap().to_owned();
+    let out = tool.run(
+        &[
+            ("KEYWARD_ADMIN_PASSWORD", &temporary),
+            ("KEYWARD_NEW_PASSWORD", NEW_ADMIN_PASSWORD),
+        ],
+        &["search", "--text", "ada"],
+    );
+    let out = out.expect(0);
+    assert_eq!(out.json()[0]["username"], "ada");
+
+    // audit: every step is there; no password of any kind is.
+    let out = tool
+        .run(
+            &[("KEYWARD_ADMIN_PASSWORD", NEW_ADMIN_PASSWORD)],
+            &["audit", "--limit", "1000"],
+        )
+        .expect(0);
+    let actions: Vec<String> = out
+        .json()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in [
+        "user_created",
+        "sign_in",
+        "unlocked",
+        "locked",
+        "temporary_password_set",
+        "temporary_password_removed",
+        "password_reset_sent",
+        "bulk_regenerated",
+        "administrator_recovered",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "no {action} in the audit trail"
+        );
+    }
+    let reason = out
+        .json()
+        .into_iter()
+        .find(|e| e["action"] == "locked")
+        .unwrap();
+    assert_eq!(reason["reason"], "left the school");
+    for secret in [
+        ADMIN_PASSWORD,
+        NEW_ADMIN_PASSWORD,
+        &temporary,
+        &dee_password,
+    ] {
+        assert!(
+            !out.stdout.contains(secret),
+            "the audit output shows a password"
+        );
+    }
+    for row in &rows {
+        assert!(!out.stdout.contains(&row[password_at]));
+    }
+    let since = tool
+        .run(
+            &[("KEYWARD_ADMIN_PASSWORD", NEW_ADMIN_PASSWORD)],
+            &["audit", "--user", "bob", "--since", "2000-01-01"],
+        )
+        .expect(0);
+    assert!(
+        since
+            .json()
+            .iter()
+            .all(|e| e["username"] == "bob" || e["actor"] == "bob")
+    );
+}
+
+#[test]
+fn the_whole_story_on_a_sqlite_file() {
+    story(&Tool::sqlite());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn the_whole_story_on_postgres() {
+    let Some(schema) = support::pg::TestSchema::new() else {
+        return;
+    };
+    let url = format!("{}?options=-c%20search_path%3D{}", schema.url, schema.name);
+    let tool = Tool {
+        dir: tempfile::tempdir().unwrap(),
+        store_args: vec!["--postgres".into(), url],
+    };
+    story(&tool);
+}
+
+#[test]
+fn usage_errors_and_help() {
+    let tool = Tool::sqlite();
+    let help = tool.admin(&["--help"]).expect(0);
+    assert!(help.stdout.contains("bulk-regenerate") && help.stdout.contains("Exit codes"));
+    tool.admin(&["no-such-command"]).expect(64);
+    // No password and no terminal: a clear error, not a hang.
+    let mut cmd = Command::new(binary());
+    cmd.args(&tool.store_args)
+        .args(["--site", "northfield", "--as", "head", "search"])
+        .env_remove("KEYWARD_ADMIN_PASSWORD")
+        .stdin(std::process::Stdio::null());
+    let out = Run::from(cmd.output().unwrap());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("KEYWARD_ADMIN_PASSWORD"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,132 @@
+//! Locking by hand, a temporary password's expiry set by the administrator, and break-glass
+//! recovery of a locked-out administrator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use keyward::admin::IssueOptions;
+use keyward::audit::{AuditAction, AuditQuery};
+use keyward::policy::PolicyViolation;
+use keyward::signin::DenialReason;
+use keyward::user::{Role, TemporaryMode, User};
+use keyward::{Error, Password, SignIn};
+use support::{ADMIN_PASSWORD, T0, USER_PASSWORD, fx, site};
+use time::Duration;
+
+fn moderator(fx: &support::Fx) -> User {
+    let m = User::new(site(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
+    let password = Some(Password::new("cobalt-heron-lamp-71"));
+    fx.kw.create_user(Some(&fx.admin.id), m, password).unwrap()
+}
+
+#[test]
+fn a_hand_lock_refuses_sign_in_until_unlocked_and_records_its_reason() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    fx.kw
+        .lock_user(&fx.admin.id, &pupil.id, " lost badge reported ")
+        .unwrap();
+    let denied = step!(fx.sign_in_as("pupil"), SignIn::Denied);
+    assert_eq!(denied.reason(), DenialReason::Locked { until: None });
+    let events = fx
+        .audit(&AuditQuery::for_user(pupil.id.clone()).action(AuditAction::Locked))
+        .items;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason.as_deref(), Some("lost badge reported"));
+    assert_eq!(events[0].actor.as_ref(), Some(&fx.admin.id));
+    fx.kw.unlock(&fx.admin.id, &pupil.id).unwrap();
+    let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
+}
+
+#[test]
+fn a_moderator_may_not_lock_an_administrator() {
+    let fx = fx();
+    let m = moderator(&fx);
+    let err = fx.kw.lock_user(&m.id, &fx.admin.id, "nope").unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
+    let _ = step!(
+        fx.sign_in("head", &Password::new(ADMIN_PASSWORD)),
+        SignIn::Authenticated
+    );
+    let pupil = fx.user("pupil");
+    fx.kw
+        .lock_user(&m.id, &pupil.id, "moderator may lock a user")
+        .unwrap();
+}
+
+#[test]
+fn an_expiry_set_by_the_administrator_replaces_the_policy_lifetime() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    let at = T0 + Duration::days(30);
+    let options = IssueOptions::generated()
+        .mode(TemporaryMode::AdminManaged)
+        .expires_at(at);
+    let issued = fx.issue(&pupil.id, options).unwrap();
+    assert_eq!(issued.expires_at, at);
+    let password = issued.password.unwrap();
+    fx.clock.advance(Duration::days(29));
+    let _ = step!(
+        fx.sign_in("pupil", &password.to_password()),
+        SignIn::Authenticated
+    );
+    fx.clock.advance(Duration::days(1));
+    let denied = step!(fx.sign_in("pupil", &password.to_password()), SignIn::Denied);
+    assert_eq!(denied.reason(), DenialReason::TemporaryPasswordExpired);
+    // An expiry in the past is refused, audited, and changes nothing.
+    let past = IssueOptions::generated().expires_at(fx.kw.now());
+    let err = fx.issue(&pupil.id, past).unwrap_err();
+    assert!(
+        matches!(err, Error::Policy(PolicyViolation::ExpiryInThePast)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn break_glass_recovers_a_locked_out_administrator_with_a_single_use_password() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    fx.kw
+        .lock_user(&fx.admin.id, &fx.admin.id, "locked themself out")
+        .unwrap();
+    let denied = step!(
+        fx.sign_in("head", &Password::new(ADMIN_PASSWORD)),
+        SignIn::Denied
+    );
+    assert!(matches!(denied.reason(), DenialReason::Locked { .. }));
+    let temporary = fx.kw.recover_administrator(&fx.site, "HEAD").unwrap();
+    // The old password no longer works; the printed one does, once, and forces a change.
+    let denied = step!(
+        fx.sign_in("head", &Password::new(ADMIN_PASSWORD)),
+        SignIn::Denied
+    );
+    assert_eq!(denied.reason(), DenialReason::WrongPassword);
+    let change = step!(
+        fx.sign_in("head", &temporary.to_password()),
+        SignIn::PasswordChangeRequired
+    );
+    let done = fx
+        .kw
+        .complete_password_change(change, Password::new("saffron-kettle-mosaic-24"))
+        .unwrap();
+    let next = step!(done, keyward::signin::PasswordChange::Changed);
+    let _ = step!(next, SignIn::Authenticated);
+    let events = fx
+        .audit(
+            &AuditQuery::for_user(fx.admin.id.clone()).action(AuditAction::AdministratorRecovered),
+        )
+        .items;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, None);
+    assert_eq!(events[0].reason.as_deref(), Some("direct database access"));
+    // Only administrators, and only existing ones.
+    let err = fx.kw.recover_administrator(&fx.site, "pupil").unwrap_err();
+    assert!(
+        matches!(err, Error::NotAnAdministrator { ref user } if *user == pupil.id),
+        "{err:?}"
+    );
+    let err = fx.kw.recover_administrator(&fx.site, "nobody").unwrap_err();
+    assert!(matches!(err, Error::UsernameNotFound { .. }), "{err:?}");
+    let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
+    let _ = USER_PASSWORD;
+}
