@@ -61,11 +61,17 @@ fn service(store: Arc<dyn UserStore>) -> Keyward {
     Keyward::builder(store).hasher(Hasher::for_tests()).build()
 }
 
+/// Users per transaction: `KEYWARD_IMPORT_BATCH`, default the API's default.
+fn options() -> ImportOptions<'static> {
+    match std::env::var("KEYWARD_IMPORT_BATCH").ok().and_then(|n| n.parse().ok()) {
+        Some(batch) => ImportOptions::new().batch_size(batch),
+        None => ImportOptions::new(),
+    }
+}
+
 fn import_into(kw: &Keyward, input: &[u8]) -> u64 {
     let records = import::ndjson_records(input);
-    let done = kw
-        .import_users(None, &site(), records, ImportOptions::new())
-        .unwrap();
+    let done = kw.import_users(None, &site(), records, options()).unwrap();
     assert_eq!(done.refused, 0);
     done.created
 }

@@ -109,7 +109,7 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<Format>,
         /// Users per transaction.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 2000)]
         batch: usize,
     },
     /// Search users.

@@ -435,11 +435,11 @@ impl Default for ImportOptions<'_> {
 }
 
 impl<'a> ImportOptions<'a> {
-    /// Batches of 500 users, no callbacks, no cancel.
+    /// Batches of 2,000 users, no callbacks, no cancel.
     #[must_use]
     pub fn new() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 2000,
             on_progress: None,
             on_refused: None,
             cancel: None,
