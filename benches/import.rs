@@ -63,7 +63,10 @@ fn service(store: Arc<dyn UserStore>) -> Keyward {
 
 /// Users per transaction: `KEYWARD_IMPORT_BATCH`, default the API's default.
 fn options() -> ImportOptions<'static> {
-    match std::env::var("KEYWARD_IMPORT_BATCH").ok().and_then(|n| n.parse().ok()) {
+    match std::env::var("KEYWARD_IMPORT_BATCH")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
         Some(batch) => ImportOptions::new().batch_size(batch),
         None => ImportOptions::new(),
     }

@@ -571,6 +571,13 @@ impl Tool<'_> {
             step = match step {
                 SignIn::Authenticated(done) => return Ok((done.user().id.clone(), password)),
                 SignIn::TotpRequired(pending) => {
+                    // A code from the environment is tried once (asking again would spend
+                    // the whole TOTP lockout on one wrong value); a typed one may be retyped.
+                    if pending.is_retry() && std::env::var("KEYWARD_TOTP").is_ok() {
+                        return Err(Exit::Denied(format!(
+                            "{actor} not signed in: the code was not accepted"
+                        )));
+                    }
                     let code = secret("KEYWARD_TOTP", "Authenticator code: ")?;
                     self.kw.verify_totp(pending, &OneTimeCode::new(code))?
                 }

@@ -14,6 +14,9 @@ use serde_json::Value;
 const ADMIN_PASSWORD: &str = "ochre-violet-anchor-93";
 const NEW_ADMIN_PASSWORD: &str = "saffron-kettle-mosaic-24";
 const MISPLACED: &str = "hunter2-misplaced";
+/// The application's keys, as an operator exports them (64 hex digits each).
+const SEALING_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+const ESCROW_KEY: &str = "0909090909090909090909090909090909090909090909090909090909090909";
 
 /// The example binary, built by `cargo test` beside this test's own executable.
 fn binary() -> PathBuf {
@@ -104,6 +107,8 @@ impl Tool {
             .arg(self.path("mail"))
             .args(args)
             .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("KEYWARD_SEALING_KEY", SEALING_KEY)
+            .env("KEYWARD_ESCROW_KEY", ESCROW_KEY)
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::null());
         let run = Run::from(cmd.output().unwrap());
@@ -296,7 +301,12 @@ fn story(tool: &Tool) {
         );
     }
     let fay = rows.iter().find(|r| &r[user_at] == "fay").unwrap();
+    // "Show password" from the escrow (administrators only, audited) is the printed one.
+    let out = tool.admin(&["unclaimed", "--reveal", "fay"]).expect(0);
+    assert_eq!(out.json()[0]["password"].as_str(), Some(&fay[password_at]));
     tool.sign_in("fay", &fay[password_at]).expect(10);
+    let out = tool.admin(&["unclaimed"]).expect(0);
+    assert!(out.json().iter().any(|u| u["username"] == "dee"));
     // Without a report file nothing runs: the passwords would be lost.
     tool.admin(&["bulk-regenerate", "--group", "Year 7", "--yes"])
         .expect(1);
@@ -348,6 +358,7 @@ fn story(tool: &Tool) {
         "password_reset_sent",
         "bulk_regenerated",
         "administrator_recovered",
+        "temporary_password_revealed",
     ] {
         assert!(
             actions.iter().any(|a| a == action),
@@ -373,6 +384,14 @@ fn story(tool: &Tool) {
     }
     for row in &rows {
         assert!(!out.stdout.contains(&row[password_at]));
+    }
+    let stored = std::fs::read(tool.path("keyward.db")).unwrap_or_default();
+    for row in &rows {
+        let password = row[password_at].as_bytes();
+        assert!(
+            !stored.windows(password.len()).any(|w| w == password),
+            "a plaintext password in the database file"
+        );
     }
     let since = tool
         .run(
@@ -426,4 +445,136 @@ fn usage_errors_and_help() {
         "{}",
         out.stderr
     );
+}
+
+/// An administrator with an authenticator: the tool asks for the code (here from
+/// `KEYWARD_TOTP`) and refuses without the right one.
+#[test]
+fn an_acting_administrator_with_totp_gives_a_code() {
+    use std::sync::Arc;
+
+    use keyward::totp::{self, TotpConfig, TotpSealer};
+    use keyward::{Keyward, ManualClock, SqliteStore};
+    use time::OffsetDateTime;
+
+    let tool = Tool::sqlite();
+    let init = [
+        "init",
+        "--admin",
+        "head",
+        "--forename",
+        "Ada",
+        "--surname",
+        "Head",
+    ];
+    tool.admin(&init).expect(0);
+    // Enroll through the library on the same file, a minute and a half in the past, so the
+    // code of the present moment is a newer step than the one the enrollment used.
+    let store = SqliteStore::open(tool.path("keyward.db")).unwrap();
+    let then = OffsetDateTime::now_utc() - time::Duration::seconds(90);
+    let kw = Keyward::builder(Arc::new(store))
+        .clock(Arc::new(ManualClock::new(then)))
+        .totp_sealer(TotpSealer::new("k1", &[7u8; 32]).unwrap())
+        .build();
+    let site = keyward::user::SiteId::new("northfield").unwrap();
+    let head = kw
+        .store()
+        .find_user(&site, "head")
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    let pending = kw.enroll_totp(&head).unwrap();
+    let secret = pending.enrollment().secret();
+    let now_code = totp::code_at(&TotpConfig::DEFAULT, secret, OffsetDateTime::now_utc()).unwrap();
+    let then_code = totp::code_at(&TotpConfig::DEFAULT, secret, then).unwrap();
+    assert!(matches!(
+        kw.confirm_enrollment(pending, &then_code).unwrap(),
+        keyward::SignIn::Authenticated(_)
+    ));
+    drop(kw);
+    let wrong = if now_code.expose_secret() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let out = tool.run(&[("KEYWARD_TOTP", wrong)], &["search"]).expect(20);
+    assert!(out.stdout.contains("not accepted"), "{}", out.stdout);
+    let out = tool
+        .run(&[("KEYWARD_TOTP", now_code.expose_secret())], &["search"])
+        .expect(0);
+    assert_eq!(out.json()[0]["username"], "head");
+    // Without a code and without a terminal: a clear error.
+    let out = tool.admin(&["search"]).expect(1);
+    assert!(out.stdout.contains("KEYWARD_TOTP"), "{}", out.stdout);
+}
+
+/// Ctrl-C during a bulk regeneration cancels before the commit: nothing changes.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_before_the_commit_cancels_cleanly() {
+    let tool = Tool::sqlite();
+    let init = [
+        "init",
+        "--admin",
+        "head",
+        "--forename",
+        "Ada",
+        "--surname",
+        "Head",
+    ];
+    tool.admin(&init).expect(0);
+    let lines: String = (0..400)
+        .map(|i| format!("{{\"username\": \"p{i}\", \"groups\": [\"Year 9\"]}}\n"))
+        .collect();
+    write(&tool.path("cohort.ndjson"), &lines);
+    tool.admin(&["import", tool.path("cohort.ndjson").to_str().unwrap()])
+        .expect(0);
+    let csv = tool.path("y9.csv");
+    let mut cmd = Command::new(binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KEYWARD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(&tool.store_args)
+        .args([
+            "--site",
+            "northfield",
+            "--as",
+            "head",
+            "--json",
+            "bulk-regenerate",
+        ])
+        .args(["--group", "Year 9", "--yes", "--csv", csv.to_str().unwrap()])
+        .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // 400 argon2id hashes take seconds; interrupt well before the end.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let run = Run::from(child.wait_with_output().unwrap());
+    let run = run.expect(1);
+    assert!(
+        run.stdout.contains("cancelled") || run.stderr.contains("cancelled"),
+        "{}",
+        run.stderr
+    );
+    assert!(!csv.exists(), "no list is written for a cancelled run");
+    let out = tool.admin(&["search", "--temporary"]).expect(0);
+    assert!(out.json().is_empty(), "a cancelled run changed passwords");
+    let out = tool.admin(&["audit", "--limit", "1000"]).expect(0);
+    let cancelled = out
+        .json()
+        .into_iter()
+        .filter(|e| e["action"] == "bulk_regenerated")
+        .collect::<Vec<_>>();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["outcome"], "cancelled");
 }
