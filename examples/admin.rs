@@ -56,29 +56,43 @@ KEYWARD_ESCROW_KEY (64 hex digits: enables escrow of temporary passwords for `un
 /// keyward's admin tool: users, temporary passwords, imports, lockout and audit.
 #[derive(Parser, Debug)]
 #[command(name = "admin", version, after_help = EXIT_CODES)]
+// `--help` must not print the environment's values: a PostgreSQL URL holds its password.
 struct Cli {
     /// SQLite database file (created and migrated on first use).
-    #[arg(long, global = true, default_value = "keyward.db", env = "KEYWARD_DB")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "keyward.db",
+        env = "KEYWARD_DB",
+        hide_env_values = true
+    )]
     db: PathBuf,
-    /// PostgreSQL URL, instead of the SQLite file.
-    #[arg(long, global = true, env = "KEYWARD_POSTGRES_URL")]
+    /// PostgreSQL URL, instead of the SQLite file (pass it in the environment when it holds a
+    /// password: arguments are visible to every user of the machine).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_POSTGRES_URL",
+        hide_env_values = true
+    )]
     postgres: Option<String>,
     /// The site to work in.
-    #[arg(long, global = true, env = "KEYWARD_SITE")]
+    #[arg(long, global = true, env = "KEYWARD_SITE", hide_env_values = true)]
     site: Option<String>,
     /// The acting administrator or moderator.
     #[arg(
         long = "as",
         global = true,
         env = "KEYWARD_AS",
-        value_name = "USERNAME"
+        value_name = "USERNAME",
+        hide_env_values = true
     )]
     actor: Option<String>,
     /// One JSON object per line instead of text.
     #[arg(long, global = true)]
     json: bool,
     /// Directory where messages to users are dropped (one owner-only file each).
-    #[arg(long, global = true, env = "KEYWARD_MAIL_DIR")]
+    #[arg(long, global = true, env = "KEYWARD_MAIL_DIR", hide_env_values = true)]
     mail_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -192,6 +206,10 @@ enum Command {
         /// The administrator.
         #[arg(long)]
         admin: String,
+        /// Also reset their authenticator (a lost device): the next sign-in asks for an
+        /// emailed device code, then a new enrollment.
+        #[arg(long)]
+        reset_totp: bool,
     },
     /// Sign a user in (password from KEYWARD_PASSWORD or a prompt) and print the outcome.
     SignIn {
@@ -265,6 +283,8 @@ enum Format {
 enum Exit {
     /// 1: the system failed or the input was unusable.
     Error(String),
+    /// 64: the command line is incomplete.
+    Usage(String),
     /// 20: refused.
     Denied(String),
     /// Any other code, already reported.
@@ -308,6 +328,10 @@ fn main() -> ExitCode {
             report_failure(&cli, "denied", &message);
             ExitCode::from(20)
         }
+        Err(Exit::Usage(message)) => {
+            report_failure(&cli, "usage", &message);
+            ExitCode::from(64)
+        }
     }
 }
 
@@ -330,7 +354,7 @@ fn run(cli: &Cli) -> Done {
     let site = match &cli.site {
         Some(site) => SiteId::new(site).map_err(|e| Exit::Error(format!("--site: {e}")))?,
         None => {
-            return Err(Exit::Error(
+            return Err(Exit::Usage(
                 "--site SITE is required (or KEYWARD_SITE)".into(),
             ));
         }
@@ -347,7 +371,7 @@ fn run(cli: &Cli) -> Done {
             surname,
             email,
         } => tool.init(admin, forename, surname, email.as_deref()),
-        Command::Recover { admin } => tool.recover(admin),
+        Command::Recover { admin, reset_totp } => tool.recover(admin, *reset_totp),
         Command::SignIn { username } => tool.sign_in(username),
         command => {
             let (actor, password) = tool.authenticate()?;
@@ -415,7 +439,11 @@ struct MailDrop {
 
 impl MailDrop {
     fn new(dir: &Path) -> Result<Self, Exit> {
-        fs::create_dir_all(dir)?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             sent: AtomicU64::new(0),
@@ -456,21 +484,36 @@ impl Notifier for NoTransport {
     }
 }
 
-/// Creates (or truncates) a file readable and writable by its owner only.
+/// Creates a new file readable and writable by its owner only. An existing file (or a
+/// symbolic link planted at the path) is refused, never followed or reused: a report or a
+/// message must not land where someone else prepared it.
 fn private_file(path: &Path) -> io::Result<fs::File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path)?;
-        // An existing file keeps its mode on open: narrow it too.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        Ok(file)
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: a symlink at the path is an error, not a redirection.
+        const O_NOFOLLOW: i32 = 0o400_000;
+        options.mode(0o600).custom_flags(O_NOFOLLOW);
     }
-    #[cfg(not(unix))]
-    options.open(path)
+    options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            io::Error::new(
+                e.kind(),
+                format!("{} exists: choose a new path", path.display()),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// Removes report files created for a run that committed nothing.
+fn discard(paths: &[Option<&Path>]) {
+    for path in paths.iter().flatten() {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// A secret from an environment variable, or asked for without echo on a terminal.
@@ -534,22 +577,24 @@ impl Tool<'_> {
         }
     }
 
-    fn user_id(&self, username: &str) -> Result<UserId, Exit> {
-        // Only the id is used: the permission-checked operations load the user themselves.
-        match self.kw.store().find_user(&self.site, username) {
-            Ok(Some(record)) => Ok(record.user.id),
-            Ok(None) => Err(Exit::Error(format!(
+    /// The id of `username`, looked up as the acting user may (a user out of their sight
+    /// answers as unknown).
+    fn user_id(&self, actor: &UserId, username: &str) -> Result<UserId, Exit> {
+        match self.kw.lookup_user(actor, &self.site, username) {
+            Ok(summary) => Ok(summary.user.id),
+            Err(Error::UsernameNotFound { .. }) => Err(Exit::Error(format!(
                 "no user {username:?} in site {}",
                 self.site
             ))),
-            Err(e) => Err(Exit::Error(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn username_of(&self, id: &UserId) -> String {
-        match self.kw.store().get_user(id) {
-            Ok(Some(record)) => record.user.username,
-            _ => id.to_string(),
+    /// The username of `id` where the acting user may see it, else the id.
+    fn username_of(&self, actor: &UserId, id: &UserId) -> String {
+        match self.kw.user_summary(actor, id) {
+            Ok(summary) => summary.user.username,
+            Err(_) => id.to_string(),
         }
     }
 
@@ -557,7 +602,7 @@ impl Tool<'_> {
     /// with it again).
     fn authenticate(&self) -> Result<(UserId, Password), Exit> {
         let Some(actor) = &self.cli.actor else {
-            return Err(Exit::Error(
+            return Err(Exit::Usage(
                 "--as USERNAME is required (or KEYWARD_AS)".into(),
             ));
         };
@@ -634,7 +679,7 @@ impl Tool<'_> {
                 send,
             }) => self.temp_set(actor, username, *managed, expires.as_deref(), *send),
             Command::Temp(TempCommand::Remove { username }) => {
-                let target = self.user_id(username)?;
+                let target = self.user_id(actor, username)?;
                 self.kw.remove_temporary_password(actor, &target)?;
                 self.done("temporary password removed", username)
             }
@@ -642,15 +687,16 @@ impl Tool<'_> {
                 self.reset_link(actor, username.as_deref(), group)
             }
             Command::Unlock { username } => {
-                self.kw.unlock(actor, &self.user_id(username)?)?;
+                self.kw.unlock(actor, &self.user_id(actor, username)?)?;
                 self.done("unlocked", username)
             }
             Command::ResetTotp { username } => {
-                self.kw.reset_totp(actor, &self.user_id(username)?)?;
+                self.kw.reset_totp(actor, &self.user_id(actor, username)?)?;
                 self.done("authenticator reset", username)
             }
             Command::Lock { username, reason } => {
-                self.kw.lock_user(actor, &self.user_id(username)?, reason)?;
+                self.kw
+                    .lock_user(actor, &self.user_id(actor, username)?, reason)?;
                 self.done("locked", username)
             }
             Command::Groups { text } => self.groups(actor, text.as_deref()),
@@ -741,7 +787,7 @@ impl Tool<'_> {
             None => match file.extension().and_then(|e| e.to_str()) {
                 Some("csv") => Format::Csv,
                 Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
-                _ => return Err(Exit::Error("name the format: --format ndjson|csv".into())),
+                _ => return Err(Exit::Usage("name the format: --format ndjson|csv".into())),
             },
         };
         let (source, size): (Box<dyn Read>, Option<u64>) = if stdin {
@@ -877,7 +923,7 @@ impl Tool<'_> {
         expires: Option<&str>,
         send: Option<Send>,
     ) -> Done {
-        let target = self.user_id(username)?;
+        let target = self.user_id(actor, username)?;
         let mut options = IssueOptions::generated();
         if managed {
             options = options.mode(TemporaryMode::AdminManaged);
@@ -914,7 +960,7 @@ impl Tool<'_> {
         if let Some(username) = username {
             let receipt = self
                 .kw
-                .send_password_reset(actor, &self.user_id(username)?)?;
+                .send_password_reset(actor, &self.user_id(actor, username)?)?;
             let to = receipt.to.to_string();
             self.print(
                 || format!("{username}: reset link sent to {to}"),
@@ -926,7 +972,7 @@ impl Tool<'_> {
             .kw
             .send_group_password_resets(actor, &self.site, groups)?;
         for (id, receipt) in &resets.sent {
-            let (username, to) = (self.username_of(id), receipt.to.to_string());
+            let (username, to) = (self.username_of(actor, id), receipt.to.to_string());
             self.print(
                 || format!("{username}: reset link sent to {to}"),
                 || json!({ "username": username, "sent_to": to }),
@@ -1009,6 +1055,16 @@ impl Tool<'_> {
         if !yes && !confirm(&question)? {
             return Err(Exit::Error("not confirmed: nothing changed".into()));
         }
+        // The files first: once the batch commits, they are the only copy of the passwords.
+        let open = |path: Option<&Path>| path.map(private_file).transpose();
+        let mut csv_file = open(csv)?;
+        let mut html_file = match open(html) {
+            Ok(file) => file,
+            Err(e) => {
+                discard(&[csv]);
+                return Err(e.into());
+            }
+        };
         // Ctrl-C before the commit cancels: nothing changes.
         let cancel = CancelToken::new();
         let on_interrupt = cancel.clone();
@@ -1022,18 +1078,25 @@ impl Tool<'_> {
         let done = self.kw.regenerate(actor, password, preview, options);
         bar.finish_and_clear();
         let done = match done {
-            Err(Error::Cancelled) => {
-                return Err(Exit::Error(
-                    "cancelled before the commit: nothing changed".into(),
-                ));
+            Ok(done) => done,
+            Err(error) => {
+                // Nothing was committed: the empty files go.
+                discard(&[csv, html]);
+                return Err(match error {
+                    Error::Cancelled => {
+                        Exit::Error("cancelled before the commit: nothing changed".into())
+                    }
+                    other => other.into(),
+                });
             }
-            other => other?,
         };
-        if let Some(path) = csv {
-            private_file(path)?.write_all(done.list.to_csv()?.as_bytes())?;
+        if let Some(file) = csv_file.as_mut() {
+            file.write_all(done.list.to_csv()?.as_bytes())?;
+            file.sync_all()?;
         }
-        if let Some(path) = html {
-            private_file(path)?.write_all(done.list.to_html().as_bytes())?;
+        if let Some(file) = html_file.as_mut() {
+            file.write_all(done.list.to_html().as_bytes())?;
+            file.sync_all()?;
         }
         let count = done.list.rows.len();
         let changed = done.changed_meanwhile.len();
@@ -1048,7 +1111,7 @@ impl Tool<'_> {
         if let Some(username) = reveal {
             let password = self
                 .kw
-                .reveal_temporary_password(actor, &self.user_id(username)?)?;
+                .reveal_temporary_password(actor, &self.user_id(actor, username)?)?;
             let shown = password.expose_secret();
             self.print(
                 || format!("{username}: {shown}"),
@@ -1072,7 +1135,7 @@ impl Tool<'_> {
 
     fn audit(&self, actor: &UserId, user: Option<&str>, since: Option<&str>, limit: u32) -> Done {
         let mut query = match user {
-            Some(username) => AuditQuery::for_user(self.user_id(username)?),
+            Some(username) => AuditQuery::for_user(self.user_id(actor, username)?),
             None => AuditQuery::default(),
         }
         .site(self.site.clone());
@@ -1090,14 +1153,14 @@ impl Tool<'_> {
             &query.page(total.saturating_sub(u64::from(limit)), limit),
         )?;
         for event in &page.items {
-            self.event_row(event);
+            self.event_row(actor, event);
         }
         Ok(())
     }
 
-    fn event_row(&self, e: &AuditEvent) {
-        let actor = e.actor.as_ref().map(|a| self.username_of(a));
-        let target = e.target.as_ref().map(|t| self.username_of(t));
+    fn event_row(&self, actor_id: &UserId, e: &AuditEvent) {
+        let actor = e.actor.as_ref().map(|a| self.username_of(actor_id, a));
+        let target = e.target.as_ref().map(|t| self.username_of(actor_id, t));
         self.print(
             || {
                 let mut line = format!(
@@ -1125,8 +1188,10 @@ impl Tool<'_> {
         );
     }
 
-    fn recover(&self, admin: &str) -> Done {
-        let password = self.kw.recover_administrator(&self.site, admin)?;
+    fn recover(&self, admin: &str, reset_totp: bool) -> Done {
+        let password = self
+            .kw
+            .recover_administrator(&self.site, admin, reset_totp)?;
         let shown = password.expose_secret();
         self.print(
             || format!("{admin}: unlocked; single-use temporary password {shown} — shown once, change it at the next sign-in"),

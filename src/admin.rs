@@ -17,8 +17,12 @@ use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
-use crate::store::{LockCounter, MAX_PAGE, Page, StoreError, Swap, UserQuery, UserRecord};
-use crate::user::{Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
+use crate::store::{
+    LockCounter, MAX_PAGE, OneTimeKind, Page, StoreError, Swap, UserQuery, UserRecord,
+};
+use crate::user::{
+    InvalidField, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId,
+};
 
 mod break_glass;
 mod bulk;
@@ -82,7 +86,8 @@ pub struct IssueOptions {
     /// Deliver it to the user's verified contact instead of showing it to the administrator.
     pub deliver: Option<Channel>,
     /// An expiry the administrator sets instead of the policy's lifetime (LockSelf's optional
-    /// expiration date); it must lie in the future.
+    /// expiration date); it must lie in the future, and at most
+    /// [`MAX_TEMPORARY_LIFETIME_DAYS`](crate::policy::MAX_TEMPORARY_LIFETIME_DAYS) away.
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -266,6 +271,52 @@ impl Keyward {
         Ok(Page::new(items, page.total))
     }
 
+    /// Looks a user up by username, as an admin screen would (the user typed in a search box):
+    /// [`Permission::ViewUsers`] in `site`, and the target within the actor's rank. A user the
+    /// actor may not see answers as an unknown one, so the lookup tells nothing the search
+    /// would not.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] when the actor may not view users in `site` (audited);
+    /// [`Error::UsernameNotFound`]; store errors.
+    pub fn lookup_user(
+        &self,
+        actor: &UserId,
+        site: &SiteId,
+        username: &str,
+    ) -> Result<UserSummary, Error> {
+        let (permission, action) = (Permission::ViewUsers, AuditAction::UsersViewed);
+        let actor = self.authorize(actor, permission, action, site, None)?;
+        let not_found = || Error::UsernameNotFound { site: site.clone() };
+        let record = self
+            .store
+            .find_user(site, username)?
+            .ok_or_else(not_found)?;
+        let visible = record.user.id == actor.user.id
+            || (self.permissions)
+                .authorize(&actor.user, permission, site, Some(&record.user))
+                .is_ok();
+        if !visible {
+            return Err(not_found());
+        }
+        Ok(record.into())
+    }
+
+    /// A user by id: oneself always, anyone else with [`Permission::ViewUsers`] in their site
+    /// and within the actor's rank (a refusal is audited).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::UserNotFound`]; store errors.
+    pub fn user_summary(&self, actor: &UserId, user: &UserId) -> Result<UserSummary, Error> {
+        let record = self.load(user)?;
+        if actor != user {
+            let (permission, action) = (Permission::ViewUsers, AuditAction::UsersViewed);
+            let site = &record.user.site;
+            self.authorize(actor, permission, action, site, Some(&record.user))?;
+        }
+        Ok(record.into())
+    }
+
     /// Reads the audit trail. Every user may read their own events (`query.user` set to
     /// themself: a profile page); anything else needs [`Permission::ViewUsers`] and
     /// `query.site` set to a site the actor manages.
@@ -402,6 +453,16 @@ impl Keyward {
                 "expiry_in_the_past",
             );
         }
+        let max_days = crate::policy::MAX_TEMPORARY_LIFETIME_DAYS;
+        if options
+            .expires_at
+            .is_some_and(|at| at > now + time::Duration::days(max_days))
+        {
+            return refuse(
+                PolicyViolation::ExpiryTooFar { max_days }.into(),
+                "expiry_too_far",
+            );
+        }
         let mode = options.mode.unwrap_or(rules.mode);
         let hash = self.hasher.hash(&password.to_password())?;
         let mut credential = rules.issue(stored(&hash), now, mode, actor.clone(), None);
@@ -505,20 +566,38 @@ impl Keyward {
     }
 
     /// Locks an account by hand (until an administrator unlocks it), with a reason recorded
-    /// in the audit trail. Sign-ins are refused as locked from now on; the TOTP counter is
-    /// left alone (a locked password stops every sign-in already).
+    /// in the audit trail. Sign-ins are refused as locked from now on, pending reset links
+    /// and device codes are withdrawn, and no self-service path (a password reset) lifts
+    /// the lock; the TOTP counter is left alone (a locked password stops every sign-in).
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`] (locking is part of [`Permission::Unlock`]); store errors.
+    /// [`Error::PermissionDenied`] (locking is part of [`Permission::Unlock`]);
+    /// [`Error::InvalidUser`] for an empty reason, one over 500 characters or one with
+    /// control characters; store errors.
     pub fn lock_user(&self, actor: &UserId, target: &UserId, reason: &str) -> Result<(), Error> {
         let record = self.load(target)?;
         let site = &record.user.site;
         let (permission, action) = (Permission::Unlock, AuditAction::Locked);
         self.authorize(actor, permission, action, site, Some(&record.user))?;
+        if reason.trim().is_empty()
+            || reason.chars().count() > 500
+            || reason.chars().any(char::is_control)
+        {
+            let reason = "must be 1 to 500 characters without control characters";
+            return Err(InvalidField {
+                field: "reason",
+                reason,
+            }
+            .into());
+        }
         let counter = LockCounter::Password;
         let rule = self.lockout_rule(&record.user, counter);
         let event = crate::lockout::LockEvent::Lock;
         let _ = (self.store).apply_lock_event(target, counter, &rule, &event, self.now())?;
+        // Codes already sent would let the user around the lock: they go.
+        for kind in [OneTimeKind::ResetToken, OneTimeKind::DeviceCode] {
+            self.store.set_one_time(target, kind, None)?;
+        }
         let event = self.event(
             action,
             AuditOutcome::Succeeded,

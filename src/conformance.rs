@@ -98,7 +98,8 @@ macro_rules! conformance_tests {
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
-            create_users_skips_taken);
+            create_users_skips_taken, create_users_decides_in_order,
+            usernames_fold_and_lookalikes_are_refused);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
@@ -115,7 +116,8 @@ macro_rules! conformance_tests {
             temporary_password_consumed_once, one_time_codes, totp_step_only_newer,
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
-            create_users_skips_taken);
+            create_users_skips_taken, create_users_decides_in_order,
+            usernames_fold_and_lookalikes_are_refused);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1761,6 +1763,111 @@ pub fn create_users_skips_taken(store: &dyn UserStore) {
     assert_eq!(recorded, expected, "one event per created user, in order");
     assert_eq!(events[0], created_event(&fresh));
     assert_eq!(store.create_users(&[]).expect("empty call failed"), vec![]);
+}
+
+/// `create_users` decides each entry as inserting them one after the other would: an entry
+/// skipped for its id leaves its username free for a later one; the same id twice in one call
+/// creates the first; a call longer than any backend's internal chunk is decided whole.
+pub fn create_users_decides_in_order(store: &dyn UserStore) {
+    let existing = person(site(), "existing", "E", "X");
+    create(store, &existing);
+    let mut reused_id = person(site(), "free-name", "R", "Eused");
+    reused_id.user.id = existing.user.id.clone();
+    let later = person(site(), "FREE-NAME", "L", "Ater");
+    let first = person(site(), "first", "F", "Irst");
+    let mut same_id = person(site(), "second", "S", "Econd");
+    same_id.user.id = first.user.id.clone();
+    let batch = [&reused_id, &later, &first, &same_id].map(new_user);
+    let done = store.create_users(&batch).expect("create_users failed");
+    let expected = [
+        Creation::IdTaken,
+        Creation::Created,
+        Creation::Created,
+        Creation::IdTaken,
+    ];
+    assert_eq!(done, expected);
+    assert_eq!(get(store, &later.user.id).user.username, "FREE-NAME");
+    assert_eq!(get(store, &first.user.id).user.username, "first");
+    let many: Vec<NewUser> = (0..900)
+        .map(|i| new_user(&person(other_site(), &format!("many-{i}"), "M", "Any")))
+        .collect();
+    let done = store.create_users(&many).expect("create_users failed");
+    assert!(done.iter().all(|c| *c == Creation::Created));
+    let events = events_of(store, AuditAction::UserCreated);
+    assert_eq!(events.len(), 2 + 900, "one event per created user");
+    let order: Vec<_> = events[2..].iter().map(|e| e.target.clone()).collect();
+    let expected: Vec<_> = many
+        .iter()
+        .map(|u| Some(u.record.user.id.clone()))
+        .collect();
+    assert_eq!(order, expected, "events in the call's order");
+}
+
+/// Usernames are compared after Unicode compatibility normalization and case folding, and a
+/// username that looks like one the site has (the same UTS #39 skeleton) is refused, on
+/// creation, in `create_users` and on a rename; another site may hold it.
+pub fn usernames_fold_and_lookalikes_are_refused(store: &dyn UserStore) {
+    let found = |name: &str| {
+        store
+            .find_user(&site(), name)
+            .expect("find failed")
+            .map(|r| r.user.id)
+    };
+    let ada = person(site(), "ada", "A", "Da");
+    create(store, &ada);
+    assert_eq!(
+        found("\u{FF21}\u{FF24}\u{FF21}"),
+        Some(ada.user.id.clone()),
+        "fullwidth ＡＤＡ"
+    );
+    let cyrillic = person(site(), "\u{430}da", "C", "Yrillic");
+    is_conflict(
+        store.create_user(&cyrillic),
+        crate::store::CONFUSABLE_USERNAME,
+    );
+    let done = store
+        .create_users(&[new_user(&cyrillic)])
+        .expect("create_users failed");
+    assert_eq!(done, [Creation::UsernameConfusable]);
+    let elsewhere = person(other_site(), "\u{430}da", "C", "Yrillic");
+    create(store, &elsewhere);
+    let jose = person(site(), "jos\u{E9}", "J", "Ose");
+    create(store, &jose);
+    assert_eq!(
+        found("jose\u{301}"),
+        Some(jose.user.id.clone()),
+        "decomposed é"
+    );
+    is_conflict(
+        store.create_user(&person(site(), "JOSE\u{301}", "J", "2")),
+        "username",
+    );
+    let sigma = person(site(), "\u{3A3}\u{391}\u{3A3}", "S", "Igma");
+    create(store, &sigma);
+    assert_eq!(
+        found("\u{3C3}\u{3B1}\u{3C3}"),
+        Some(sigma.user.id.clone()),
+        "σασ"
+    );
+    assert_eq!(
+        found("\u{3C3}\u{3B1}\u{3C2}"),
+        Some(sigma.user.id.clone()),
+        "σας"
+    );
+    let mut bob = person(site(), "bob", "B", "Ob");
+    create(store, &bob);
+    bob.user.username = "\u{430}DA".into();
+    is_conflict(
+        store.update_profile(&bob.user),
+        crate::store::CONFUSABLE_USERNAME,
+    );
+    bob.user.username = "ADA".into();
+    is_conflict(store.update_profile(&bob.user), "username");
+    bob.user.username = "BOB".into();
+    store
+        .update_profile(&bob.user)
+        .expect("renaming to its own look is fine");
+    assert_eq!(found("bob"), Some(bob.user.id.clone()));
 }
 
 // ---------------------------------------------------------------------------------------------

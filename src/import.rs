@@ -36,9 +36,9 @@ use crate::user::{PasswordCredential, Role, SiteId, TemporaryMode, User, UserId}
 
 /// One user read from an import file, before it is given a site and an id.
 ///
-/// `Debug` never shows the hash's salt or more than its first characters (see
-/// [`ImportRecord`]).
-#[derive(Debug, Clone)]
+/// `Debug` shows the line and the username only: any other field may hold a value that was
+/// put in the wrong column.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ImportedUser {
     /// The line the record starts on (1 is the first line of the file).
@@ -69,6 +69,15 @@ pub struct ImportedUser {
     pub sso_linked: bool,
     /// The legacy hash, if the record carries one.
     pub password: Option<ImportRecord>,
+}
+
+impl fmt::Debug for ImportedUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportedUser")
+            .field("line", &self.line)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ImportedUser {
@@ -290,25 +299,77 @@ impl Fields {
     }
 }
 
-/// Reads NDJSON: one JSON object per line, blank lines ignored. Streams: one line in memory
-/// at a time.
+/// The longest record the readers take (an NDJSON line, a CSV record): far above any real
+/// user, low enough that a file without line breaks cannot fill memory.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Reads one line of at most [`MAX_RECORD_BYTES`] into `buf` (without the newline); the rest
+/// of a longer line is skipped. `Ok(None)` at the end of the input; `Ok(Some(false))` for a
+/// line that was too long.
+fn bounded_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let mut fits = true;
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read_any.then_some(fits));
+        }
+        read_any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], Some(end + 1)),
+            None => (available, None),
+        };
+        if fits && buf.len() + chunk.len() <= MAX_RECORD_BYTES {
+            buf.extend_from_slice(chunk);
+        } else {
+            fits = false;
+        }
+        let used = done.unwrap_or(available.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(fits));
+        }
+    }
+}
+
+/// Reads NDJSON: one JSON object per line, blank lines ignored, a UTF-8 byte-order mark on
+/// the first line allowed. Streams: one line (at most [`MAX_RECORD_BYTES`]) in memory at a
+/// time. A read error is reported once, on the line it happened, and ends the records.
 pub fn ndjson_records<R: BufRead>(
-    reader: R,
+    mut reader: R,
 ) -> impl Iterator<Item = Result<ImportedUser, RecordError>> {
-    let mut lines = reader.split(b'\n');
+    let mut buf = Vec::new();
     let mut line = 0u64;
+    let mut ended = false;
     std::iter::from_fn(move || {
-        loop {
+        while !ended {
             line += 1;
-            let bytes = match lines.next()? {
-                Ok(bytes) => bytes,
-                Err(_) => return Some(Err(RecordError::record(line, "could not be read"))),
+            let fits = match bounded_line(&mut reader, &mut buf) {
+                Ok(Some(fits)) => fits,
+                Ok(None) => return None,
+                Err(_) => {
+                    ended = true;
+                    return Some(Err(RecordError::record(line, "could not be read")));
+                }
+            };
+            if !fits {
+                return Some(Err(RecordError::record(line, "is longer than 64 KiB")));
+            }
+            let bytes = match (line, buf.strip_prefix(b"\xEF\xBB\xBF")) {
+                (1, Some(rest)) => rest,
+                _ => &buf[..],
             };
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return Some(ndjson_record(line, &bytes));
+            return Some(ndjson_record(line, bytes));
         }
+        None
     })
 }
 
@@ -368,7 +429,7 @@ pub fn csv_records<R: Read>(reader: R) -> impl Iterator<Item = Result<ImportedUs
             Ok(record) => record,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                // A broken file (I/O, invalid UTF-8) ends the read; a bad row does not.
+                // A read error ends the records; a bad row (invalid UTF-8 too) does not.
                 if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
                     return Some(Err(RecordError::record(
                         line,
@@ -383,6 +444,11 @@ pub fn csv_records<R: Read>(reader: R) -> impl Iterator<Item = Result<ImportedUs
             }
         };
         let line = record.position().map_or(0, csv::Position::line);
+        if record.as_slice().len() > MAX_RECORD_BYTES {
+            // An unclosed quote swallows the rest of the file into one record: say so.
+            let reason = "is longer than 64 KiB (an unclosed quote swallows the lines after it)";
+            return Some(Err(RecordError::record(line, reason)));
+        }
         let map = header
             .iter()
             .zip(record.iter())
@@ -402,6 +468,7 @@ pub struct ImportProgress {
     /// Users created.
     pub created: u64,
     /// Records skipped because the site already has the username (or the id is used).
+    /// A username that only looks like one the site has is refused instead.
     pub existing: u64,
     /// Records refused (each reported to the refusal callback).
     pub refused: u64,
@@ -539,6 +606,10 @@ impl Keyward {
         match self.store.create_users(std::slice::from_ref(&new))?.first() {
             Some(Creation::Created) => Ok(new.record.user),
             Some(Creation::IdTaken) => Err(StoreError::Conflict { what: "user id" }.into()),
+            Some(Creation::UsernameConfusable) => Err(StoreError::Conflict {
+                what: crate::store::CONFUSABLE_USERNAME,
+            }
+            .into()),
             _ => Err(StoreError::Conflict { what: "username" }.into()),
         }
     }
@@ -576,6 +647,7 @@ impl Keyward {
         };
         let mut counts = ImportProgress::default();
         let mut batch = Vec::with_capacity(options.batch_size);
+        let mut lines = Vec::with_capacity(options.batch_size);
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             if options
@@ -588,8 +660,12 @@ impl Keyward {
             }
             for next in records.by_ref().take(options.batch_size) {
                 counts.read += 1;
-                match self.import_entry(actor_user.as_ref(), site, next) {
-                    Ok(entry) => batch.push(entry),
+                let line = next.as_ref().map_or(0, |r| r.line);
+                match self.import_entry(actor_user.as_ref(), site, next)? {
+                    Ok(entry) => {
+                        lines.push(line);
+                        batch.push(entry);
+                    }
                     Err(refused) => {
                         counts.refused += 1;
                         if let Some(report) = options.on_refused.as_mut() {
@@ -598,13 +674,21 @@ impl Keyward {
                     }
                 }
             }
-            for creation in self.store.create_users(&batch)? {
+            for (creation, line) in self.store.create_users(&batch)?.into_iter().zip(&lines) {
                 match creation {
                     Creation::Created => counts.created += 1,
+                    Creation::UsernameConfusable => {
+                        counts.refused += 1;
+                        let reason = "looks like a username the site already has";
+                        if let Some(report) = options.on_refused.as_mut() {
+                            report(&RecordError::new(*line, "username", reason));
+                        }
+                    }
                     _ => counts.existing += 1,
                 }
             }
             batch.clear();
+            lines.clear();
             if let Some(report) = options.on_progress.as_mut() {
                 report(&counts);
             }
@@ -618,31 +702,32 @@ impl Keyward {
         actor: Option<&User>,
         site: &SiteId,
         next: Result<ImportedUser, RecordError>,
-    ) -> Result<NewUser, RecordError> {
-        let imported = next?;
+    ) -> Result<Result<NewUser, RecordError>, Error> {
+        let imported = match next {
+            Ok(imported) => imported,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let line = imported.line;
         let (user, hash) = imported.into_user(site, self.now());
         if let Some(actor) = actor {
             let (permission, action) = (Permission::ManageUsers, AuditAction::UserCreated);
-            if self
-                .require(actor, permission, action, site, Some(&user))
-                .is_err()
-            {
-                return Err(RecordError::new(
-                    line,
-                    "role",
-                    "may not be granted by the importer",
-                ));
+            match self.require(actor, permission, action, site, Some(&user)) {
+                Ok(()) => {}
+                Err(Error::PermissionDenied(_)) => {
+                    let reason = "may not be granted by the importer";
+                    return Ok(Err(RecordError::new(line, "role", reason)));
+                }
+                Err(system) => return Err(system),
             }
         }
         let actor = actor.map(|a| &a.id);
-        self.imported(actor, user, hash.as_ref())
-            .map_err(|e| match e {
-                Error::InvalidUser(invalid) => {
-                    RecordError::new(line, invalid.field, invalid.reason)
-                }
-                Error::Import(import) => import_refusal(line, &import),
-                _ => RecordError::record(line, "could not be prepared"),
-            })
+        match self.imported(actor, user, hash.as_ref()) {
+            Ok(entry) => Ok(Ok(entry)),
+            Err(Error::InvalidUser(invalid)) => {
+                Ok(Err(RecordError::new(line, invalid.field, invalid.reason)))
+            }
+            Err(Error::Import(import)) => Ok(Err(import_refusal(line, &import))),
+            Err(system) => Err(system),
+        }
     }
 }

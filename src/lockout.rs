@@ -73,6 +73,13 @@ impl LockState {
         self.locked_at.is_some() && self.locked_until.is_none_or(|until| now < until)
     }
 
+    /// Whether an administrator locked the account by hand (and nobody has unlocked it):
+    /// no self-service path (a password reset, a device code) lifts such a lock.
+    #[must_use]
+    pub fn is_locked_by_administrator(&self, now: OffsetDateTime) -> bool {
+        self.is_locked(now) && self.lock_reason == Some(LockReason::Administrative)
+    }
+
     /// Whether the lock holds until an administrator unlocks it.
     #[must_use]
     pub fn is_permanently_locked(&self) -> bool {

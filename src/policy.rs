@@ -248,7 +248,18 @@ pub enum PolicyViolation {
     /// A temporary password's expiry set by an administrator is not in the future.
     #[error("the expiry must lie in the future")]
     ExpiryInThePast,
+    /// A temporary password's expiry set by an administrator is further away than
+    /// [`MAX_TEMPORARY_LIFETIME_DAYS`].
+    #[error("the expiry may be at most {max_days} days away")]
+    ExpiryTooFar {
+        /// The limit in days.
+        max_days: i64,
+    },
 }
+
+/// The furthest an administrator may set a temporary password's expiry: a year and a day (a
+/// school year's cohort, an SSO outage); a password that must live longer is not temporary.
+pub const MAX_TEMPORARY_LIFETIME_DAYS: i64 = 366;
 
 /// How temporary passwords are generated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,7 +65,8 @@ impl Keyward {
         match self.store.find_user(site, username)? {
             Some(record)
                 if record.user.status == UserStatus::Active
-                    && !record.holds_admin_managed_password() =>
+                    && !record.holds_admin_managed_password()
+                    && !record.password_lock.is_locked_by_administrator(self.now()) =>
             {
                 match self.send_reset(&record.user, None) {
                     // Undelivered: the caller hears the same `Ok` as for anyone else; the
@@ -85,7 +86,8 @@ impl Keyward {
                 let reason = match &found {
                     None => "unknown_user",
                     Some(r) if r.user.status != UserStatus::Active => "disabled",
-                    Some(_) => "admin_managed_password",
+                    Some(r) if r.holds_admin_managed_password() => "admin_managed_password",
+                    Some(_) => "locked_by_administrator",
                 };
                 let (action, outcome) = (AuditAction::PasswordResetSent, AuditOutcome::Denied);
                 let target = found.as_ref().map(|r| &r.user.id);
@@ -215,6 +217,11 @@ impl Keyward {
         };
         if record.holds_admin_managed_password() {
             return deny("admin_managed_password");
+        }
+        // A reset lifts a lock of failures (proving control of the email is the way back),
+        // never one an administrator set by hand.
+        if record.password_lock.is_locked_by_administrator(now) {
+            return deny("locked_by_administrator");
         }
         let credential = match self.store.try_one_time(
             &id,

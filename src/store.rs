@@ -319,11 +319,27 @@ impl UserQuery {
     }
 }
 
-/// Case folding used for every case-insensitive comparison (usernames, search text).
+/// The key of every case-insensitive comparison (usernames, names, emails, groups, search
+/// text): compatibility-normalized and case-folded, NFKC(casefold(NFKD(text))) of the trimmed
+/// text, so fullwidth `ＡＤＡ` is `ada`, `ΣΑΣ` is `σασ` and a decomposed `josé` is the
+/// composed one.
 #[must_use]
 pub fn fold(text: &str) -> String {
-    text.trim().to_lowercase()
+    use caseless::Caseless;
+    use unicode_normalization::UnicodeNormalization;
+    text.trim().nfkd().default_case_fold().nfkc().collect()
 }
+
+/// The confusable skeleton of a username (UTS #39 `skeleton` of its [`fold`]): two usernames
+/// with the same skeleton look alike (Latin `ada` and Cyrillic `аda`), and a site holds at
+/// most one of them.
+#[must_use]
+pub fn skeleton(username: &str) -> String {
+    unicode_security::skeleton(&fold(username)).collect()
+}
+
+/// [`StoreError::Conflict`]'s `what` for a username that looks like one the site has.
+pub const CONFUSABLE_USERNAME: &str = "username (confusable with an existing one)";
 
 fn validate_limit(limit: u32) -> Result<(), StoreError> {
     if limit == 0 || limit > MAX_PAGE {
@@ -577,6 +593,9 @@ pub enum Creation {
     UsernameTaken,
     /// Skipped: the user id is already used.
     IdTaken,
+    /// Skipped: the username is confusable with one the site has (the same [`skeleton`]),
+    /// or with an earlier entry's.
+    UsernameConfusable,
 }
 
 /// The store contract.
@@ -585,7 +604,7 @@ pub enum Creation {
 /// Every backend must meet all of the following; [`crate::conformance`] checks them.
 ///
 /// - **Uniqueness.** A user id is unique; a username is unique per site after case folding
-///   ([`fold`]). Breaking either is [`StoreError::Conflict`], and nothing is written
+///   ([`fold`]), and so is its confusable [`skeleton`] ([`CONFUSABLE_USERNAME`]). Breaking either is [`StoreError::Conflict`], and nothing is written
 ///   ([`create_users`](Self::create_users) instead skips and reports the entry).
 /// - **Missing rows.** Reads of a missing user return `Ok(None)`; writes to a missing user
 ///   return [`StoreError::NotFound`].

@@ -281,6 +281,33 @@ pub struct InvalidField {
     pub reason: &'static str,
 }
 
+/// Refuses characters that make a username look like another: default-ignorable ones
+/// (zero-width space and joiners, soft hyphen, the bidi embeddings, overrides and isolates,
+/// variation selectors) and non-characters. What remains is compared by [`fold`] and
+/// [`skeleton`](crate::store::skeleton).
+///
+/// [`fold`]: crate::store::fold
+fn check_username(username: &str) -> Result<(), InvalidField> {
+    use unicode_security::GeneralSecurityProfile;
+    use unicode_security::general_security_profile::IdentifierType;
+    let hidden = username.chars().any(|c| {
+        let noncharacter = (u32::from(c) & 0xFFFE) == 0xFFFE || ('\u{FDD0}'..='\u{FDEF}').contains(&c);
+        noncharacter
+            || matches!(
+                c.identifier_type(),
+                Some(IdentifierType::Default_Ignorable | IdentifierType::Not_Character)
+            )
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    });
+    if hidden {
+        return Err(InvalidField {
+            field: "username",
+            reason: "contains invisible or text-direction characters",
+        });
+    }
+    Ok(())
+}
+
 fn check_text(
     field: &'static str,
     value: &str,
@@ -315,6 +342,7 @@ impl User {
     /// [`InvalidField`] naming the first field that fails.
     pub fn validate(&self) -> Result<(), InvalidField> {
         check_text("username", &self.username, 1, 254)?;
+        check_username(&self.username)?;
         check_text("forename", &self.forename, 0, 200)?;
         check_text("surname", &self.surname, 0, 200)?;
         check_text("user_type", &self.user_type, 1, 64)?;

@@ -220,9 +220,13 @@ fn story(tool: &Tool) {
         .expect(0);
     assert_eq!(out.json()[0]["locked"]["reason"], "administrative");
 
-    // temporary passwords: admin-managed with an expiry, then removed.
+    // temporary passwords: admin-managed with an expiry (its last day 60 days from now),
+    // then removed.
+    let last = time::OffsetDateTime::now_utc().date() + time::Duration::days(60);
+    let last_day = last.to_string();
+    let day_after = (last + time::Duration::days(1)).to_string();
     let out = tool
-        .admin(&["temp", "set", "dee", "--managed", "--expires", "2099-12-31"])
+        .admin(&["temp", "set", "dee", "--managed", "--expires", &last_day])
         .expect(0);
     let issued = &out.json()[0];
     assert_eq!(issued["mode"], "admin_managed");
@@ -230,7 +234,7 @@ fn story(tool: &Tool) {
         issued["expires_at"]
             .as_str()
             .unwrap()
-            .starts_with("2100-01-01")
+            .starts_with(&day_after)
     );
     let dee_password = issued["password"].as_str().unwrap().to_owned();
     tool.sign_in("dee", &dee_password).expect(0);
@@ -248,8 +252,18 @@ fn story(tool: &Tool) {
             .unwrap()
             .contains("ada@example.org")
     );
-    let mail = std::fs::read_dir(tool.path("mail")).unwrap().count();
-    assert_eq!(mail, 1, "the reset link was dropped for delivery");
+    let mail: Vec<_> = std::fs::read_dir(tool.path("mail"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(mail.len(), 1, "the reset link was dropped for delivery");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tool.path("mail")), 0o700);
+        assert_eq!(mode(&mail[0].path()), 0o600);
+    }
 
     // groups and bulk regeneration with both report files.
     let out = tool.admin(&["groups"]).expect(0);
@@ -307,6 +321,35 @@ fn story(tool: &Tool) {
     tool.sign_in("fay", &fay[password_at]).expect(10);
     let out = tool.admin(&["unclaimed"]).expect(0);
     assert!(out.json().iter().any(|u| u["username"] == "dee"));
+    // A report path that exists (or is a planted link) is refused before anything changes.
+    let before = tool
+        .admin(&["search", "--temporary"])
+        .expect(0)
+        .json()
+        .len();
+    let again = [
+        "bulk-regenerate",
+        "--group",
+        "Year 7",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--yes",
+    ];
+    tool.admin(&again).expect(1);
+    let out = tool.admin(&["unclaimed", "--reveal", "dee"]).expect(0);
+    let dee_row = rows.iter().find(|r| &r[user_at] == "dee").unwrap();
+    assert_eq!(
+        out.json()[0]["password"].as_str(),
+        Some(&dee_row[password_at]),
+        "the list holds"
+    );
+    assert_eq!(
+        tool.admin(&["search", "--temporary"])
+            .expect(0)
+            .json()
+            .len(),
+        before
+    );
     // Without a report file nothing runs: the passwords would be lost.
     tool.admin(&["bulk-regenerate", "--group", "Year 7", "--yes"])
         .expect(1);
@@ -385,7 +428,17 @@ fn story(tool: &Tool) {
     for row in &rows {
         assert!(!out.stdout.contains(&row[password_at]));
     }
-    let stored = std::fs::read(tool.path("keyward.db")).unwrap_or_default();
+    // On SQLite, the file itself (PostgreSQL rows are scanned in the at-rest tests).
+    let stored = match std::fs::read(tool.path("keyward.db")) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            assert!(
+                tool.store_args[0] == "--postgres",
+                "the SQLite file is missing"
+            );
+            Vec::new()
+        }
+    };
     for row in &rows {
         let password = row[password_at].as_bytes();
         assert!(
@@ -399,11 +452,25 @@ fn story(tool: &Tool) {
             &["audit", "--user", "bob", "--since", "2000-01-01"],
         )
         .expect(0);
+    let events = since.json();
     assert!(
-        since
-            .json()
+        events.iter().any(|e| e["action"] == "locked"),
+        "bob's lock is in his trail"
+    );
+    assert!(
+        events
             .iter()
             .all(|e| e["username"] == "bob" || e["actor"] == "bob")
+    );
+    let future = tool
+        .run(
+            &[("KEYWARD_ADMIN_PASSWORD", NEW_ADMIN_PASSWORD)],
+            &["audit", "--user", "bob", "--since", "2999-01-01"],
+        )
+        .expect(0);
+    assert!(
+        future.json().is_empty(),
+        "--since leaves out what came before"
     );
 }
 
@@ -432,6 +499,16 @@ fn usage_errors_and_help() {
     let help = tool.admin(&["--help"]).expect(0);
     assert!(help.stdout.contains("bulk-regenerate") && help.stdout.contains("Exit codes"));
     tool.admin(&["no-such-command"]).expect(64);
+    // The environment's values never show in the help: a URL may hold a password.
+    let url = ("KEYWARD_POSTGRES_URL", "postgres://u:s3cret-pw@db/x");
+    let help = tool.run(&[url], &["--help"]).expect(0);
+    assert!(!help.stdout.contains("s3cret-pw"), "{}", help.stdout);
+    // A missing --site is a usage error.
+    let mut cmd = Command::new(binary());
+    cmd.args(&tool.store_args)
+        .args(["--as", "head", "search"])
+        .env_remove("KEYWARD_SITE");
+    assert_eq!(cmd.output().unwrap().status.code(), Some(64));
     // No password and no terminal: a clear error, not a hang.
     let mut cmd = Command::new(binary());
     cmd.args(&tool.store_args)

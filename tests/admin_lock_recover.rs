@@ -94,7 +94,10 @@ fn break_glass_recovers_a_locked_out_administrator_with_a_single_use_password() 
         SignIn::Denied
     );
     assert!(matches!(denied.reason(), DenialReason::Locked { .. }));
-    let temporary = fx.kw.recover_administrator(&fx.site, "HEAD").unwrap();
+    let temporary = fx
+        .kw
+        .recover_administrator(&fx.site, "HEAD", false)
+        .unwrap();
     // The old password no longer works; the printed one does, once, and forces a change.
     let denied = step!(
         fx.sign_in("head", &Password::new(ADMIN_PASSWORD)),
@@ -120,13 +123,132 @@ fn break_glass_recovers_a_locked_out_administrator_with_a_single_use_password() 
     assert_eq!(events[0].actor, None);
     assert_eq!(events[0].reason.as_deref(), Some("direct database access"));
     // Only administrators, and only existing ones.
-    let err = fx.kw.recover_administrator(&fx.site, "pupil").unwrap_err();
+    let err = fx
+        .kw
+        .recover_administrator(&fx.site, "pupil", false)
+        .unwrap_err();
     assert!(
         matches!(err, Error::NotAnAdministrator { ref user } if *user == pupil.id),
         "{err:?}"
     );
-    let err = fx.kw.recover_administrator(&fx.site, "nobody").unwrap_err();
+    let err = fx
+        .kw
+        .recover_administrator(&fx.site, "nobody", false)
+        .unwrap_err();
     assert!(matches!(err, Error::UsernameNotFound { .. }), "{err:?}");
     let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
     let _ = USER_PASSWORD;
+}
+
+/// A hand lock holds against every self-service path: a reset link sent before the lock is
+/// withdrawn, and one asked for afterwards is not sent (the request answers as for anyone).
+#[test]
+fn a_password_reset_does_not_lift_a_hand_lock() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    fx.kw.request_password_reset(&fx.site, "pupil").unwrap();
+    let early = fx.reset_token_to("pupil@example.org");
+    fx.kw
+        .lock_user(&fx.admin.id, &pupil.id, "investigation")
+        .unwrap();
+    let new = || Password::new("glacier-lantern-orbit-61");
+    let done = fx
+        .kw
+        .reset_password(&keyward::OneTimeCode::new(early), new())
+        .unwrap();
+    assert!(
+        matches!(done, keyward::recovery::PasswordReset::InvalidToken),
+        "{done:?}"
+    );
+    fx.kw.request_password_reset(&fx.site, "pupil").unwrap();
+    assert!(
+        fx.outbox
+            .take_last_to(&keyward::notify::Recipient::Email(
+                "pupil@example.org".into()
+            ))
+            .is_none(),
+        "no link is sent to a hand-locked account"
+    );
+    let denied = step!(fx.sign_in_as("pupil"), SignIn::Denied);
+    assert_eq!(denied.reason(), DenialReason::Locked { until: None });
+    let refusals = fx
+        .audit(&AuditQuery::for_user(pupil.id.clone()).action(AuditAction::PasswordResetSent))
+        .items;
+    assert!(
+        refusals
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("locked_by_administrator"))
+    );
+    // A lock of failures is still lifted by a reset (that is what resets are for).
+    fx.kw.unlock(&fx.admin.id, &pupil.id).unwrap();
+    for _ in 0..5 {
+        let _ = fx.sign_in("pupil", &Password::new("wrong"));
+    }
+    fx.kw.request_password_reset(&fx.site, "pupil").unwrap();
+    let token = fx.reset_token_to("pupil@example.org");
+    let done = fx
+        .kw
+        .reset_password(&keyward::OneTimeCode::new(token), new())
+        .unwrap();
+    assert!(
+        matches!(done, keyward::recovery::PasswordReset::Done { .. }),
+        "{done:?}"
+    );
+    let _ = step!(fx.sign_in("pupil", &new()), SignIn::Authenticated);
+}
+
+#[test]
+fn a_lock_reason_is_checked_and_an_expiry_is_bounded() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    for bad in ["", "   ", "line\nbreak", &"x".repeat(501)] {
+        let err = fx.kw.lock_user(&fx.admin.id, &pupil.id, bad).unwrap_err();
+        assert!(matches!(err, Error::InvalidUser(_)), "{bad:?}: {err:?}");
+    }
+    let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
+    let far = IssueOptions::generated().expires_at(T0 + Duration::days(367));
+    let err = fx.issue(&pupil.id, far).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Policy(PolicyViolation::ExpiryTooFar { max_days: 366 })
+        ),
+        "{err:?}"
+    );
+    let refused = fx
+        .audit(&AuditQuery::for_user(pupil.id.clone()).action(AuditAction::TemporaryPasswordSet))
+        .items;
+    assert_eq!(refused.len(), 1, "the refusal is audited");
+    assert_eq!(refused[0].reason.as_deref(), Some("expiry_too_far"));
+    assert!(
+        fx.record(&pupil.id).password.unwrap().temporary.is_none(),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn break_glass_can_reset_a_lost_authenticator_and_audits_refusals() {
+    let fx = fx();
+    let _ = fx
+        .kw
+        .recover_administrator(&fx.site, "nobody", false)
+        .unwrap_err();
+    let refused = fx
+        .audit(&AuditQuery::default().action(AuditAction::AdministratorRecovered))
+        .items;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].reason.as_deref(), Some("unknown_user"));
+    support::enroll(&fx.kw, &fx.admin.id);
+    let mut profile = fx.record(&fx.admin.id).user;
+    profile.email = Some("head@example.org".into());
+    profile.email_verified = true;
+    fx.kw.store().update_profile(&profile).unwrap();
+    let temporary = fx.kw.recover_administrator(&fx.site, "head", true).unwrap();
+    assert!(fx.record(&fx.admin.id).totp.reset_pending);
+    // The emailed device code comes first (the authenticator was reset), as after an
+    // administrator's reset.
+    let _ = step!(
+        fx.sign_in("head", &temporary.to_password()),
+        SignIn::DeviceAuthorizationRequired
+    );
 }

@@ -80,6 +80,83 @@ mod fixtures {
         r
     }
 
+    /// Three users in three sites, to be moved into one site by raw SQL as a version-3
+    /// database could hold them: `ada` (oldest), fullwidth `ＡＤＡ` and Cyrillic `аda`.
+    pub(crate) fn legacy_trio(
+        store: &dyn keyward::UserStore,
+    ) -> (UserRecord, UserRecord, UserRecord) {
+        let mut made = Vec::new();
+        for (i, (name, site_name)) in [("ada", "a"), ("ＡＤＡ", "b"), ("\u{430}da", "c")]
+            .iter()
+            .enumerate()
+        {
+            let mut r = record(name);
+            r.user.site = SiteId::new(site_name).unwrap();
+            r.user.created_at += time::Duration::seconds(i as i64);
+            store.create_user(&r).unwrap();
+            made.push(r);
+        }
+        let lookalike = made.pop().unwrap();
+        let newer = made.pop().unwrap();
+        (made.pop().unwrap(), newer, lookalike)
+    }
+
+    /// The SQL that turns a current database holding [`legacy_trio`] into a version-3 one:
+    /// no skeleton, the old keys (`trim().to_lowercase()`), all three in the first's site.
+    pub(crate) fn back_to_version_3(
+        older: &UserRecord,
+        newer: &UserRecord,
+        lookalike: &UserRecord,
+        sqlite: bool,
+    ) -> String {
+        let site = older.user.site.as_str();
+        let mut sql = String::from(
+            "DROP INDEX users_skeleton; ALTER TABLE users DROP COLUMN username_skeleton; ",
+        );
+        for r in [newer, lookalike] {
+            let old_key = r.user.username.trim().to_lowercase();
+            sql.push_str(&format!(
+                "UPDATE users SET site = '{site}', username_key = '{old_key}' WHERE id = '{}'; \
+                 UPDATE user_groups SET site = '{site}' WHERE user_id = '{}'; ",
+                r.user.id, r.user.id
+            ));
+        }
+        sql.push_str(if sqlite {
+            "PRAGMA user_version = 3;"
+        } else {
+            "DELETE FROM keyward_schema_version WHERE version > 3;"
+        });
+        sql
+    }
+
+    /// After migration 4: the oldest keeps `ada` (and fullwidth `ＡＤＡ` now finds it), the
+    /// newer one that folds alike is parked (its row kept, no typed name reaches it), the
+    /// lookalike still signs in by its own username.
+    pub(crate) fn check_parked(
+        store: &dyn keyward::UserStore,
+        older: &UserRecord,
+        newer: &UserRecord,
+        lookalike: &UserRecord,
+    ) {
+        let site = &older.user.site;
+        let found = |name: &str| store.find_user(site, name).unwrap().map(|r| r.user.id);
+        assert_eq!(found("ada"), Some(older.user.id.clone()));
+        assert_eq!(found("ＡＤＡ"), Some(older.user.id.clone()));
+        assert_eq!(found("\u{430}da"), Some(lookalike.user.id.clone()));
+        let parked = store
+            .get_user(&newer.user.id)
+            .unwrap()
+            .expect("the row is kept");
+        assert_eq!(parked.user.username, "ＡＤＡ");
+        // A new user that looks like either is refused.
+        let mut again = record("\u{430}DA");
+        again.user.site = site.clone();
+        assert!(matches!(
+            store.create_user(&again),
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
     pub(crate) fn is_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
         assert!(
             matches!(r, Err(StoreError::Corrupt { .. })),
@@ -198,7 +275,8 @@ mod sqlite_specific {
             "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
              ALTER TABLE users DROP COLUMN pl_epoch; \
              ALTER TABLE users DROP COLUMN tl_epoch; \
-             DROP INDEX users_role",
+             DROP INDEX users_role; DROP INDEX users_skeleton; \
+             ALTER TABLE users DROP COLUMN username_skeleton",
         )
         .unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
@@ -242,6 +320,25 @@ mod sqlite_specific {
             Err(StoreError::InvalidQuery { .. })
         ));
         assert_eq!(store.get_user(&ok.user.id).unwrap(), Some(ok));
+    }
+
+    #[test]
+    fn version_3_usernames_that_now_fold_alike_are_parked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let (older, newer, lookalike) = super::fixtures::legacy_trio(&store);
+        drop(store);
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let sql = super::fixtures::back_to_version_3(&older, &newer, &lookalike, true);
+        raw.execute_batch(&sql).unwrap();
+        drop(raw);
+        super::fixtures::check_parked(
+            &SqliteStore::open(&path).unwrap(),
+            &older,
+            &newer,
+            &lookalike,
+        );
     }
 
     #[test]
@@ -313,11 +410,25 @@ mod postgres_specific {
         }
         schema.execute(
             "ALTER TABLE users DROP COLUMN pw_tmp_escrow, DROP COLUMN pl_epoch, \
-             DROP COLUMN tl_epoch; DROP INDEX users_role; \
+             DROP COLUMN tl_epoch, DROP COLUMN username_skeleton; DROP INDEX users_role; \
              DELETE FROM keyward_schema_version WHERE version > 1",
         );
         let store = schema.open();
         assert_eq!(store.get_user(&r.user.id).unwrap(), Some(r));
+    }
+
+    #[test]
+    fn version_3_usernames_that_now_fold_alike_are_parked() {
+        let Some(schema) = TestSchema::new() else {
+            return;
+        };
+        let store = schema.open();
+        let (older, newer, lookalike) = super::fixtures::legacy_trio(&store);
+        drop(store);
+        schema.execute(&super::fixtures::back_to_version_3(
+            &older, &newer, &lookalike, false,
+        ));
+        super::fixtures::check_parked(&schema.open(), &older, &newer, &lookalike);
     }
 
     #[test]

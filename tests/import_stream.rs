@@ -307,3 +307,98 @@ fn import_on_a_sqlite_file_writes_users_with_their_events() {
     let again = run(&fx, ndjson(&lines), 10).0;
     assert_eq!(again.existing, 25);
 }
+
+/// A reader whose every read fails (a directory opened as a file does this).
+struct Broken;
+
+impl std::io::Read for Broken {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("broken"))
+    }
+}
+
+#[test]
+fn a_read_error_is_reported_once_and_ends_the_records() {
+    let records: Vec<_> = import::ndjson_records(std::io::BufReader::new(Broken))
+        .take(5)
+        .collect();
+    assert_eq!(records.len(), 1, "one error, then the end");
+    assert_eq!(records[0].as_ref().unwrap_err().field, "record");
+}
+
+#[test]
+fn a_byte_order_mark_is_allowed_and_an_endless_line_is_refused() {
+    let fx = fx();
+    let huge = format!(
+        "{{\"username\": \"{}\"}}",
+        "x".repeat(import::MAX_RECORD_BYTES)
+    );
+    let input = format!("\u{FEFF}{{\"username\": \"bom\"}}\n{huge}\n{{\"username\": \"after\"}}\n");
+    let (done, refused, _) = run(&fx, ndjson(&input), 500);
+    assert_eq!((done.created, done.refused), (2, 1));
+    assert_eq!((refused[0].line, refused[0].field.as_str()), (2, "record"));
+    assert!(fx.kw.store().find_user(&fx.site, "bom").unwrap().is_some());
+    assert!(
+        fx.kw
+            .store()
+            .find_user(&fx.site, "after")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn a_username_that_looks_like_another_is_refused_by_line() {
+    let fx = fx();
+    fx.user("ada");
+    // Cyrillic а; fullwidth ＡＤＡ folds to ada itself (already there).
+    let input = "{\"username\": \"\u{430}da\"}\n{\"username\": \"\u{FF21}\u{FF24}\u{FF21}\"}\n{\"username\": \"a\u{200B}da\"}\n";
+    let (done, refused, _) = run(&fx, ndjson(input), 500);
+    assert_eq!((done.created, done.existing, done.refused), (0, 1, 2));
+    let found: Vec<(u64, &str)> = refused.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(found, [(3, "username"), (1, "username")]);
+}
+
+#[test]
+fn debug_of_a_record_shows_only_line_and_username() {
+    let mut user = ImportedUser::new(7, "ada");
+    user.forename = SECRET.to_owned();
+    let shown = format!("{user:?}");
+    assert!(
+        shown.contains("ada") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn usernames_with_invisible_or_direction_characters_are_refused() {
+    let make = |name: &str| User::new(site(), name, "F", "S", "student", support::T0);
+    for name in [
+        "a\u{200B}da", // zero-width space
+        "a\u{00AD}da", // soft hyphen
+        "ad\u{200D}a", // zero-width joiner
+        "\u{202E}ada", // right-to-left override
+        "ada\u{2066}", // left-to-right isolate
+        "ada\u{200F}", // right-to-left mark
+        "ada\u{FE0F}", // variation selector
+        "ada\u{FFFF}", // non-character
+    ] {
+        let err = make(name)
+            .validate()
+            .expect_err(&format!("{:?} accepted", name.escape_unicode().to_string()));
+        assert_eq!(err.field, "username", "{name:?}");
+    }
+    for name in [
+        "ada",
+        "josé",
+        "jose\u{301}",
+        "ΣΑΣ",
+        "Müller-Lüdenscheidt",
+        "李小龍",
+        "o'neill",
+    ] {
+        make(name)
+            .validate()
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+    }
+}

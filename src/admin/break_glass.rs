@@ -10,13 +10,14 @@ use crate::error::Error;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
 use crate::store::{LockCounter, StoreError, Swap};
-use crate::user::{Role, SiteId, TemporaryMode, UserStatus};
+use crate::user::{Role, SiteId, TemporaryMode, TotpState, UserId, UserStatus};
 
 impl Keyward {
     /// Recovers the administrator `username` of `site`: both lock counters are cleared and a
     /// generated single-use temporary password replaces their password (shown once, here;
-    /// never escrowed or delivered), so the next sign-in forces a new one. Audited as
-    /// `administrator_recovered` with no actor.
+    /// never escrowed or delivered), so the next sign-in forces a new one; with `reset_totp`
+    /// their authenticator is reset too (a lost device). Audited as `administrator_recovered`
+    /// with no actor, refusals included.
     ///
     /// For operators with direct access to the database only (the admin tool's `recover`):
     /// an application must not expose it to its users.
@@ -29,20 +30,30 @@ impl Keyward {
         &self,
         site: &SiteId,
         username: &str,
+        reset_totp: bool,
     ) -> Result<TemporaryPassword, Error> {
+        let action = AuditAction::AdministratorRecovered;
+        let refuse = |target: Option<&UserId>, reason: &str, error: Error| {
+            let event = self.event(action, AuditOutcome::Denied, None, target, site);
+            self.audit(event.with_reason(reason))?;
+            Err(error)
+        };
         let Some(record) = self.store.find_user(site, username)? else {
-            return Err(Error::UsernameNotFound { site: site.clone() });
+            let error = Error::UsernameNotFound { site: site.clone() };
+            return refuse(None, "unknown_user", error);
         };
         let user = &record.user;
         if user.role != Role::Administrator {
-            return Err(Error::NotAnAdministrator {
+            let error = Error::NotAnAdministrator {
                 user: user.id.clone(),
-            });
+            };
+            return refuse(Some(&user.id), "not_an_administrator", error);
         }
         if user.status != UserStatus::Active {
-            return Err(Error::UserDisabled {
+            let error = Error::UserDisabled {
                 user: user.id.clone(),
-            });
+            };
+            return refuse(Some(&user.id), "disabled", error);
         }
         let rules = self.temporary.temporary_rules(user);
         let generated = rules.generate();
@@ -62,17 +73,20 @@ impl Keyward {
         for counter in [LockCounter::Password, LockCounter::Totp] {
             self.unlock_counter(user, counter, &user.id)?;
         }
-        let (action, outcome) = (AuditAction::AdministratorRecovered, AuditOutcome::Succeeded);
-        let event = self.event(action, outcome, None, Some(&user.id), site);
-        let details = format!(
-            "break-glass; temporary password expires_at={}",
-            credential.temporary.as_ref().map_or(now, |t| t.expires_at)
-        );
-        self.audit(
-            event
-                .with_reason("direct database access")
-                .with_details(details),
-        )?;
+        if reset_totp {
+            // As an administrator's reset: the next sign-in asks for an emailed device code,
+            // then a new enrollment.
+            let state = TotpState {
+                reset_pending: true,
+                ..TotpState::default()
+            };
+            self.store.set_totp(&user.id, &state)?;
+        }
+        let event = self.event(action, AuditOutcome::Succeeded, None, Some(&user.id), site);
+        let expires_at = credential.temporary.as_ref().map_or(now, |t| t.expires_at);
+        let details = format!("break-glass; totp_reset={reset_totp}; expires_at={expires_at}");
+        let event = event.with_reason("direct database access");
+        self.audit(event.with_details(details))?;
         Ok(generated.password)
     }
 }

@@ -3,14 +3,13 @@
 //! One mutex guards everything, which makes every operation trivially atomic. Clones share
 //! the same data, so two clones behave like two application servers on one database.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::ops::{self, Part, RecordBackend};
 use super::{
-    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
-    UserQuery, UserRecord, UserStore, compare_for_sort, fold,
+    BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
+    StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore, compare_for_sort, fold, skeleton,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -19,7 +18,48 @@ use crate::user::{SiteId, User, UserId};
 struct Inner {
     users: HashMap<UserId, UserRecord>,
     usernames: HashMap<(SiteId, String), UserId>,
+    /// Username skeletons per site ([`skeleton`]), one user each.
+    skeletons: HashMap<(SiteId, String), UserId>,
     audit: Vec<AuditEvent>,
+}
+
+impl Inner {
+    /// Why `user` may not take its username (as a new user, or renamed), if it may not.
+    fn username_refused(&self, user: &User) -> Option<Creation> {
+        let key = (user.site.clone(), fold(&user.username));
+        let looks = (user.site.clone(), skeleton(&user.username));
+        if self.usernames.get(&key).is_some_and(|id| *id != user.id) {
+            Some(Creation::UsernameTaken)
+        } else if self.skeletons.get(&looks).is_some_and(|id| *id != user.id) {
+            Some(Creation::UsernameConfusable)
+        } else {
+            None
+        }
+    }
+
+    /// Records `user`'s username and skeleton (after [`username_refused`] said yes).
+    fn claim_username(&mut self, user: &User) {
+        let key = (user.site.clone(), fold(&user.username));
+        let looks = (user.site.clone(), skeleton(&user.username));
+        self.usernames.insert(key, user.id.clone());
+        self.skeletons.insert(looks, user.id.clone());
+    }
+
+    fn release_username(&mut self, user: &User) {
+        self.usernames
+            .remove(&(user.site.clone(), fold(&user.username)));
+        self.skeletons
+            .remove(&(user.site.clone(), skeleton(&user.username)));
+    }
+}
+
+fn conflict(refused: Creation) -> StoreError {
+    let what = match refused {
+        Creation::UsernameConfusable => CONFUSABLE_USERNAME,
+        Creation::IdTaken => "user id",
+        _ => "username",
+    };
+    StoreError::Conflict { what }
 }
 
 /// The in-memory store. Cloning gives another handle on the same data.
@@ -72,14 +112,13 @@ fn paginate<T>(items: Vec<T>, offset: u64, limit: u32) -> Page<T> {
 impl UserStore for InMemoryStore {
     fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let key = (record.user.site.clone(), fold(&record.user.username));
         if inner.users.contains_key(&record.user.id) {
-            return Err(StoreError::Conflict { what: "user id" });
+            return Err(conflict(Creation::IdTaken));
         }
-        if inner.usernames.contains_key(&key) {
-            return Err(StoreError::Conflict { what: "username" });
+        if let Some(refused) = inner.username_refused(&record.user) {
+            return Err(conflict(refused));
         }
-        inner.usernames.insert(key, record.user.id.clone());
+        inner.claim_username(&record.user);
         inner.users.insert(record.user.id.clone(), record.clone());
         Ok(())
     }
@@ -88,16 +127,15 @@ impl UserStore for InMemoryStore {
         let mut inner = self.lock();
         let mut out = Vec::with_capacity(users.len());
         for NewUser { record, event } in users {
-            let key = (record.user.site.clone(), fold(&record.user.username));
             let creation = if inner.users.contains_key(&record.user.id) {
                 Creation::IdTaken
-            } else if let Entry::Vacant(slot) = inner.usernames.entry(key) {
-                slot.insert(record.user.id.clone());
+            } else if let Some(refused) = inner.username_refused(&record.user) {
+                refused
+            } else {
+                inner.claim_username(&record.user);
                 inner.users.insert(record.user.id.clone(), record.clone());
                 inner.audit.push(event.clone());
                 Creation::Created
-            } else {
-                Creation::UsernameTaken
             };
             out.push(creation);
         }
@@ -116,21 +154,16 @@ impl UserStore for InMemoryStore {
 
     fn update_profile(&self, user: &User) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let old = inner
-            .users
-            .get(&user.id)
-            .map(|r| (r.user.site.clone(), fold(&r.user.username)))
+        let old = (inner.users.get(&user.id))
+            .map(|r| r.user.clone())
             .ok_or_else(|| StoreError::NotFound {
                 user: user.id.clone(),
             })?;
-        let new = (user.site.clone(), fold(&user.username));
-        if new != old {
-            if inner.usernames.contains_key(&new) {
-                return Err(StoreError::Conflict { what: "username" });
-            }
-            inner.usernames.remove(&old);
-            inner.usernames.insert(new, user.id.clone());
+        if let Some(refused) = inner.username_refused(user) {
+            return Err(conflict(refused));
         }
+        inner.release_username(&old);
+        inner.claim_username(user);
         if let Some(record) = inner.users.get_mut(&user.id) {
             record.user = user.clone();
         }

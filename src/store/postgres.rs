@@ -34,8 +34,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
 use super::{
-    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
-    UserQuery, UserRecord, UserStore, fold,
+    BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
+    StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore, fold, skeleton,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_escrow.sql"),
     include_str!("postgres/0003_lock_epoch.sql"),
+    include_str!("postgres/0004_unicode_keys.sql"),
 ];
 
 /// The schema version this build writes.
@@ -160,6 +161,7 @@ fn write_error(context: &'static str, e: postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         let what = match e.as_db_error().and_then(|d| d.constraint()) {
             Some("users_pkey") => "user id",
+            Some("users_skeleton") => CONFUSABLE_USERNAME,
             _ => "username",
         };
         return StoreError::Conflict { what };
@@ -320,6 +322,9 @@ impl PostgresStore {
         {
             tx.batch_execute(migration)
                 .map_err(be("applying a migration"))?;
+            if version == 4 {
+                rekey(&mut tx)?;
+            }
             tx.execute(
                 "INSERT INTO keyward_schema_version (version) VALUES ($1)",
                 &[&version],
@@ -453,6 +458,52 @@ fn insert_groups<'a>(
     insert_group_rows(tx, &tuples, &vals)
 }
 
+/// Migration 4's Rust step: every key recomputed ([`sql::rekey`]), then the skeleton index.
+fn rekey(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+    let context = "recomputing the username keys";
+    let rows = query(tx, context, sql::REKEY_SELECT, &[])?
+        .iter()
+        .map(|r| {
+            Ok(sql::KeyRow {
+                id: r.try_get("id")?,
+                site: r.try_get("site")?,
+                username: r.try_get("username")?,
+                forename: r.try_get("forename")?,
+                surname: r.try_get("surname")?,
+                email: r.try_get("email")?,
+            })
+        })
+        .collect::<Result<Vec<_>, postgres::Error>>()
+        .map_err(be(context))?;
+    let parked = [text_val(sql::REKEY_PARKED)];
+    execute(
+        tx,
+        context,
+        "UPDATE users SET username_key = ?1 || id",
+        &parked,
+    )?;
+    let (plan, _parked) = sql::rekey(&rows);
+    for (id, cols) in plan {
+        let id = UserId::parse(&id).map_err(|_| StoreError::corrupt("id", "not an id"))?;
+        update(tx, cols, &id)?;
+    }
+    for row in query(tx, context, sql::REKEY_GROUPS, &[])? {
+        let (user, position, name): (String, i64, String) = (
+            row.try_get("user_id").map_err(be(context))?,
+            row.try_get("position").map_err(be(context))?,
+            row.try_get("name").map_err(be(context))?,
+        );
+        let vals = [
+            text_val(&fold(&name)),
+            text_val(&user),
+            Val::Int(Some(position)),
+        ];
+        let sql = "UPDATE user_groups SET name_key = ?1 WHERE user_id = ?2 AND position = ?3";
+        execute(tx, context, sql, &vals)?;
+    }
+    tx.batch_execute(sql::SKELETON_INDEX).map_err(be(context))
+}
+
 /// One multi-row `INSERT INTO table` of `rows` (all with the same columns), with `suffix`
 /// appended (`ON CONFLICT …`, `RETURNING …`); the rows it returns.
 fn insert_rows(
@@ -483,17 +534,20 @@ fn insert_rows(
     query(tx, "inserting rows", &sql, &vals)
 }
 
-/// The longest run of `users` from the start in which no id and no username (in its site)
-/// comes twice: inserting such a run in one statement decides each entry as inserting them
+/// The longest run of `users` from the start in which no id, no username and no username
+/// skeleton (in its site) comes twice: inserting such a run in one statement decides each entry as inserting them
 /// one after the other would.
 fn distinct_run(users: &[NewUser]) -> usize {
     let mut ids = HashSet::new();
     let mut names = HashSet::new();
+    let mut looks = HashSet::new();
     users
         .iter()
         .position(|u| {
             let user = &u.record.user;
-            !ids.insert(&user.id) || !names.insert((&user.site, fold(&user.username)))
+            !ids.insert(&user.id)
+                || !names.insert((&user.site, fold(&user.username)))
+                || !looks.insert((&user.site, skeleton(&user.username)))
         })
         .unwrap_or(users.len())
 }
@@ -526,6 +580,7 @@ fn create_users_in(
             .map(|u| text_val(u.record.user.id.as_str()))
             .collect();
         let mut id_taken = HashSet::new();
+        let mut key_taken = HashSet::new();
         if !skipped.is_empty() {
             let mut f = sql::Filter::default();
             let list = skipped.into_iter().map(|v| f.bind(v)).collect::<Vec<_>>();
@@ -535,6 +590,24 @@ fn create_users_in(
                     row.try_get::<_, String>("id")
                         .map_err(be("creating users"))?,
                 );
+            }
+            // Of the rest, those whose username key is taken; the others met a skeleton.
+            let mut f = sql::Filter::default();
+            let pairs: Vec<String> = (run.iter().filter(|u| !is_written(u)))
+                .map(|u| {
+                    let site = f.bind(text_val(u.record.user.site.as_str()));
+                    let key = f.bind(Val::Text(Some(fold(&u.record.user.username))));
+                    format!("(site = {site} AND username_key = {key})")
+                })
+                .collect();
+            let sql = format!(
+                "SELECT site, username_key FROM users WHERE {}",
+                pairs.join(" OR ")
+            );
+            for row in query(tx, "creating users", &sql, &f.vals)? {
+                let site: String = row.try_get("site").map_err(be("creating users"))?;
+                let key: String = row.try_get("username_key").map_err(be("creating users"))?;
+                key_taken.insert((site, key));
             }
         }
         let created: Vec<&NewUser> = run.iter().filter(|u| is_written(u)).collect();
@@ -546,10 +619,15 @@ fn create_users_in(
             .map(|vals| sql::AUDIT_NAMES.iter().copied().zip(vals).collect())
             .collect();
         insert_rows(tx, "audit", &events, "")?;
-        out.extend(run.iter().map(|u| match () {
-            () if is_written(u) => Creation::Created,
-            () if id_taken.contains(u.record.user.id.as_str()) => Creation::IdTaken,
-            () => Creation::UsernameTaken,
+        out.extend(run.iter().map(|u| {
+            let user = &u.record.user;
+            let key = (user.site.as_str().to_owned(), fold(&user.username));
+            match () {
+                () if is_written(u) => Creation::Created,
+                () if id_taken.contains(user.id.as_str()) => Creation::IdTaken,
+                () if key_taken.contains(&key) => Creation::UsernameTaken,
+                () => Creation::UsernameConfusable,
+            }
         }));
     }
     Ok(out)
@@ -612,7 +690,13 @@ impl sql::WriteTx for Transaction<'_> {
                 "SELECT 1 FROM users WHERE id = ?1",
                 &id,
             )?;
-            return Ok(sql::taken(!rows.is_empty()));
+            let key = [
+                text_val(u.site.as_str()),
+                Val::Text(Some(fold(&u.username))),
+            ];
+            let sql = "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2";
+            let keys = query(self, "creating a user", sql, &key)?;
+            return Ok(sql::taken(!rows.is_empty(), !keys.is_empty()));
         }
         write_groups(self, u)?;
         Ok(Creation::Created)

@@ -12,7 +12,7 @@ use time::{Date, OffsetDateTime};
 use super::ops::Part;
 use super::{
     BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, OneTimeKind, StoreError,
-    TemporaryBatch, UserQuery, UserRecord, UserSort, fold, validate_limit,
+    TemporaryBatch, UserQuery, UserRecord, UserSort, fold, skeleton, validate_limit,
 };
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::lockout::{LockReason, LockState};
@@ -177,6 +177,7 @@ pub(crate) fn profile_cols(u: &User) -> Result<Cols, StoreError> {
         ("site", Val::text(u.site.as_str())),
         ("username", Val::text(&u.username)),
         ("username_key", Val::Text(Some(fold(&u.username)))),
+        ("username_skeleton", Val::Text(Some(skeleton(&u.username)))),
         ("email", Val::opt_text(u.email.as_deref())),
         ("email_key", Val::Text(u.email.as_deref().map(fold))),
         ("email_verified", Val::Bool(u.email_verified)),
@@ -991,6 +992,70 @@ pub(crate) fn part_cols(part: Part<'_>) -> Result<Cols, StoreError> {
     }
 }
 
+/// Migration 4's last step, once every key is recomputed: one username skeleton per site.
+pub(crate) const SKELETON_INDEX: &str =
+    "CREATE UNIQUE INDEX users_skeleton ON users (site, username_skeleton)";
+
+/// Migration 4 sets every username key to this plus the id first, so that recomputing the
+/// keys row by row never runs into a key another row is about to give up.
+pub(crate) const REKEY_PARKED: &str = "\u{2}";
+
+/// One user as migration 4 reads it, oldest account first.
+#[derive(Debug)]
+pub(crate) struct KeyRow {
+    pub(crate) id: String,
+    pub(crate) site: String,
+    pub(crate) username: String,
+    pub(crate) forename: String,
+    pub(crate) surname: String,
+    pub(crate) email: Option<String>,
+}
+
+/// Migration 4 (Unicode folding and confusable skeletons): every key of every user
+/// recomputed with [`fold`] and [`skeleton`]. Where two accounts of a site now fold alike
+/// (`ＡＤＡ` and `ada` were apart under the old folding), the older keeps the username and the
+/// newer gets a key no typed username folds to (`\u{1}` and its id): it can no longer sign in
+/// by username until an administrator renames it, and is never merged into the older one.
+/// Where two only look alike, the newer keeps its key and gets a parked skeleton, so it still
+/// signs in but blocks no one. Returns each user's new key columns and how many were parked.
+pub(crate) fn rekey(rows: &[KeyRow]) -> (Vec<(String, Cols)>, usize) {
+    let mut keys = std::collections::HashSet::new();
+    let mut skeletons = std::collections::HashSet::new();
+    let mut parked = 0;
+    let plan = rows
+        .iter()
+        .map(|r| {
+            let parked_key = format!("\u{1}{}", r.id);
+            let mut key = fold(&r.username);
+            let mut skel = skeleton(&r.username);
+            if !keys.insert((r.site.clone(), key.clone())) {
+                key.clone_from(&parked_key);
+                skel.clone_from(&parked_key);
+                parked += 1;
+            } else if !skeletons.insert((r.site.clone(), skel.clone())) {
+                skel.clone_from(&parked_key);
+                parked += 1;
+            }
+            let cols: Cols = vec![
+                ("username_key", Val::Text(Some(key))),
+                ("username_skeleton", Val::Text(Some(skel))),
+                ("forename_key", Val::Text(Some(fold(&r.forename)))),
+                ("surname_key", Val::Text(Some(fold(&r.surname)))),
+                ("email_key", Val::Text(r.email.as_deref().map(fold))),
+            ];
+            (r.id.clone(), cols)
+        })
+        .collect();
+    (plan, parked)
+}
+
+/// The `SELECT` of migration 4's rows, oldest account first.
+pub(crate) const REKEY_SELECT: &str =
+    "SELECT id, site, username, forename, surname, email FROM users ORDER BY created_ns, id";
+
+/// The `SELECT` of migration 4's group rows.
+pub(crate) const REKEY_GROUPS: &str = "SELECT user_id, position, name FROM user_groups";
+
 /// What a SQL backend's write transaction offers the shared body of
 /// [`UserStore::replace_batch`](super::UserStore::replace_batch).
 pub(crate) trait WriteTx {
@@ -1011,12 +1076,13 @@ pub(crate) fn insert_new_sql(cols: &Cols) -> String {
     format!("{} ON CONFLICT DO NOTHING", insert_sql(cols))
 }
 
-/// Which uniqueness a skipped [`insert_new_sql`] ran into, from whether the id exists.
-pub(crate) fn taken(id_exists: bool) -> Creation {
-    if id_exists {
-        Creation::IdTaken
-    } else {
-        Creation::UsernameTaken
+/// Which uniqueness a skipped [`insert_new_sql`] ran into, from whether the id and the
+/// username key exist (if neither, it was the skeleton).
+pub(crate) fn taken(id_exists: bool, key_exists: bool) -> Creation {
+    match (id_exists, key_exists) {
+        (true, _) => Creation::IdTaken,
+        (false, true) => Creation::UsernameTaken,
+        (false, false) => Creation::UsernameConfusable,
     }
 }
 

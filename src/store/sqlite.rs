@@ -30,8 +30,8 @@ use rusqlite::{
 use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val};
 use super::{
-    BatchWritten, Creation, GroupQuery, GroupSummary, NewUser, Page, StoreError, TemporaryBatch,
-    UserQuery, UserRecord, UserStore, fold,
+    BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
+    StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore, fold, skeleton,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0001_initial.sql"),
     include_str!("sqlite/0002_escrow.sql"),
     include_str!("sqlite/0003_lock_epoch.sql"),
+    include_str!("sqlite/0004_unicode_keys.sql"),
 ];
 
 /// The schema version this build writes.
@@ -157,15 +158,73 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         });
     }
     let done = usize::try_from(found).unwrap_or(0);
-    for migration in MIGRATIONS.iter().skip(done) {
+    for (version, migration) in (1_i64..).zip(MIGRATIONS).skip(done) {
         tx.execute_batch(migration)
             .map_err(be("applying a migration"))?;
+        if version == 4 {
+            rekey(&tx)?;
+        }
     }
     if found != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(be("writing the schema version"))?;
     }
     tx.commit().map_err(be("committing the migration"))
+}
+
+/// Migration 4's Rust step: every key recomputed ([`sql::rekey`]), then the skeleton index.
+fn rekey(tx: &Connection) -> Result<(), StoreError> {
+    let context = "recomputing the username keys";
+    let rows = {
+        let mut stmt = tx.prepare(sql::REKEY_SELECT).map_err(be(context))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(sql::KeyRow {
+                    id: r.get(0)?,
+                    site: r.get(1)?,
+                    username: r.get(2)?,
+                    forename: r.get(3)?,
+                    surname: r.get(4)?,
+                    email: r.get(5)?,
+                })
+            })
+            .map_err(be(context))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(be(context))?
+    };
+    tx.execute(
+        "UPDATE users SET username_key = ?1 || id",
+        [sql::REKEY_PARKED],
+    )
+    .map_err(be(context))?;
+    let (plan, _parked) = sql::rekey(&rows);
+    for (id, cols) in plan {
+        update(
+            tx,
+            cols,
+            &UserId::parse(&id).map_err(|_| StoreError::corrupt("id", "not an id"))?,
+        )?;
+    }
+    let groups = {
+        let mut stmt = tx.prepare(sql::REKEY_GROUPS).map_err(be(context))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(be(context))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(be(context))?
+    };
+    for (user, position, name) in groups {
+        tx.execute(
+            "UPDATE user_groups SET name_key = ?1 WHERE user_id = ?2 AND position = ?3",
+            rusqlite::params![fold(&name), user, position],
+        )
+        .map_err(be(context))?;
+    }
+    tx.execute_batch(sql::SKELETON_INDEX).map_err(be(context))
 }
 
 impl SqliteStore {
@@ -359,12 +418,12 @@ impl sql::WriteTx for Tx<'_> {
             .and_then(|mut s| s.execute(params_from_iter(cols.iter().map(|(_, v)| v))))
             .map_err(be("creating a user"))?;
         if inserted == 0 {
-            let id_exists = exists(
-                self.0,
-                "SELECT 1 FROM users WHERE id = ?1",
-                &[u.id.as_str()],
-            )?;
-            return Ok(sql::taken(id_exists));
+            let id = [u.id.as_str()];
+            let id_exists = exists(self.0, "SELECT 1 FROM users WHERE id = ?1", &id)?;
+            let key = [u.site.as_str(), &fold(&u.username)];
+            let sql = "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2";
+            let key_exists = exists(self.0, sql, &key)?;
+            return Ok(sql::taken(id_exists, key_exists));
         }
         write_groups(self.0, u)?;
         Ok(Creation::Created)
@@ -416,6 +475,11 @@ fn insert_user(tx: &Connection, record: &UserRecord) -> Result<(), StoreError> {
     )? {
         return Err(StoreError::Conflict { what: "username" });
     }
+    if confusable(tx, u)? {
+        return Err(StoreError::Conflict {
+            what: CONFUSABLE_USERNAME,
+        });
+    }
     let cols = sql::all_cols(record)?;
     let sql = sql::insert_sql(&cols);
     tx.prepare_cached(&sql)
@@ -428,6 +492,15 @@ fn insert_user(tx: &Connection, record: &UserRecord) -> Result<(), StoreError> {
             }
         })?;
     write_groups(tx, u)
+}
+
+/// Whether another user of `u`'s site has `u`'s username skeleton.
+fn confusable(tx: &Connection, u: &User) -> Result<bool, StoreError> {
+    exists(
+        tx,
+        "SELECT 1 FROM users WHERE site = ?1 AND username_skeleton = ?2 AND id <> ?3",
+        &[u.site.as_str(), &skeleton(&u.username), u.id.as_str()],
+    )
 }
 
 fn write_groups(tx: &Connection, u: &User) -> Result<(), StoreError> {
@@ -612,6 +685,11 @@ impl UserStore for SqliteStore {
                 &[user.site.as_str(), &key, user.id.as_str()],
             )? {
                 return Err(StoreError::Conflict { what: "username" });
+            }
+            if confusable(tx, user)? {
+                return Err(StoreError::Conflict {
+                    what: CONFUSABLE_USERNAME,
+                });
             }
             update(tx, cols, &user.id)?;
             write_groups(tx, user)

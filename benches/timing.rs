@@ -1,0 +1,61 @@
+//! Timing that must not tell anything: a dummy verification (an unknown user) against a real
+//! one, and a whole sign-in of a known user with a wrong password against one of an unknown
+//! username, on the in-memory store so that only keyward's own work shows. Criterion reports
+//! each pair; the ratio is what matters (goal 0.97–1.03).
+//!
+//! These used to be a timed assertion in the test suite, which failed under load (a loaded
+//! machine slows one side and not the other); a bench measures them where that is the point.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keyward::hash::Hasher;
+use keyward::lockout::{LockoutMode, LockoutRule};
+use keyward::user::{SiteId, User};
+use keyward::{InMemoryStore, Keyward, Password};
+
+fn bench(c: &mut Criterion) {
+    let hasher = Hasher::default();
+    let password = Password::new("correct horse battery staple");
+    let stored = hasher.hash(&password).unwrap();
+    let mut group = c.benchmark_group("verification (default argon2id)");
+    group.sample_size(30);
+    group.bench_function("real", |b| {
+        b.iter(|| black_box(hasher.verify(&password, &stored).unwrap()));
+    });
+    group.bench_function("dummy (unknown user)", |b| {
+        b.iter(|| hasher.verify_dummy(black_box(&password)));
+    });
+    group.finish();
+
+    // A lockout that never trips, so every iteration verifies.
+    let never = LockoutRule::new(
+        u32::MAX,
+        time::Duration::hours(1),
+        LockoutMode::UntilUnlocked,
+    )
+    .unwrap();
+    let kw = Keyward::builder(Arc::new(InMemoryStore::new()))
+        .lockout(Arc::new(never))
+        .build();
+    let site = SiteId::new("bench").unwrap();
+    let user = User::new(site.clone(), "known", "Kay", "Known", "staff", kw.now());
+    kw.create_user(None, user, Some(Password::new("analytical-engine-1843")))
+        .unwrap();
+    let wrong = Password::new("not the password");
+    let mut group = c.benchmark_group("sign-in, memory store");
+    group.sample_size(30);
+    group.bench_function("known user, wrong password", |b| {
+        b.iter(|| black_box(kw.sign_in(&site, "known", &wrong, None).unwrap()));
+    });
+    group.bench_function("unknown username", |b| {
+        b.iter(|| black_box(kw.sign_in(&site, "nobody", &wrong, None).unwrap()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
