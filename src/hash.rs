@@ -41,10 +41,16 @@ mod argon2;
 mod bcrypt;
 mod canonical;
 mod crypt;
+mod drupal;
 mod error;
 pub mod import;
+mod ldap;
+mod pbkdf2;
 mod salted;
+mod scrypt;
 mod wordpress;
+mod wrap;
+mod yescrypt;
 
 pub use import::{HashingMethod, ImportRecord, SaltPosition};
 
@@ -303,6 +309,17 @@ pub struct HashLimits {
     pub max_argon2_t: u32,
     /// Largest argon2 lane count.
     pub max_argon2_p: u32,
+    /// Largest PBKDF2 iteration count (Django, passlib).
+    pub max_pbkdf2_iterations: u32,
+    /// Largest scrypt work, 128·N·r·p bytes, in KiB: bounds the memory (128·N·r) and the
+    /// time (p runs of it, one after the other) together.
+    pub max_scrypt_kib: u32,
+    /// Largest yescrypt memory, 128·N·r bytes, in KiB.
+    pub max_yescrypt_kib: u32,
+    /// Largest yescrypt `t` (extra time factor; libxcrypt writes 0).
+    pub max_yescrypt_t: u32,
+    /// Largest yescrypt `p` (lanes, run one after the other here).
+    pub max_yescrypt_p: u32,
     /// Longest password accepted, in bytes.
     pub max_password_bytes: usize,
 }
@@ -319,8 +336,17 @@ impl HashLimits {
     ///   above RFC 9106's 64 MiB second recommendation and OWASP's 46 MiB profile, while keeping
     ///   a hostile row from allocating gigabytes (the first RFC recommendation, 2 GiB, needs
     ///   raised limits on purpose).
+    /// - `max_pbkdf2_iterations = 2_000_000`: Django 5.2 writes 1 000 000 (PBKDF2-SHA256),
+    ///   passlib 29 000; OWASP asks for 600 000.
+    /// - `max_scrypt_kib = 131_072` (128 MiB of work): passlib's default (N = 2^16, r = 8,
+    ///   p = 1) is 64 MiB, Django's (N = 2^14, r = 8, p = 1) 16 MiB.
+    /// - `max_yescrypt_kib = 131_072` (128 MiB), `max_yescrypt_t = 2`, `max_yescrypt_p = 4`:
+    ///   libxcrypt's default (`$y$j9T$`, N = 2^12, r = 32) is 16 MiB, its largest cost
+    ///   setting (11) 1 GiB, which needs raised limits on purpose.
     /// - `max_password_bytes = 4096`: WordPress's own limit; SHA-crypt's work grows with the
     ///   square of the password length.
+    ///
+    /// Drupal 7's `$S$` shares `max_phpass_log2` (it is phpass with SHA-512).
     pub const DEFAULT: Self = Self {
         max_bcrypt_cost: 14,
         max_sha_crypt_rounds: 1_000_000,
@@ -329,6 +355,11 @@ impl HashLimits {
         max_argon2_m_kib: 262_144,
         max_argon2_t: 10,
         max_argon2_p: 16,
+        max_pbkdf2_iterations: 2_000_000,
+        max_scrypt_kib: 131_072,
+        max_yescrypt_kib: 131_072,
+        max_yescrypt_t: 2,
+        max_yescrypt_p: 4,
         max_password_bytes: 4096,
     };
 
@@ -436,6 +467,8 @@ struct Inner {
     custom: Vec<Arc<dyn HashScheme>>,
     /// Legacy formats.
     legacy: Vec<Arc<dyn HashScheme>>,
+    /// Whether [`Hasher::import`] wraps fast legacy hashes (see [`Hasher::wrap_fast`]).
+    wrap_imports: bool,
 }
 
 /// Hashes, parses, verifies and imports passwords. Cheap to clone (one `Arc`).
@@ -451,6 +484,7 @@ impl fmt::Debug for Hasher {
             .field("policy", &self.inner.policy)
             .field("limits", &self.inner.limits)
             .field("schemes", &names)
+            .field("wrap_imports", &self.inner.wrap_imports)
             .finish()
     }
 }
@@ -470,9 +504,12 @@ impl Hasher {
             Arc::new(argon2::Native),
             Arc::new(argon2::Imported),
             Arc::new(salted::Salted::MD5),
+            Arc::new(salted::Salted::SHA1),
             Arc::new(salted::Salted::SHA256),
+            Arc::new(salted::Salted::SHA512),
+            Arc::new(wrap::Wrapped),
         ];
-        let legacy: Vec<Arc<dyn HashScheme>> = vec![
+        let mut legacy: Vec<Arc<dyn HashScheme>> = vec![
             Arc::new(bcrypt::Bcrypt),
             Arc::new(wordpress::WpBcrypt),
             Arc::new(wordpress::Phpass),
@@ -481,8 +518,21 @@ impl Hasher {
             Arc::new(crypt::ShaCrypt::SHA512),
             Arc::new(crypt::BsdiCrypt),
             Arc::new(crypt::DesCrypt),
+            Arc::new(yescrypt::Yescrypt),
+            Arc::new(scrypt::Scrypt),
+            Arc::new(scrypt::DjangoScrypt),
+            Arc::new(drupal::Drupal),
+            Arc::new(pbkdf2::Django::SHA256),
+            Arc::new(pbkdf2::Django::SHA1),
+            Arc::new(pbkdf2::Passlib::SHA1),
+            Arc::new(pbkdf2::Passlib::SHA256),
+            Arc::new(pbkdf2::Passlib::SHA512),
+            Arc::new(ldap::LdapCrypt),
             Arc::new(salted::PlainMd5),
         ];
+        for scheme in ldap::LdapDigest::ALL {
+            legacy.push(Arc::new(scheme));
+        }
         Self {
             inner: Arc::new(Inner {
                 policy,
@@ -490,6 +540,7 @@ impl Hasher {
                 own,
                 custom: Vec::new(),
                 legacy,
+                wrap_imports: false,
             }),
         }
     }
@@ -509,6 +560,49 @@ impl Hasher {
     pub fn with_scheme(mut self, scheme: impl HashScheme + 'static) -> Self {
         Arc::make_mut(&mut self.inner).custom.push(Arc::new(scheme));
         self
+    }
+
+    /// Makes [`import`](Self::import) wrap every fast legacy hash it accepts (see
+    /// [`wrap_fast`](Self::wrap_fast)), so imported users are protected at rest from the
+    /// first write. Each such import then costs one argon2id hash under the policy.
+    #[must_use]
+    pub fn wrapping_fast_imports(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).wrap_imports = true;
+        self
+    }
+
+    /// Whether [`import`](Self::import) wraps fast legacy hashes.
+    #[must_use]
+    pub fn wraps_fast_imports(&self) -> bool {
+        self.inner.wrap_imports
+    }
+
+    /// Whether `stored` is a fast legacy hash that [`wrap_fast`](Self::wrap_fast) protects: a
+    /// plain or salted md5/sha1/sha256/sha512 digest (bare, `$keyward-salted$` or LDAP), DES
+    /// crypt, md5-crypt or phpass (also inside `{CRYPT}`).
+    #[must_use]
+    pub fn is_fast(&self, stored: &PasswordHash) -> bool {
+        wrap::split(stored.scheme(), stored.as_str()).is_some_and(|r| r.is_ok())
+    }
+
+    /// Protects a fast legacy hash at rest: returns `$keyward-wrapped$v=1$...`, argon2id
+    /// (under the current policy) over the legacy digest, which verifies the same passwords
+    /// and is upgraded to plain argon2id at the next successful sign-in. `None` when `stored`
+    /// is not a fast legacy hash (already wrapped, argon2, bcrypt, ...).
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse) for a string that no longer parses, and
+    /// [`HashError::Backend`] if argon2 fails.
+    pub fn wrap_fast(&self, stored: &PasswordHash) -> Result<Option<PasswordHash>, HashError> {
+        let Some(split) = wrap::split(stored.scheme(), stored.as_str()) else {
+            return Ok(None);
+        };
+        let (legacy, digest) = split?;
+        let encoded = wrap::wrap(&legacy, &digest, &self.inner.policy)?;
+        Ok(Some(PasswordHash {
+            encoded,
+            scheme: wrap::NAME,
+        }))
     }
 
     /// The policy new hashes are written with.
@@ -673,7 +767,14 @@ impl Hasher {
     /// # Errors
     /// An [`ImportError`] naming the offending field ([`ImportError::field`]).
     pub fn import(&self, record: &ImportRecord) -> Result<PasswordHash, ImportError> {
-        import::import(self, record)
+        let hash = import::import(self, record)?;
+        if !self.inner.wrap_imports {
+            return Ok(hash);
+        }
+        match self.wrap_fast(&hash) {
+            Ok(wrapped) => Ok(wrapped.unwrap_or(hash)),
+            Err(source) => Err(ImportError::InvalidHash { source }),
+        }
     }
 }
 

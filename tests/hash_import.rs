@@ -17,10 +17,16 @@ struct SaltedVector {
 
 #[test]
 fn salted_digest_vectors() {
-    let path = format!(
-        "{}/tests/vectors/salted.generated.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    salted_vectors("salted.generated.txt");
+}
+
+#[test]
+fn salted_sha1_and_sha512_vectors() {
+    salted_vectors("salted-sha.generated.txt");
+}
+
+fn salted_vectors(file: &str) {
+    let path = format!("{}/tests/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
     let hasher = Hasher::for_tests();
     let mut n = 0;
     for line in std::fs::read_to_string(path).unwrap().lines() {
