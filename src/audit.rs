@@ -46,6 +46,10 @@ text_enum!(
         UsersViewed => "users_viewed",
         /// An escrowed temporary password was revealed to an administrator.
         TemporaryPasswordRevealed => "temporary_password_revealed",
+        /// A hash imported from another system was set on an existing user.
+        ImportedPasswordSet => "imported_password_set",
+        /// A run protecting fast legacy hashes at rest (argon2id over them) ended.
+        FastHashesWrapped => "fast_hashes_wrapped",
     }
 );
 

@@ -14,6 +14,7 @@ pub mod error;
 mod guard;
 pub mod hash;
 pub mod lockout;
+pub mod migrate;
 pub mod notify;
 pub mod permission;
 pub mod policy;
