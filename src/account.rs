@@ -7,7 +7,7 @@ use crate::permission::Permission;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
 use crate::store::UserRecord;
-use crate::user::{PasswordCredential, PinCredential, TemporaryMode, User, UserId};
+use crate::user::{PasswordCredential, PinCredential, User, UserId};
 
 impl Keyward {
     /// Creates a user, optionally with a permanent password (checked against the password
@@ -54,17 +54,11 @@ impl Keyward {
     pub fn import_user(&self, user: User, record: &ImportRecord) -> Result<User, Error> {
         user.validate()?;
         let hash = self.hasher.import(record)?;
-        let now = self.now();
         let mut stored_record = UserRecord::new(user);
-        stored_record.password = Some(if record.is_temporary_password {
-            // An imported temporary password: single-use, default lifetime, issued by nobody
-            // in this system (the user themself).
-            let rules = self.temporary.temporary_rules(&stored_record.user);
-            let issuer = stored_record.user.id.clone();
-            rules.issue(stored(&hash), now, TemporaryMode::SingleUse, issuer, None)
-        } else {
-            PasswordCredential::permanent(stored(&hash), now)
-        });
+        // Issued by nobody in this system: the user themself.
+        let issuer = stored_record.user.id.clone();
+        let credential = self.imported_credential(&stored_record.user, &hash, record, issuer);
+        stored_record.password = Some(credential);
         self.store.create_user(&stored_record)?;
         let (action, outcome) = (AuditAction::UserCreated, AuditOutcome::Succeeded);
         let (target, site) = (Some(&stored_record.user.id), &stored_record.user.site);
