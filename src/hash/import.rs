@@ -395,24 +395,55 @@ impl DryRunOutcome {
     /// `{"line": N, "error": "...", "problem": "..."}` for a refused line.
     #[must_use]
     pub fn to_json(&self, line: usize) -> String {
-        let value = match self {
+        #[derive(serde::Serialize)]
+        struct Verified {
+            line: usize,
+            verified: bool,
+            scheme: &'static str,
+            needs_upgrade: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Valid {
+            line: usize,
+            valid: bool,
+            scheme: &'static str,
+            needs_upgrade: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Failed<'a> {
+            line: usize,
+            error: &'a str,
+            problem: &'a str,
+        }
+        let written = match self {
             Self::Valid {
                 scheme,
                 needs_upgrade,
                 verified: Some(verified),
-            } => serde_json::json!({"line": line, "verified": verified, "scheme": scheme,
-                "needs_upgrade": needs_upgrade}),
+            } => serde_json::to_string(&Verified {
+                line,
+                verified: *verified,
+                scheme,
+                needs_upgrade: *needs_upgrade,
+            }),
             Self::Valid {
                 scheme,
                 needs_upgrade,
                 verified: None,
-            } => serde_json::json!({"line": line, "valid": true, "scheme": scheme,
-                "needs_upgrade": needs_upgrade}),
-            Self::Invalid { error, problem } => {
-                serde_json::json!({"line": line, "error": error, "problem": problem})
-            }
+            } => serde_json::to_string(&Valid {
+                line,
+                valid: true,
+                scheme,
+                needs_upgrade: *needs_upgrade,
+            }),
+            Self::Invalid { error, problem } => serde_json::to_string(&Failed {
+                line,
+                error,
+                problem,
+            }),
         };
-        value.to_string()
+        // Serializing these plain structs cannot fail; keep a valid line should it ever.
+        written.unwrap_or_else(|_| format!("{{\"line\":{line},\"error\":\"internal error\"}}"))
     }
 }
 
@@ -537,7 +568,7 @@ impl DryRunSummary {
 
 impl fmt::Display for DryRunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let valid = self.lines - self.refused();
+        let valid = self.lines.saturating_sub(self.refused());
         writeln!(
             f,
             "{} lines: {valid} valid, {} refused",
