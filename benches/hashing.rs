@@ -101,6 +101,93 @@ fn per_scheme(c: &mut Criterion) {
     g.finish();
 }
 
+/// The slowest stored hash each second-wave scheme admits under the default limits (and the
+/// fast-hash wrapper), against the default argon2id verify: one unauthenticated verification
+/// should stay within a small multiple of it. Strings from hashlib (OpenSSL) and libxcrypt at
+/// the limits; Drupal's with a 512-byte password (Drupal refuses longer ones).
+fn worst_admitted(c: &mut Criterion) {
+    let hasher = Hasher::default();
+    let pw = Password::new(PW);
+    let argon = hasher.hash(&pw).unwrap();
+    let phpass = hasher.parse("$P$612345678si5M0DDyPpmRCmcltU/YW/").unwrap();
+    let cases = [
+        ("argon2id_default (reference)", argon, PW.to_owned()),
+        (
+            "pbkdf2-sha256_2000000",
+            hasher.parse("$pbkdf2-sha256$2000000$c2FsdHNhbHQ$PIE5I7fgSE/elMrgtQ7Xuyijhw.oCO30gkW/1FNST10").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "pbkdf2-sha512_500000",
+            hasher.parse("$pbkdf2-sha512$500000$c2FsdHNhbHQ$MrXU7QIMQ5892LVAG8uksQLDmvMvhTIm8Tv2MOHtHzLYo2VMH7Lu/rWVBtpecrP05UpunPW5j9wrfANu4LZVkQ").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "pbkdf2-sha1_2000000",
+            hasher.parse("$pbkdf2$2000000$c2FsdHNhbHQ$J7tdDI7tA6Stt8wP2Bi8ukUfOyk").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "scrypt_ln17_r8_p1 (128 MiB)",
+            hasher.parse("$scrypt$ln=17,r=8,p=1$c2FsdHNhbHQ$VAQBApU9bcQU8/siCjjYPJjAc6pUz9Jn/2PMmrj7irg").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "yescrypt_N2^15_r32 (128 MiB)",
+            hasher.parse("$y$jCT$saltsaltsalt$LyvxpmE2CU74GiWUbnScTFy5tk9D1A/endadB2nJOG6").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "yescrypt_N2^15_r32_t2 (128 MiB)",
+            hasher.parse("$y$jCT//$saltsaltsalt$MiNPWliRwMTqIXD.nLw/Vv3w8YzMOxe6o3ZsXNpBmZ/").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "yescrypt_libxcrypt_default",
+            hasher.parse("$y$j9T$saltsaltsalt$Sq1kqbJbFN7YfV2MqrFeATLs2I0LdD7jIoz3m0GQ2lB").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "drupal7_log2_18_pw512",
+            hasher.parse("$S$G33783772bRXEx1aCsvY.dqgaaSu76XmVlKrW9Qu8IQlvxHlmzLf").unwrap(),
+            "p".repeat(512),
+        ),
+        (
+            "wrapped_phpass_log2_8",
+            hasher.wrap_fast(&phpass).unwrap().unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "wrapped_md5",
+            hasher
+                .wrap_fast(&hasher.parse("5f4dcc3b5aa765d61d8327deb882cf99").unwrap())
+                .unwrap()
+                .unwrap(),
+            PW.to_owned(),
+        ),
+    ];
+    let mut g = c.benchmark_group("worst_admitted");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(300));
+    for (name, stored, password) in &cases {
+        let password = Password::new(password.as_str());
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                hasher
+                    .verify_scheme(black_box(&password), black_box(stored))
+                    .unwrap()
+            })
+        });
+    }
+    // Wrapping costs one argon2id hash under the policy (the background job, per user).
+    g.bench_function("wrap_fast(md5)", |b| {
+        let md5 = hasher.parse("5f4dcc3b5aa765d61d8327deb882cf99").unwrap();
+        b.iter(|| hasher.wrap_fast(black_box(&md5)).unwrap())
+    });
+    g.finish();
+}
+
 fn parsing(c: &mut Criterion) {
     let hasher = Hasher::for_tests();
     let strings = [
@@ -132,5 +219,5 @@ fn parsing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, slow, per_scheme, parsing);
+criterion_group!(benches, slow, per_scheme, worst_admitted, parsing);
 criterion_main!(benches);

@@ -20,7 +20,16 @@
 //! | `phpass`           | `$P$` / `$H$` (WordPress, phpBB)                      |
 //! | `wordpress-bcrypt` | `$wp$2y$...` (WordPress 6.8+)                         |
 //! | `md5`              | 32 hex digits, unsalted                               |
-//! | `salted-md5`, `salted-sha256` | `$keyward-salted$v=1$md5,suffix$<salt>$<hex>` |
+//! | `salted-md5`, `salted-sha1`, `salted-sha256`, `salted-sha512` | `$keyward-salted$v=1$md5,suffix$<salt>$<hex>` |
+//! | `yescrypt`         | `$y$params$salt$hash` (libxcrypt)                     |
+//! | `scrypt`           | `$scrypt$ln=..,r=..,p=..$salt$hash` (passlib, PHC)    |
+//! | `django-scrypt`    | `scrypt$N$salt$r$p$hash`                              |
+//! | `django-pbkdf2-sha256`, `django-pbkdf2-sha1` | `pbkdf2_sha256$iterations$salt$hash` |
+//! | `pbkdf2-sha1`, `pbkdf2-sha256`, `pbkdf2-sha512` | passlib `$pbkdf2[-sha256\|-sha512]$rounds$salt$hash` |
+//! | `drupal7`          | `$S$` (and `U$S$`: over md5(password) in hex); first 512 bytes count |
+//! | `ldap-sha1`, `ldap-salted-sha1`, ... `ldap-salted-md5` | `{SHA}`, `{SSHA}`, `{SHA256}`, `{SSHA256}`, `{SHA512}`, `{SSHA512}`, `{MD5}`, `{SMD5}` + base64 |
+//! | `ldap-crypt`       | `{CRYPT}` + any crypt(3) string above                 |
+//! | `wrapped-legacy`   | `$keyward-wrapped$v=1$...`: a fast hash under argon2id ([`Hasher::wrap_fast`]) |
 //!
 //! Applications add in-house formats with [`Hasher::with_scheme`].
 
@@ -309,7 +318,9 @@ pub struct HashLimits {
     pub max_argon2_t: u32,
     /// Largest argon2 lane count.
     pub max_argon2_p: u32,
-    /// Largest PBKDF2 iteration count (Django, passlib).
+    /// Largest PBKDF2 iteration count (Django, passlib) with HMAC-SHA-1 or HMAC-SHA-256; an
+    /// HMAC-SHA-512 iteration counts as four (it costs about four on 64-bit CPUs, which have
+    /// SHA-256 but not SHA-512 instructions).
     pub max_pbkdf2_iterations: u32,
     /// Largest scrypt work, 128·N·r·p bytes, in KiB: bounds the memory (128·N·r) and the
     /// time (p runs of it, one after the other) together.
@@ -320,6 +331,8 @@ pub struct HashLimits {
     pub max_yescrypt_t: u32,
     /// Largest yescrypt `p` (lanes, run one after the other here).
     pub max_yescrypt_p: u32,
+    /// Largest Drupal 7 `$S$` iteration count, as log2 (SHA-512 over up to 512 bytes each).
+    pub max_drupal_log2: u32,
     /// Longest password accepted, in bytes.
     pub max_password_bytes: usize,
 }
@@ -337,16 +350,17 @@ impl HashLimits {
     ///   a hostile row from allocating gigabytes (the first RFC recommendation, 2 GiB, needs
     ///   raised limits on purpose).
     /// - `max_pbkdf2_iterations = 2_000_000`: Django 5.2 writes 1 000 000 (PBKDF2-SHA256),
-    ///   passlib 29 000; OWASP asks for 600 000.
+    ///   passlib 29 000; OWASP asks for 600 000. PBKDF2-SHA512 is admitted up to 500 000
+    ///   (passlib writes 25 000).
     /// - `max_scrypt_kib = 131_072` (128 MiB of work): passlib's default (N = 2^16, r = 8,
     ///   p = 1) is 64 MiB, Django's (N = 2^14, r = 8, p = 1) 16 MiB.
     /// - `max_yescrypt_kib = 131_072` (128 MiB), `max_yescrypt_t = 2`, `max_yescrypt_p = 4`:
     ///   libxcrypt's default (`$y$j9T$`, N = 2^12, r = 32) is 16 MiB, its largest cost
     ///   setting (11) 1 GiB, which needs raised limits on purpose.
+    /// - `max_drupal_log2 = 18`: Drupal 7 writes 15; 2^18 rounds over a 512-byte password
+    ///   (Drupal's longest) take about a third of a second.
     /// - `max_password_bytes = 4096`: WordPress's own limit; SHA-crypt's work grows with the
     ///   square of the password length.
-    ///
-    /// Drupal 7's `$S$` shares `max_phpass_log2` (it is phpass with SHA-512).
     pub const DEFAULT: Self = Self {
         max_bcrypt_cost: 14,
         max_sha_crypt_rounds: 1_000_000,
@@ -360,6 +374,7 @@ impl HashLimits {
         max_yescrypt_kib: 131_072,
         max_yescrypt_t: 2,
         max_yescrypt_p: 4,
+        max_drupal_log2: 18,
         max_password_bytes: 4096,
     };
 
@@ -589,6 +604,13 @@ impl Hasher {
     /// (under the current policy) over the legacy digest, which verifies the same passwords
     /// and is upgraded to plain argon2id at the next successful sign-in. `None` when `stored`
     /// is not a fast legacy hash (already wrapped, argon2, bcrypt, ...).
+    ///
+    /// The string is `$keyward-wrapped$v=1$<legacy>$<setting>$<argon2id PHC>`: `<legacy>` is
+    /// `<alg>,<position>` for a plain or salted digest or `des-crypt`/`md5-crypt`/`phpass`,
+    /// `<setting>` the salt or crypt setting in unpadded base64url, and the PHC string is
+    /// argon2id over the legacy digest (its raw bytes, or its crypt-base64 text for the
+    /// crypt-style schemes). Verifying computes the legacy digest, then argon2id: about one
+    /// argon2id verify (20 ms at the default policy); wrapping costs one argon2id hash.
     ///
     /// # Errors
     /// As [`parse`](Self::parse) for a string that no longer parses, and

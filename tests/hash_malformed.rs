@@ -163,11 +163,14 @@ fn malformed_shapes() {
         ("pbkdf2_sha1$1000$salt$AAAA".into(), "malformed"),
         ("$pbkdf2-sha256$1000$c2FsdA$+AAA".into(), "malformed"),
         ("$pbkdf2-sha512$3000000$c2FsdA$AAAA".into(), "bounds"),
+        ("$pbkdf2-sha512$500001$c2FsdA$AAAA".into(), "bounds"),
+        ("$pbkdf2-sha256$500001$c2FsdA$AAAA".into(), "malformed"), // bounded fine, short hash
         ("$pbkdf2$".into(), "malformed"),
         // Drupal 7
         (DRUPAL.into(), "ok"),
         (DRUPAL.replacen("$S$C", "$S$4", 1), "minimum"),
-        (DRUPAL.replacen("$S$C", "$S$J", 1), "bounds"),
+        (DRUPAL.replacen("$S$C", "$S$H", 1), "bounds"), // 2^19
+        (DRUPAL.replacen("$S$C", "$S$G", 1), "ok"),     // 2^18
         (DRUPAL[..54].into(), "malformed"),
         (format!("U{DRUPAL}"), "ok"),
         (format!("U{}", &DRUPAL[..50]), "malformed"),
@@ -271,6 +274,7 @@ fn hostile_costs_are_refused_at_verify_too() {
         max_phpass_log2: 30,
         max_argon2_m_kib: 1 << 22,
         max_pbkdf2_iterations: u32::MAX,
+        max_drupal_log2: 30,
         max_scrypt_kib: u32::MAX,
         max_yescrypt_kib: u32::MAX,
         ..HashLimits::DEFAULT

@@ -20,6 +20,7 @@ pub fn cheap() -> Hasher {
             max_yescrypt_kib: 1_024,
             max_yescrypt_t: 1,
             max_yescrypt_p: 2,
+            max_drupal_log2: 10,
             max_password_bytes: 256,
         },
     )

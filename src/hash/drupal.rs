@@ -56,7 +56,7 @@ fn log2(stored: &str, limits: &HashLimits) -> Result<u32, HashError> {
     bounded(
         "drupal_log2",
         log2.into(),
-        limits.max_phpass_log2.min(MAX_LOG2).into(),
+        limits.max_drupal_log2.min(MAX_LOG2).into(),
     )?;
     Ok(log2)
 }

@@ -24,6 +24,14 @@ enum Prf {
 }
 
 impl Prf {
+    /// How many HMAC-SHA-256 iterations one iteration costs, for the bound.
+    fn weight(self) -> u32 {
+        match self {
+            Self::Sha1 | Self::Sha256 => 1,
+            Self::Sha512 => 4,
+        }
+    }
+
     fn output_len(self) -> usize {
         match self {
             Self::Sha1 => 20,
@@ -91,7 +99,7 @@ fn bound(
     bounded(
         "pbkdf2_iterations",
         parsed.rounds.into(),
-        limits.max_pbkdf2_iterations.into(),
+        (limits.max_pbkdf2_iterations / prf.weight()).into(),
     )?;
     if parsed.hash.len() != prf.output_len() {
         return Err(malformed(scheme, "hash has the wrong length"));
