@@ -188,6 +188,78 @@ fn worst_admitted(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU amplification: phpass and SHA-crypt hash the whole password in every round, so their
+/// work is rounds × length. Each case is the costliest one the joint bound admits (see
+/// `FULL_ROUNDS_PASSWORD_BYTES`): the largest round count at 128 bytes, and the largest the
+/// bound leaves at 4096 bytes (`max_password_bytes`). Digests are arbitrary: a wrong password
+/// costs the same. bcrypt cost 14 (about 16 × the cost 10 of `verify_overhead`) and BSDi at
+/// its limit (about 10 × the 100 000 rounds here) are left out to keep the group short.
+fn amplification(c: &mut Criterion) {
+    let hasher = Hasher::default();
+    let d86 = "x".repeat(86);
+    let d43 = "x".repeat(43);
+    let cases = [
+        (
+            "phpass_2^20/pw128",
+            format!("$P$Isaltsalt{}", "x".repeat(22)),
+            128,
+        ),
+        (
+            "phpass_2^15/pw4096",
+            format!("$P$Dsaltsalt{}", "x".repeat(22)),
+            4096,
+        ),
+        (
+            "sha512-crypt_1000000/pw128",
+            format!("$6$rounds=1000000$saltsalt${d86}"),
+            128,
+        ),
+        (
+            "sha512-crypt_46153/pw4096",
+            format!("$6$rounds=46153$saltsalt${d86}"),
+            4096,
+        ),
+        (
+            "sha256-crypt_1000000/pw128",
+            format!("$5$rounds=1000000$saltsalt${d43}"),
+            128,
+        ),
+        (
+            "sha256-crypt_46153/pw4096",
+            format!("$5$rounds=46153$saltsalt${d43}"),
+            4096,
+        ),
+        (
+            "md5-crypt/pw4096",
+            format!("$1$saltsalt${}", "x".repeat(22)),
+            4096,
+        ),
+        (
+            "bsdi-crypt_100000/pw4096",
+            "_UOM.saltxxxxxxxxxxx".to_owned(),
+            4096,
+        ),
+        ("drupal7_2^18/pw512", format!("$S$Gsaltsalt{d43}"), 512),
+    ];
+    let mut g = c.benchmark_group("amplification");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(100));
+    for (name, s, len) in &cases {
+        let stored = hasher.parse(s).unwrap();
+        let password = Password::new("p".repeat(*len));
+        hasher.verify_scheme(&password, &stored).unwrap();
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                hasher
+                    .verify_scheme(black_box(&password), black_box(&stored))
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn parsing(c: &mut Criterion) {
     let hasher = Hasher::for_tests();
     let strings = [
@@ -219,5 +291,12 @@ fn parsing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, slow, per_scheme, worst_admitted, parsing);
+criterion_group!(
+    benches,
+    slow,
+    per_scheme,
+    worst_admitted,
+    amplification,
+    parsing
+);
 criterion_main!(benches);

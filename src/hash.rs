@@ -837,6 +837,30 @@ fn bounded(name: &'static str, value: u64, max: u64) -> Result<(), HashError> {
     Ok(())
 }
 
+/// Password length up to which every admitted round count is evaluated: the round limits
+/// (`max_sha_crypt_rounds`, `max_phpass_log2`) are the limits for passwords of up to this many
+/// bytes. 128 bytes covers generated passwords and passphrases.
+pub const FULL_ROUNDS_PASSWORD_BYTES: u64 = 128;
+/// The fixed work of one round, in password bytes (measured: a SHA-crypt or phpass round
+/// costs about as much as hashing 50–70 more password bytes).
+const ROUND_OVERHEAD_BYTES: u64 = 64;
+
+/// The rule against CPU amplification in schemes whose every round hashes the whole password
+/// (phpass, SHA-crypt): the work, rounds × (password bytes + the round's fixed work), may not
+/// exceed that of `max_rounds` over a [`FULL_ROUNDS_PASSWORD_BYTES`]-byte password. So no
+/// password of up to 128 bytes is ever refused for a hash the limits admit, a hash with the
+/// legacy defaults (glibc's 5000 rounds, WordPress's 2^8) verifies every password up to
+/// `max_password_bytes`, and one verification never costs more than `max_rounds` at 128
+/// bytes, whatever the length. A longer password against a costlier hash is refused with
+/// `ParamOutOfBounds { name: "rounds_for_password_length", value: rounds, max }` before any
+/// hashing.
+fn bounded_work(rounds: u64, max_rounds: u64, password_len: usize) -> Result<(), HashError> {
+    let len = u64::try_from(password_len).unwrap_or(u64::MAX);
+    let budget = max_rounds.saturating_mul(FULL_ROUNDS_PASSWORD_BYTES + ROUND_OVERHEAD_BYTES);
+    let per_round = len.saturating_add(ROUND_OVERHEAD_BYTES);
+    bounded("rounds_for_password_length", rounds, budget / per_round)
+}
+
 /// Constant-time equality of two byte strings (the lengths are not hidden).
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
@@ -916,6 +940,32 @@ mod tests {
         assert!(Argon2Policy::new(19_456, 0, 1).is_err());
         assert!(Argon2Policy::new(19_456, 1, 0).is_err());
         assert_eq!(Argon2Policy::default(), Argon2Policy::DEFAULT);
+    }
+
+    #[test]
+    fn work_is_bounded_jointly_with_the_password_length() {
+        // Up to 128 bytes, every admitted round count.
+        for len in [0, 16, 128] {
+            assert!(bounded_work(1_000_000, 1_000_000, len).is_ok());
+        }
+        // Longer: the rounds shrink as the password grows, linearly.
+        assert!(bounded_work(1_000_000, 1_000_000, 129).is_err());
+        let allowed = |len| match bounded_work(u64::MAX, 1_000_000, len) {
+            Err(HashError::ParamOutOfBounds { max, .. }) => max,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(allowed(128), 1_000_000);
+        assert_eq!(allowed(4096), 1_000_000 * 192 / 4160);
+        // glibc's default rounds and WordPress's 2^8 verify any password keyward accepts.
+        assert!(bounded_work(5000, 1_000_000, 4096).is_ok());
+        assert!(bounded_work(1 << 8, 1 << 20, 4096).is_ok());
+        assert!(bounded_work(1 << 19, 1 << 20, 4096).is_err());
+        // passlib's defaults: sha512-crypt 656 000 rounds up to 228 bytes, phpass 2^19 to 320.
+        assert!(bounded_work(656_000, 1_000_000, 228).is_ok());
+        assert!(bounded_work(656_000, 1_000_000, 229).is_err());
+        assert!(bounded_work(1 << 19, 1 << 20, 320).is_ok());
+        assert!(bounded_work(1 << 19, 1 << 20, 321).is_err());
+        assert!(bounded_work(1, 1, usize::MAX).is_err());
     }
 
     #[test]

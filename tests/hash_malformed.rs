@@ -27,6 +27,9 @@ const YESCRYPT: &str = "$y$j9T$salt$Cw3H19laQT.rHIYMLvuoUzLb8st7PboO9rfxAylYPx9"
 const SCRYPT: &str =
     "$scrypt$ln=6,r=8,p=1$c29tZXNhbHRzb21lc2FsdA$006quPv5Gw6zXps5/Q3IMap0lgVAJmutsKMc6uS4QR8";
 const DJANGO: &str = "pbkdf2_sha256$1000$djangosalt$jyjNVU98593XnYJsL+EmcLZlIBOZqbdhcsHq9S2dMwo=";
+/// passlib phpass 2^16 of "x" × 1024, and libxcrypt sha512-crypt 100 000 rounds of "y" × 128.
+const PHPASS_16: &str = "$P$EsaltsaltS6u2DbdfLT6o1mDuQQpaR.";
+const SHA512_100K: &str = "$6$rounds=100000$saltsalt$F2vUW4OGdZGAdETdm04oAi8PFcaEURpyY5rCheJ4kgUfMuZOFROcnEy/B1c9ztJ8mTsl/Zn4CYFRWSd0QDyvf/";
 const DRUPAL: &str = "$S$C33783772bRXEx1aCsvY.dqgaaSu76XmVlKrW9Qu8IQlvxHlmzLf";
 const ARGON: &str = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
 
@@ -312,4 +315,41 @@ fn overlong_passwords_are_refused_before_hashing() {
     ));
     assert!(h.hash(&long).is_err());
     h.verify_dummy(&long); // bounded, no panic
+}
+
+/// Rounds × password length is bounded together: up to 128 bytes every admitted round count
+/// is evaluated; a longer password against a costlier hash is refused before hashing.
+#[test]
+fn long_passwords_against_costly_rounds_are_refused_quickly() {
+    let h = Hasher::for_tests();
+    let cases = [(PHPASS_16, 1024, "x"), (SHA512_100K, 128, "y")];
+    for (stored, len, ch) in cases {
+        let stored = h.parse(stored).unwrap();
+        // The password it was made of verifies (the work is within the bound)...
+        let right = Password::new(ch.repeat(len));
+        assert!(
+            h.verify_scheme(&right, &stored)
+                .is_ok_and(|m| m == keyward::SchemeMatch::Match)
+        );
+        // ...and one of the longest admitted length is refused at once.
+        let long = Password::new(ch.repeat(4096));
+        let started = Instant::now();
+        let err = h.verify(&long, &stored).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HashError::ParamOutOfBounds {
+                    name: "rounds_for_password_length",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(50));
+        // Wrapped, the same rule holds for phpass.
+        if let Some(wrapped) = h.wrap_fast(&stored).unwrap() {
+            assert!(h.verify(&right, &wrapped).unwrap().is_match());
+            assert!(h.verify(&long, &wrapped).is_err());
+        }
+    }
 }

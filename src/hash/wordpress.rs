@@ -9,7 +9,10 @@ use sha2::Sha384;
 use super::crypt::crypt64;
 use super::error::BackendError;
 use super::malformed;
-use super::{HashError, HashLimits, HashScheme, SchemeMatch, bcrypt, bounded, ct_eq, is_crypt64};
+use super::{
+    HashError, HashLimits, HashScheme, SchemeMatch, bcrypt, bounded, bounded_work, ct_eq,
+    is_crypt64,
+};
 
 const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// phpass's own bounds on the iteration count's log2.
@@ -70,6 +73,8 @@ impl Phpass {
         limits: &HashLimits,
     ) -> Result<String, HashError> {
         let log2 = Self::setting_log2(setting, limits)?;
+        let max = limits.max_phpass_log2.min(PHPASS_MAX_LOG2);
+        bounded_work(1 << log2, 1 << max, password.len())?;
         let salt = setting
             .get(4..12)
             .ok_or(malformed(Self::NAME, "missing salt"))?;
