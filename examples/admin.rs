@@ -29,6 +29,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyward::admin::{CancelToken, Channel, IssueOptions, RegenerationOptions, UserSummary};
 use keyward::audit::{AuditEvent, AuditQuery};
+use keyward::hash::Hasher;
 use keyward::import::{self, ImportOptions, ImportProgress, ImportedUser, RecordError};
 use keyward::notify::{DeliveryReceipt, Message, Notifier, NotifyError};
 use keyward::signin::PasswordChange;
@@ -125,7 +126,14 @@ enum Command {
         /// Users per transaction.
         #[arg(long, default_value_t = 2000)]
         batch: usize,
+        /// Protect fast legacy hashes (md5, sha1/sha256/sha512 digests, DES, md5-crypt,
+        /// phpass, LDAP digests) at rest at once: argon2id over the legacy digest.
+        #[arg(long)]
+        wrap_fast: bool,
     },
+    /// Protect the fast legacy hashes of users already imported (resumable; Ctrl-C stops it
+    /// between batches and a rerun goes on).
+    WrapFast,
     /// Search users.
     Search(SearchArgs),
     /// Temporary passwords.
@@ -415,7 +423,11 @@ fn key_from_env(var: &str, id_var: &str) -> Result<Option<TotpSealer>, Exit> {
 }
 
 fn service(cli: &Cli) -> Result<Keyward, Exit> {
-    let mut builder = Keyward::builder(open_store(cli)?);
+    service_with(cli, Hasher::default())
+}
+
+fn service_with(cli: &Cli, hasher: Hasher) -> Result<Keyward, Exit> {
+    let mut builder = Keyward::builder(open_store(cli)?).hasher(hasher);
     builder = match &cli.mail_dir {
         Some(dir) => builder.notifier(Arc::new(MailDrop::new(dir)?)),
         None => builder.notifier(Arc::new(NoTransport)),
@@ -670,7 +682,9 @@ impl Tool<'_> {
                 file,
                 format,
                 batch,
-            } => self.import(actor, file, *format, *batch),
+                wrap_fast,
+            } => self.import(actor, file, *format, *batch, *wrap_fast),
+            Command::WrapFast => self.wrap_fast(actor),
             Command::Search(args) => self.search(actor, args),
             Command::Temp(TempCommand::Set {
                 username,
@@ -779,7 +793,50 @@ impl Tool<'_> {
         Ok(())
     }
 
-    fn import(&self, actor: &UserId, file: &Path, format: Option<Format>, batch: usize) -> Done {
+    fn wrap_fast(&self, actor: &UserId) -> Done {
+        let cancel = CancelToken::new();
+        let on_interrupt = cancel.clone();
+        ctrlc::set_handler(move || on_interrupt.cancel())
+            .map_err(|e| Exit::Error(format!("cannot catch Ctrl-C: {e}")))?;
+        let bar = progress_bar(0, "users");
+        let mut on_progress = |p: keyward::migrate::WrapProgress| {
+            bar.set_length(p.total);
+            bar.set_position(p.examined);
+        };
+        let options = keyward::migrate::WrapOptions::new()
+            .on_progress(&mut on_progress)
+            .cancel_with(cancel);
+        let done = self.kw.wrap_fast_hashes(Some(actor), &self.site, options);
+        bar.finish_and_clear();
+        let done = done?;
+        self.print(
+            || {
+                format!(
+                    "examined {}, wrapped {}, changed meanwhile {}",
+                    done.examined, done.wrapped, done.changed_meanwhile
+                )
+            },
+            || json!({ "examined": done.examined, "wrapped": done.wrapped, "changed_meanwhile": done.changed_meanwhile, "total": done.total }),
+        );
+        Ok(())
+    }
+
+    fn import(
+        &self,
+        actor: &UserId,
+        file: &Path,
+        format: Option<Format>,
+        batch: usize,
+        wrap_fast: bool,
+    ) -> Done {
+        // Wrapping costs one argon2id per fast hash: a service whose hasher wraps.
+        let wrapping;
+        let kw = if wrap_fast {
+            wrapping = service_with(self.cli, Hasher::default().wrapping_fast_imports())?;
+            &wrapping
+        } else {
+            &self.kw
+        };
         let stdin = file == Path::new("-");
         let format = match format {
             Some(format) => format,
@@ -825,9 +882,7 @@ impl Tool<'_> {
             .batch_size(batch)
             .on_refused(&mut on_refused)
             .on_progress(&mut on_progress);
-        let done = self
-            .kw
-            .import_users(Some(actor), &self.site, records, options)?;
+        let done = kw.import_users(Some(actor), &self.site, records, options)?;
         bar.finish_and_clear();
         self.print(
             || {

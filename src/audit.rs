@@ -48,6 +48,10 @@ text_enum!(
         TemporaryPasswordRevealed => "temporary_password_revealed",
         /// An administrator was recovered through direct database access (break-glass).
         AdministratorRecovered => "administrator_recovered",
+        /// A hash imported from another system was set on an existing user.
+        ImportedPasswordSet => "imported_password_set",
+        /// A run protecting fast legacy hashes at rest (argon2id over them) ended.
+        FastHashesWrapped => "fast_hashes_wrapped",
     }
 );
 

@@ -20,7 +20,16 @@
 //! | `phpass`           | `$P$` / `$H$` (WordPress, phpBB)                      |
 //! | `wordpress-bcrypt` | `$wp$2y$...` (WordPress 6.8+)                         |
 //! | `md5`              | 32 hex digits, unsalted                               |
-//! | `salted-md5`, `salted-sha256` | `$keyward-salted$v=1$md5,suffix$<salt>$<hex>` |
+//! | `salted-md5`, `salted-sha1`, `salted-sha256`, `salted-sha512` | `$keyward-salted$v=1$md5,suffix$<salt>$<hex>` |
+//! | `yescrypt`         | `$y$params$salt$hash` (libxcrypt)                     |
+//! | `scrypt`           | `$scrypt$ln=..,r=..,p=..$salt$hash` (passlib, PHC)    |
+//! | `django-scrypt`    | `scrypt$N$salt$r$p$hash`                              |
+//! | `django-pbkdf2-sha256`, `django-pbkdf2-sha1` | `pbkdf2_sha256$iterations$salt$hash` |
+//! | `pbkdf2-sha1`, `pbkdf2-sha256`, `pbkdf2-sha512` | passlib `$pbkdf2[-sha256\|-sha512]$rounds$salt$hash` |
+//! | `drupal7`          | `$S$` (and `U$S$`: over md5(password) in hex); first 512 bytes count |
+//! | `ldap-sha1`, `ldap-salted-sha1`, ... `ldap-salted-md5` | `{SHA}`, `{SSHA}`, `{SHA256}`, `{SSHA256}`, `{SHA512}`, `{SSHA512}`, `{MD5}`, `{SMD5}` + base64 |
+//! | `ldap-crypt`       | `{CRYPT}` + any crypt(3) string above                 |
+//! | `wrapped-legacy`   | `$keyward-wrapped$v=1$...`: a fast hash under argon2id ([`Hasher::wrap_fast`]) |
 //!
 //! Applications add in-house formats with [`Hasher::with_scheme`].
 
@@ -41,10 +50,16 @@ mod argon2;
 mod bcrypt;
 mod canonical;
 mod crypt;
+mod drupal;
 mod error;
 pub mod import;
+mod ldap;
+mod pbkdf2;
 mod salted;
+mod scrypt;
 mod wordpress;
+mod wrap;
+mod yescrypt;
 
 pub use import::{HashingMethod, ImportRecord, SaltPosition};
 
@@ -303,6 +318,21 @@ pub struct HashLimits {
     pub max_argon2_t: u32,
     /// Largest argon2 lane count.
     pub max_argon2_p: u32,
+    /// Largest PBKDF2 iteration count (Django, passlib) with HMAC-SHA-1 or HMAC-SHA-256; an
+    /// HMAC-SHA-512 iteration counts as four (it costs about four on 64-bit CPUs, which have
+    /// SHA-256 but not SHA-512 instructions).
+    pub max_pbkdf2_iterations: u32,
+    /// Largest scrypt work, 128·N·r·p bytes, in KiB: bounds the memory (128·N·r) and the
+    /// time (p runs of it, one after the other) together.
+    pub max_scrypt_kib: u32,
+    /// Largest yescrypt memory, 128·N·r bytes, in KiB.
+    pub max_yescrypt_kib: u32,
+    /// Largest yescrypt `t` (extra time factor; libxcrypt writes 0).
+    pub max_yescrypt_t: u32,
+    /// Largest yescrypt `p` (lanes, run one after the other here).
+    pub max_yescrypt_p: u32,
+    /// Largest Drupal 7 `$S$` iteration count, as log2 (SHA-512 over up to 512 bytes each).
+    pub max_drupal_log2: u32,
     /// Longest password accepted, in bytes.
     pub max_password_bytes: usize,
 }
@@ -319,6 +349,16 @@ impl HashLimits {
     ///   above RFC 9106's 64 MiB second recommendation and OWASP's 46 MiB profile, while keeping
     ///   a hostile row from allocating gigabytes (the first RFC recommendation, 2 GiB, needs
     ///   raised limits on purpose).
+    /// - `max_pbkdf2_iterations = 2_000_000`: Django 5.2 writes 1 000 000 (PBKDF2-SHA256),
+    ///   passlib 29 000; OWASP asks for 600 000. PBKDF2-SHA512 is admitted up to 500 000
+    ///   (passlib writes 25 000).
+    /// - `max_scrypt_kib = 131_072` (128 MiB of work): passlib's default (N = 2^16, r = 8,
+    ///   p = 1) is 64 MiB, Django's (N = 2^14, r = 8, p = 1) 16 MiB.
+    /// - `max_yescrypt_kib = 131_072` (128 MiB), `max_yescrypt_t = 2`, `max_yescrypt_p = 4`:
+    ///   libxcrypt's default (`$y$j9T$`, N = 2^12, r = 32) is 16 MiB, its largest cost
+    ///   setting (11) 1 GiB, which needs raised limits on purpose.
+    /// - `max_drupal_log2 = 18`: Drupal 7 writes 15; 2^18 rounds over a 512-byte password
+    ///   (Drupal's longest) take about a third of a second.
     /// - `max_password_bytes = 4096`: WordPress's own limit; SHA-crypt's work grows with the
     ///   square of the password length.
     pub const DEFAULT: Self = Self {
@@ -329,6 +369,12 @@ impl HashLimits {
         max_argon2_m_kib: 262_144,
         max_argon2_t: 10,
         max_argon2_p: 16,
+        max_pbkdf2_iterations: 2_000_000,
+        max_scrypt_kib: 131_072,
+        max_yescrypt_kib: 131_072,
+        max_yescrypt_t: 2,
+        max_yescrypt_p: 4,
+        max_drupal_log2: 18,
         max_password_bytes: 4096,
     };
 
@@ -436,6 +482,8 @@ struct Inner {
     custom: Vec<Arc<dyn HashScheme>>,
     /// Legacy formats.
     legacy: Vec<Arc<dyn HashScheme>>,
+    /// Whether [`Hasher::import`] wraps fast legacy hashes (see [`Hasher::wrap_fast`]).
+    wrap_imports: bool,
 }
 
 /// Hashes, parses, verifies and imports passwords. Cheap to clone (one `Arc`).
@@ -451,6 +499,7 @@ impl fmt::Debug for Hasher {
             .field("policy", &self.inner.policy)
             .field("limits", &self.inner.limits)
             .field("schemes", &names)
+            .field("wrap_imports", &self.inner.wrap_imports)
             .finish()
     }
 }
@@ -470,9 +519,12 @@ impl Hasher {
             Arc::new(argon2::Native),
             Arc::new(argon2::Imported),
             Arc::new(salted::Salted::MD5),
+            Arc::new(salted::Salted::SHA1),
             Arc::new(salted::Salted::SHA256),
+            Arc::new(salted::Salted::SHA512),
+            Arc::new(wrap::Wrapped),
         ];
-        let legacy: Vec<Arc<dyn HashScheme>> = vec![
+        let mut legacy: Vec<Arc<dyn HashScheme>> = vec![
             Arc::new(bcrypt::Bcrypt),
             Arc::new(wordpress::WpBcrypt),
             Arc::new(wordpress::Phpass),
@@ -481,8 +533,21 @@ impl Hasher {
             Arc::new(crypt::ShaCrypt::SHA512),
             Arc::new(crypt::BsdiCrypt),
             Arc::new(crypt::DesCrypt),
+            Arc::new(yescrypt::Yescrypt),
+            Arc::new(scrypt::Scrypt),
+            Arc::new(scrypt::DjangoScrypt),
+            Arc::new(drupal::Drupal),
+            Arc::new(pbkdf2::Django::SHA256),
+            Arc::new(pbkdf2::Django::SHA1),
+            Arc::new(pbkdf2::Passlib::SHA1),
+            Arc::new(pbkdf2::Passlib::SHA256),
+            Arc::new(pbkdf2::Passlib::SHA512),
+            Arc::new(ldap::LdapCrypt),
             Arc::new(salted::PlainMd5),
         ];
+        for scheme in ldap::LdapDigest::ALL {
+            legacy.push(Arc::new(scheme));
+        }
         Self {
             inner: Arc::new(Inner {
                 policy,
@@ -490,6 +555,7 @@ impl Hasher {
                 own,
                 custom: Vec::new(),
                 legacy,
+                wrap_imports: false,
             }),
         }
     }
@@ -509,6 +575,56 @@ impl Hasher {
     pub fn with_scheme(mut self, scheme: impl HashScheme + 'static) -> Self {
         Arc::make_mut(&mut self.inner).custom.push(Arc::new(scheme));
         self
+    }
+
+    /// Makes [`import`](Self::import) wrap every fast legacy hash it accepts (see
+    /// [`wrap_fast`](Self::wrap_fast)), so imported users are protected at rest from the
+    /// first write. Each such import then costs one argon2id hash under the policy.
+    #[must_use]
+    pub fn wrapping_fast_imports(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).wrap_imports = true;
+        self
+    }
+
+    /// Whether [`import`](Self::import) wraps fast legacy hashes.
+    #[must_use]
+    pub fn wraps_fast_imports(&self) -> bool {
+        self.inner.wrap_imports
+    }
+
+    /// Whether `stored` is a fast legacy hash that [`wrap_fast`](Self::wrap_fast) protects: a
+    /// plain or salted md5/sha1/sha256/sha512 digest (bare, `$keyward-salted$` or LDAP), DES
+    /// crypt, md5-crypt or phpass (also inside `{CRYPT}`).
+    #[must_use]
+    pub fn is_fast(&self, stored: &PasswordHash) -> bool {
+        wrap::split(stored.scheme(), stored.as_str()).is_some_and(|r| r.is_ok())
+    }
+
+    /// Protects a fast legacy hash at rest: returns `$keyward-wrapped$v=1$...`, argon2id
+    /// (under the current policy) over the legacy digest, which verifies the same passwords
+    /// and is upgraded to plain argon2id at the next successful sign-in. `None` when `stored`
+    /// is not a fast legacy hash (already wrapped, argon2, bcrypt, ...).
+    ///
+    /// The string is `$keyward-wrapped$v=1$<legacy>$<setting>$<argon2id PHC>`: `<legacy>` is
+    /// `<alg>,<position>` for a plain or salted digest or `des-crypt`/`md5-crypt`/`phpass`,
+    /// `<setting>` the salt or crypt setting in unpadded base64url, and the PHC string is
+    /// argon2id over the legacy digest (its raw bytes, or its crypt-base64 text for the
+    /// crypt-style schemes). Verifying computes the legacy digest, then argon2id: about one
+    /// argon2id verify (20 ms at the default policy); wrapping costs one argon2id hash.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse) for a string that no longer parses, and
+    /// [`HashError::Backend`] if argon2 fails.
+    pub fn wrap_fast(&self, stored: &PasswordHash) -> Result<Option<PasswordHash>, HashError> {
+        let Some(split) = wrap::split(stored.scheme(), stored.as_str()) else {
+            return Ok(None);
+        };
+        let (legacy, digest) = split?;
+        let encoded = wrap::wrap(&legacy, &digest, &self.inner.policy)?;
+        Ok(Some(PasswordHash {
+            encoded,
+            scheme: wrap::NAME,
+        }))
     }
 
     /// The policy new hashes are written with.
@@ -673,7 +789,14 @@ impl Hasher {
     /// # Errors
     /// An [`ImportError`] naming the offending field ([`ImportError::field`]).
     pub fn import(&self, record: &ImportRecord) -> Result<PasswordHash, ImportError> {
-        import::import(self, record)
+        let hash = import::import(self, record)?;
+        if !self.inner.wrap_imports {
+            return Ok(hash);
+        }
+        match self.wrap_fast(&hash) {
+            Ok(wrapped) => Ok(wrapped.unwrap_or(hash)),
+            Err(source) => Err(ImportError::InvalidHash { source }),
+        }
     }
 }
 
@@ -712,6 +835,30 @@ fn bounded(name: &'static str, value: u64, max: u64) -> Result<(), HashError> {
         return Err(HashError::ParamOutOfBounds { name, value, max });
     }
     Ok(())
+}
+
+/// Password length up to which every admitted round count is evaluated: the round limits
+/// (`max_sha_crypt_rounds`, `max_phpass_log2`) are the limits for passwords of up to this many
+/// bytes. 128 bytes covers generated passwords and passphrases.
+pub const FULL_ROUNDS_PASSWORD_BYTES: u64 = 128;
+/// The fixed work of one round, in password bytes (measured: a SHA-crypt or phpass round
+/// costs about as much as hashing 50–70 more password bytes).
+const ROUND_OVERHEAD_BYTES: u64 = 64;
+
+/// The rule against CPU amplification in schemes whose every round hashes the whole password
+/// (phpass, SHA-crypt): the work, rounds × (password bytes + the round's fixed work), may not
+/// exceed that of `max_rounds` over a [`FULL_ROUNDS_PASSWORD_BYTES`]-byte password. So no
+/// password of up to 128 bytes is ever refused for a hash the limits admit, a hash with the
+/// legacy defaults (glibc's 5000 rounds, WordPress's 2^8) verifies every password up to
+/// `max_password_bytes`, and one verification never costs more than `max_rounds` at 128
+/// bytes, whatever the length. A longer password against a costlier hash is refused with
+/// `ParamOutOfBounds { name: "rounds_for_password_length", value: rounds, max }` before any
+/// hashing.
+fn bounded_work(rounds: u64, max_rounds: u64, password_len: usize) -> Result<(), HashError> {
+    let len = u64::try_from(password_len).unwrap_or(u64::MAX);
+    let budget = max_rounds.saturating_mul(FULL_ROUNDS_PASSWORD_BYTES + ROUND_OVERHEAD_BYTES);
+    let per_round = len.saturating_add(ROUND_OVERHEAD_BYTES);
+    bounded("rounds_for_password_length", rounds, budget / per_round)
 }
 
 /// Constant-time equality of two byte strings (the lengths are not hidden).
@@ -793,6 +940,32 @@ mod tests {
         assert!(Argon2Policy::new(19_456, 0, 1).is_err());
         assert!(Argon2Policy::new(19_456, 1, 0).is_err());
         assert_eq!(Argon2Policy::default(), Argon2Policy::DEFAULT);
+    }
+
+    #[test]
+    fn work_is_bounded_jointly_with_the_password_length() {
+        // Up to 128 bytes, every admitted round count.
+        for len in [0, 16, 128] {
+            assert!(bounded_work(1_000_000, 1_000_000, len).is_ok());
+        }
+        // Longer: the rounds shrink as the password grows, linearly.
+        assert!(bounded_work(1_000_000, 1_000_000, 129).is_err());
+        let allowed = |len| match bounded_work(u64::MAX, 1_000_000, len) {
+            Err(HashError::ParamOutOfBounds { max, .. }) => max,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(allowed(128), 1_000_000);
+        assert_eq!(allowed(4096), 1_000_000 * 192 / 4160);
+        // glibc's default rounds and WordPress's 2^8 verify any password keyward accepts.
+        assert!(bounded_work(5000, 1_000_000, 4096).is_ok());
+        assert!(bounded_work(1 << 8, 1 << 20, 4096).is_ok());
+        assert!(bounded_work(1 << 19, 1 << 20, 4096).is_err());
+        // passlib's defaults: sha512-crypt 656 000 rounds up to 228 bytes, phpass 2^19 to 320.
+        assert!(bounded_work(656_000, 1_000_000, 228).is_ok());
+        assert!(bounded_work(656_000, 1_000_000, 229).is_err());
+        assert!(bounded_work(1 << 19, 1 << 20, 320).is_ok());
+        assert!(bounded_work(1 << 19, 1 << 20, 321).is_err());
+        assert!(bounded_work(1, 1, usize::MAX).is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! JSON array, or one text with groups separated by `;`), `role` (`user`, `moderator`,
 //! `administrator`; default `user`), `email`, `email_verified`, `phone`, `phone_verified`,
 //! `date_of_birth` (`YYYY-MM-DD`), `sso_linked`, and a legacy hash in Kinde's columns:
-//! `hashed_password`, `hashing_method`, `salt`, `salt_position`, `is_temporary_password`
-//! (see [`ImportRecord`]). Flags are JSON booleans or the texts `true`/`false`, `yes`/`no`,
+//! `hashed_password`, `hashing_method`, `salt`, `salt_position`, `is_temporary_password`,
+//! `temporary_password_never_expires` (see [`ImportRecord`]). Flags are JSON booleans or the texts `true`/`false`, `yes`/`no`,
 //! `1`/`0`; an empty text or `null` is the field's default. A user without
 //! `hashed_password` is imported without a password (unclaimed: give them a temporary one).
 
@@ -30,9 +30,9 @@ use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::hash::{HashError, HashingMethod, ImportError, ImportRecord, SaltPosition};
 use crate::permission::Permission;
-use crate::service::{Keyward, stored};
+use crate::service::Keyward;
 use crate::store::{Creation, NewUser, StoreError, UserRecord};
-use crate::user::{PasswordCredential, Role, SiteId, TemporaryMode, User, UserId};
+use crate::user::{Role, SiteId, User, UserId};
 
 /// One user read from an import file, before it is given a site and an id.
 ///
@@ -154,7 +154,7 @@ impl RecordError {
 }
 
 /// The fields keyward reads; any other is refused, so a misspelt column is not silently lost.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "username",
     "forename",
     "surname",
@@ -172,6 +172,7 @@ const FIELDS: [&str; 17] = [
     "salt",
     "salt_position",
     "is_temporary_password",
+    "temporary_password_never_expires",
 ];
 
 /// The fields of one record, taken out one by one so each error names its field.
@@ -284,8 +285,14 @@ impl Fields {
         })?;
         let salt = self.text("salt")?;
         let temporary = self.flag("is_temporary_password")?;
+        let never_expires = self.flag("temporary_password_never_expires")?;
         let Some(hash) = self.text("hashed_password")? else {
-            if method.is_some() || salt.is_some() || position.is_some() || temporary {
+            if method.is_some()
+                || salt.is_some()
+                || position.is_some()
+                || temporary
+                || never_expires
+            {
                 return Err(self.error("hashed_password", "is required with the other hash fields"));
             }
             return Ok(None);
@@ -295,6 +302,7 @@ impl Fields {
         record.salt = salt;
         record.salt_position = position;
         record.is_temporary_password = temporary;
+        record.temporary_password_never_expires = never_expires;
         Ok(Some(record))
     }
 }
@@ -576,21 +584,15 @@ impl Keyward {
         hash: Option<&ImportRecord>,
     ) -> Result<NewUser, Error> {
         user.validate()?;
-        let now = self.now();
         let mut record = UserRecord::new(user);
         let details = match hash {
             None => "imported without a password".to_owned(),
             Some(import) => {
                 let hash = self.hasher.import(import)?;
-                record.password = Some(if import.is_temporary_password {
-                    // An imported temporary password: single-use, default lifetime, issued
-                    // by nobody in this system (the user themself).
-                    let rules = self.temporary.temporary_rules(&record.user);
-                    let issuer = record.user.id.clone();
-                    rules.issue(stored(&hash), now, TemporaryMode::SingleUse, issuer, None)
-                } else {
-                    PasswordCredential::permanent(stored(&hash), now)
-                });
+                // Issued by nobody in this system: the user themself.
+                let issuer = record.user.id.clone();
+                let credential = self.imported_credential(&record.user, &hash, import, issuer);
+                record.password = Some(credential);
                 format!("imported {} hash", hash.scheme())
             }
         };

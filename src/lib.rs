@@ -15,6 +15,7 @@ mod guard;
 pub mod hash;
 pub mod import;
 pub mod lockout;
+pub mod migrate;
 pub mod notify;
 pub mod permission;
 pub mod policy;

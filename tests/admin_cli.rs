@@ -655,3 +655,61 @@ fn ctrl_c_before_the_commit_cancels_cleanly() {
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0]["outcome"], "cancelled");
 }
+
+/// Fast legacy hashes wrapped at import (`--wrap-fast`) and by the job (`wrap-fast`): the
+/// stored string is argon2id over the legacy digest, and the user signs in as before.
+#[test]
+fn fast_hashes_are_wrapped_at_import_and_by_the_job() {
+    let tool = Tool::sqlite();
+    let init = [
+        "init",
+        "--admin",
+        "head",
+        "--forename",
+        "Ada",
+        "--surname",
+        "Head",
+    ];
+    tool.admin(&init).expect(0);
+    let md5 = r#""hashed_password": "5f4dcc3b5aa765d61d8327deb882cf99", "hashing_method": "md5""#;
+    write(
+        &tool.path("a.ndjson"),
+        &format!("{{\"username\": \"ann\", {md5}}}\n"),
+    );
+    write(
+        &tool.path("b.ndjson"),
+        &format!("{{\"username\": \"ben\", {md5}}}\n"),
+    );
+    tool.admin(&["import", tool.path("a.ndjson").to_str().unwrap()])
+        .expect(0);
+    tool.admin(&[
+        "import",
+        "--wrap-fast",
+        tool.path("b.ndjson").to_str().unwrap(),
+    ])
+    .expect(0);
+    let out = tool.admin(&["wrap-fast"]).expect(0);
+    assert_eq!(
+        out.json()[0]["wrapped"],
+        1,
+        "ann's md5, ben's was wrapped at import"
+    );
+    let again = tool.admin(&["wrap-fast"]).expect(0);
+    assert_eq!(again.json()[0]["wrapped"], 0, "a rerun finds nothing left");
+    let store = keyward::SqliteStore::open(tool.path("keyward.db")).unwrap();
+    let site = keyward::user::SiteId::new("northfield").unwrap();
+    for name in ["ann", "ben"] {
+        use keyward::UserStore as _;
+        let record = store.find_user(&site, name).unwrap().unwrap();
+        let stored = record.password.unwrap().hash;
+        assert!(
+            !stored.as_str().contains("5f4dcc3b"),
+            "{name}: the md5 digest is still readable"
+        );
+    }
+    drop(store);
+    for name in ["ann", "ben"] {
+        let out = tool.sign_in(name, "password").expect(0);
+        assert_eq!(out.json()[0]["hash_upgraded"], true);
+    }
+}

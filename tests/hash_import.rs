@@ -2,7 +2,7 @@
 //! the offending field.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use keyward::hash::import::dry_run_line;
+use keyward::hash::import::{DryRunOutcome, DryRunSummary, dry_run_line, dry_run_outcome};
 use keyward::{HashError, Hasher, ImportError, ImportRecord, Password, Verification};
 use serde::Deserialize;
 
@@ -17,10 +17,16 @@ struct SaltedVector {
 
 #[test]
 fn salted_digest_vectors() {
-    let path = format!(
-        "{}/tests/vectors/salted.generated.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    salted_vectors("salted.generated.txt");
+}
+
+#[test]
+fn salted_sha1_and_sha512_vectors() {
+    salted_vectors("salted-sha.generated.txt");
+}
+
+fn salted_vectors(file: &str) {
+    let path = format!("{}/tests/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
     let hasher = Hasher::for_tests();
     let mut n = 0;
     for line in std::fs::read_to_string(path).unwrap().lines() {
@@ -281,4 +287,87 @@ fn dry_run_lines() {
     );
     let empty = line(7, b"");
     assert!(empty["error"].is_string());
+}
+
+#[test]
+fn dry_run_without_passwords_validates_and_summarizes() {
+    let h = Hasher::for_tests();
+    let lines: [&[u8]; 7] = [
+        br#"{"hashed_password": "$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}"#,
+        br#"{"hashed_password": "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC"}"#,
+        br#"{"hashed_password": "{SSHA}eHWWKH4GYHGwmVWejRf42o5spGteOECB"}"#,
+        br#"{"hashed_password": "$P$zIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}"#,
+        br#"{"hashed_password": "$P$yIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}"#,
+        br#"{"hashed_password": "nope"}"#,
+        b"{not json",
+    ];
+    let mut summary = DryRunSummary::default();
+    let outcomes: Vec<DryRunOutcome> = lines.iter().map(|l| dry_run_outcome(&h, l)).collect();
+    outcomes.iter().for_each(|o| summary.add(o));
+    let first: serde_json::Value = serde_json::from_str(&outcomes[0].to_json(1)).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"line": 1, "valid": true, "scheme": "phpass", "needs_upgrade": true})
+    );
+    let hostile: serde_json::Value = serde_json::from_str(&dry_run_line(&h, 4, lines[3])).unwrap();
+    assert_eq!(
+        hostile["problem"],
+        "hashed_password: phpass_log2 above the limit"
+    );
+    assert_eq!(summary.lines, 7);
+    assert_eq!(summary.unchecked, 3);
+    assert_eq!(summary.verified + summary.not_verified, 0);
+    assert_eq!(summary.refused(), 4);
+    assert_eq!(summary.by_scheme.get("yescrypt"), Some(&1));
+    assert_eq!(summary.by_scheme.get("ldap-salted-sha1"), Some(&1));
+    // Two hostile phpass costs are one problem, counted twice.
+    assert_eq!(
+        summary
+            .by_problem
+            .get("hashed_password: phpass_log2 above the limit"),
+        Some(&2)
+    );
+    assert_eq!(
+        summary.by_problem.get("hashed_password: unknown format"),
+        Some(&1)
+    );
+    assert_eq!(
+        summary.by_problem.get("invalid record: syntax error"),
+        Some(&1)
+    );
+    let shown = summary.to_string();
+    assert!(shown.contains("7 lines: 3 valid, 4 refused"), "{shown}");
+    assert!(shown.contains("       1  yescrypt"), "{shown}");
+}
+
+/// The dry run answers every generated and published vector (through import, as the tool does).
+#[test]
+fn dry_run_answers_every_vector() {
+    let h = Hasher::for_tests();
+    let dir = format!("{}/tests/vectors", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".txt") || name.starts_with("totp") || name.starts_with("salted") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if line.starts_with('#')
+                || line.trim().is_empty()
+                || line.contains("rounds=77777")
+                || line.contains("rounds=123456")
+            {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let input =
+                serde_json::json!({"hashed_password": v["hash"], "password": v["password"]});
+            let out: serde_json::Value =
+                serde_json::from_str(&dry_run_line(&h, 1, input.to_string().as_bytes())).unwrap();
+            assert_eq!(out["verified"], v["match"], "{name}: {line} -> {out}");
+            n += 1;
+        }
+    }
+    assert!(n > 450, "{n}");
 }

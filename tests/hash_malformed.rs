@@ -21,6 +21,16 @@ const BCRYPT: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyO
 const SHA256: &str = "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5";
 /// The MD5 of "password", in hex.
 const MD5_HEX: &str = "5f4dcc3b5aa765d61d8327deb882cf99";
+/// The SHA-1 of "password", in hex.
+const SHA1_HEX: &str = "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8";
+const YESCRYPT: &str = "$y$j9T$salt$Cw3H19laQT.rHIYMLvuoUzLb8st7PboO9rfxAylYPx9";
+const SCRYPT: &str =
+    "$scrypt$ln=6,r=8,p=1$c29tZXNhbHRzb21lc2FsdA$006quPv5Gw6zXps5/Q3IMap0lgVAJmutsKMc6uS4QR8";
+const DJANGO: &str = "pbkdf2_sha256$1000$djangosalt$jyjNVU98593XnYJsL+EmcLZlIBOZqbdhcsHq9S2dMwo=";
+/// passlib phpass 2^16 of "x" × 1024, and libxcrypt sha512-crypt 100 000 rounds of "y" × 128.
+const PHPASS_16: &str = "$P$EsaltsaltS6u2DbdfLT6o1mDuQQpaR.";
+const SHA512_100K: &str = "$6$rounds=100000$saltsalt$F2vUW4OGdZGAdETdm04oAi8PFcaEURpyY5rCheJ4kgUfMuZOFROcnEy/B1c9ztJ8mTsl/Zn4CYFRWSd0QDyvf/";
+const DRUPAL: &str = "$S$C33783772bRXEx1aCsvY.dqgaaSu76XmVlKrW9Qu8IQlvxHlmzLf";
 const ARGON: &str = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
 
 #[test]
@@ -107,6 +117,139 @@ fn malformed_shapes() {
             "malformed",
         ),
         (salted("md5,prefix", "eA", MD5_HEX), "ok"),
+        (salted("sha1,none", "", SHA1_HEX), "ok"),
+        (salted("sha1,none", "", MD5_HEX), "malformed"),
+        (salted("sha512,prefix", "eA", SHA1_HEX), "malformed"),
+        // yescrypt
+        (YESCRYPT.into(), "ok"),
+        ("$y$".into(), "malformed"),
+        (YESCRYPT.replace("$j9T$", "$$"), "malformed"),
+        (YESCRYPT.replace("$j9T$", "$j9T!$"), "malformed"),
+        (YESCRYPT.replace("$j9T$", "$jzzzzzzzzzz$"), "malformed"),
+        (YESCRYPT.replace("$j9T$", "$jET$"), "bounds"), // N = 2^17 · r = 32: 512 MiB
+        (YESCRYPT.replace("$j9T$", "$j9T/0$"), "bounds"), // t = 3
+        (YESCRYPT.replace("$j9T$", "$j9T/.$"), "ok"),   // t = 1
+        (YESCRYPT.replace("$j9T$", "$j9T.C$"), "bounds"), // p = 16
+        (YESCRYPT.replace("$j9T$", "$j9T5$"), "malformed"), // a ROM
+        (YESCRYPT.replace("$j9T$", "$j9T3.$"), "malformed"), // t and g flags, g missing
+        (YESCRYPT[..YESCRYPT.len() - 1].into(), "malformed"),
+        (format!("{YESCRYPT}$"), "malformed"),
+        // scrypt
+        (SCRYPT.into(), "ok"),
+        ("$scrypt$".into(), "malformed"),
+        (SCRYPT.replace("ln=6", "ln=18"), "bounds"),
+        (
+            SCRYPT.replace("ln=6", "ln=99999999999999999999999"),
+            "malformed",
+        ),
+        (SCRYPT.replace("ln=6", "ln=63"), "bounds"),
+        (SCRYPT.replace("p=1", "p=4294967295"), "bounds"),
+        (SCRYPT.replace("p=1", "p=0"), "minimum"),
+        (SCRYPT.replace("r=8", "r=0"), "minimum"),
+        (SCRYPT.replace("ln=6,r=8", "r=8,ln=6"), "malformed"),
+        (SCRYPT.replace("$c29t", "$!c29t"), "malformed"),
+        ("scrypt$16384$salt$8$1$AAAA".into(), "malformed"),
+        ("scrypt$1000$salt$8$1$".into(), "malformed"),
+        (
+            format!("scrypt$1048576$salt$8$1${}", "A".repeat(86) + "=="),
+            "bounds",
+        ),
+        // PBKDF2
+        (DJANGO.into(), "ok"),
+        (DJANGO.replace("$1000$", "$2000001$"), "bounds"),
+        (DJANGO.replace("$1000$", "$0$"), "minimum"),
+        (DJANGO.replace("$1000$", "$-1$"), "malformed"),
+        (DJANGO.replace("$1000$", "$99999999999999999999$"), "bounds"),
+        (DJANGO.replace("djangosalt", ""), "malformed"),
+        (DJANGO.replace("Mwo=", "Mwo"), "malformed"),
+        (format!("{DJANGO}$"), "malformed"),
+        ("pbkdf2_sha1$1000$salt$AAAA".into(), "malformed"),
+        ("$pbkdf2-sha256$1000$c2FsdA$+AAA".into(), "malformed"),
+        ("$pbkdf2-sha512$3000000$c2FsdA$AAAA".into(), "bounds"),
+        ("$pbkdf2-sha512$500001$c2FsdA$AAAA".into(), "bounds"),
+        ("$pbkdf2-sha256$500001$c2FsdA$AAAA".into(), "malformed"), // bounded fine, short hash
+        ("$pbkdf2$".into(), "malformed"),
+        // Drupal 7
+        (DRUPAL.into(), "ok"),
+        (DRUPAL.replacen("$S$C", "$S$4", 1), "minimum"),
+        (DRUPAL.replacen("$S$C", "$S$H", 1), "bounds"), // 2^19
+        (DRUPAL.replacen("$S$C", "$S$G", 1), "ok"),     // 2^18
+        (DRUPAL[..54].into(), "malformed"),
+        (format!("U{DRUPAL}"), "ok"),
+        (format!("U{}", &DRUPAL[..50]), "malformed"),
+        (DRUPAL.replacen('3', "!", 1), "malformed"),
+        // LDAP
+        ("{SSHA}".into(), "malformed"),
+        ("{SSHA}eHWWKH4GYHGwmVWejRf42o5spGteOECB".into(), "ok"),
+        ("{ssha}eHWWKH4GYHGwmVWejRf42o5spGteOECB".into(), "ok"),
+        (format!("{{SSHA}}{}=", "A".repeat(27)), "malformed"), // 20 bytes: no salt
+        ("{SHA}eHWWKH4GYHGwmVWejRf42o5spGteOECB".into(), "malformed"),
+        ("{SSHA}not base64!".into(), "malformed"),
+        ("{SSHA512}AAAA".into(), "malformed"),
+        ("{MD5}X03MO1qnZdYdgyfeuILPmQ==".into(), "ok"),
+        ("{CRYPT}".into(), "malformed"),
+        ("{CRYPT}$unknown$".into(), "malformed"),
+        (
+            format!("{{CRYPT}}{}", BCRYPT.replace("$05$", "$15$")),
+            "bounds",
+        ),
+        (format!("{{crypt}}{SHA256}"), "ok"),
+        ("{UNKNOWN}abc".into(), "unknown"),
+        // wrapped
+        ("$keyward-wrapped$v=1$".into(), "malformed"),
+        (format!("$keyward-wrapped$v=1$md5,none{ARGON}"), "malformed"),
+        (format!("$keyward-wrapped$v=1$md5,none${ARGON}"), "ok"),
+        (
+            format!("$keyward-wrapped$v=1$md5,prefix${ARGON}"),
+            "malformed",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$md5,none$eA{ARGON}"),
+            "malformed",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$sha3,none${ARGON}"),
+            "malformed",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$bcrypt$eA{ARGON}"),
+            "malformed",
+        ),
+        (format!("$keyward-wrapped$v=1$des-crypt$YWI{ARGON}"), "ok"),
+        (
+            format!("$keyward-wrapped$v=1$des-crypt$YWJj{ARGON}"),
+            "malformed",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$md5-crypt$JDEkc2FsdCQ{ARGON}"),
+            "ok",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$md5-crypt$JDEkJA{ARGON}"),
+            "malformed",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$phpass$JFAkOUlRUmFUd21m{ARGON}"),
+            "ok",
+        ),
+        (
+            format!("$keyward-wrapped$v=1$phpass$JFAkeklRUmFUd21m{ARGON}"),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("m=64", "m=4194304")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("argon2id", "argon2i")
+            ),
+            "malformed",
+        ),
     ];
     let h = Hasher::for_tests();
     for (s, expected) in cases {
@@ -133,6 +276,10 @@ fn hostile_costs_are_refused_at_verify_too() {
         max_sha_crypt_rounds: u32::MAX,
         max_phpass_log2: 30,
         max_argon2_m_kib: 1 << 22,
+        max_pbkdf2_iterations: u32::MAX,
+        max_drupal_log2: 30,
+        max_scrypt_kib: u32::MAX,
+        max_yescrypt_kib: u32::MAX,
         ..HashLimits::DEFAULT
     };
     let lax = Hasher::new(keyward::Argon2Policy::INSECURE_TEST, lax);
@@ -142,6 +289,11 @@ fn hostile_costs_are_refused_at_verify_too() {
         "$6$rounds=999999999$salt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1".into(),
         "$P$SIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0".into(),
         ARGON.replace("m=64", "m=4194304"),
+        YESCRYPT.replace("$j9T$", "$jFT$"),
+        SCRYPT.replace("ln=6", "ln=22"),
+        DJANGO.replace("$1000$", "$400000000$"),
+        DRUPAL.replacen("$S$C", "$S$S", 1),
+        format!("$keyward-wrapped$v=1$phpass$JFAkU0lRUmFUd21m{ARGON}"),
     ];
     for s in hostile {
         let parsed: PasswordHash = lax.parse(&s).unwrap();
@@ -163,4 +315,41 @@ fn overlong_passwords_are_refused_before_hashing() {
     ));
     assert!(h.hash(&long).is_err());
     h.verify_dummy(&long); // bounded, no panic
+}
+
+/// Rounds × password length is bounded together: up to 128 bytes every admitted round count
+/// is evaluated; a longer password against a costlier hash is refused before hashing.
+#[test]
+fn long_passwords_against_costly_rounds_are_refused_quickly() {
+    let h = Hasher::for_tests();
+    let cases = [(PHPASS_16, 1024, "x"), (SHA512_100K, 128, "y")];
+    for (stored, len, ch) in cases {
+        let stored = h.parse(stored).unwrap();
+        // The password it was made of verifies (the work is within the bound)...
+        let right = Password::new(ch.repeat(len));
+        assert!(
+            h.verify_scheme(&right, &stored)
+                .is_ok_and(|m| m == keyward::SchemeMatch::Match)
+        );
+        // ...and one of the longest admitted length is refused at once.
+        let long = Password::new(ch.repeat(4096));
+        let started = Instant::now();
+        let err = h.verify(&long, &stored).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HashError::ParamOutOfBounds {
+                    name: "rounds_for_password_length",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(50));
+        // Wrapped, the same rule holds for phpass.
+        if let Some(wrapped) = h.wrap_fast(&stored).unwrap() {
+            assert!(h.verify(&right, &wrapped).unwrap().is_match());
+            assert!(h.verify(&long, &wrapped).is_err());
+        }
+    }
 }

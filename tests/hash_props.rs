@@ -50,9 +50,47 @@ proptest! {
         prop_assert_eq!(h.parse(imported.as_str()).unwrap(), imported);
     }
 
+    /// A wrapped salted digest round-trips, verifies the password the digest was made of, and
+    /// refuses another, for any salt, algorithm and position.
+    #[test]
+    fn wrapped_digest_round_trips_and_verifies(
+        password in "\\PC{0,24}",
+        salt in "\\PC{1,40}",
+        alg in 0usize..4,
+        prefix in any::<bool>(),
+    ) {
+        use sha2::Digest as _;
+        let h = Hasher::for_tests().wrapping_fast_imports();
+        let data = if prefix {
+            format!("{salt}{password}")
+        } else {
+            format!("{password}{salt}")
+        };
+        let (method, digest) = match alg {
+            0 => (HashingMethod::Md5, md5::Md5::digest(data.as_bytes()).to_vec()),
+            1 => (HashingMethod::Sha1, sha1::Sha1::digest(data.as_bytes()).to_vec()),
+            2 => (HashingMethod::Sha256, sha2::Sha256::digest(data.as_bytes()).to_vec()),
+            _ => (HashingMethod::Sha512, sha2::Sha512::digest(data.as_bytes()).to_vec()),
+        };
+        let record = ImportRecord {
+            hashing_method: Some(method),
+            salt: Some(salt),
+            salt_position: Some(if prefix { SaltPosition::Prefix } else { SaltPosition::Suffix }),
+            ..ImportRecord::new(hex(&digest))
+        };
+        let wrapped = h.import(&record).unwrap();
+        prop_assert_eq!(wrapped.scheme(), "wrapped-legacy");
+        prop_assert!(!wrapped.as_str().contains(&hex(&digest)));
+        let parsed = h.parse(wrapped.as_str()).unwrap();
+        prop_assert_eq!(&parsed, &wrapped);
+        prop_assert!(h.verify(&Password::new(password.as_str()), &parsed).unwrap().is_match());
+        let other = Password::new(format!("{password}x"));
+        prop_assert!(!h.verify(&other, &parsed).unwrap().is_match());
+    }
+
     /// Parsing arbitrary text never panics, and whatever parses re-parses identically.
     #[test]
-    fn parse_is_total(s in "\\PC{0,80}|\\$(2[abxy]|1|5|6|P|H|wp|argon2id|keyward-salted)\\$[ -~]{0,70}") {
+    fn parse_is_total(s in "\\PC{0,80}|\\$(2[abxy]|1|5|6|P|H|S|y|wp|argon2id|scrypt|pbkdf2|pbkdf2-sha256|keyward-salted|keyward-wrapped)\\$[ -~]{0,70}|(\\{(SSHA|SHA|MD5|SMD5|CRYPT|SSHA512)\\}|pbkdf2_sha256\\$|scrypt\\$|U\\$S\\$)[ -~]{0,70}") {
         let h = Hasher::for_tests();
         if let Ok(p) = h.parse(&s) {
             prop_assert_eq!(h.parse(p.as_str()).unwrap(), p);

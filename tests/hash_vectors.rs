@@ -77,7 +77,13 @@ fn run(file: &str, expect_scheme: &[&str], skip: &[&str]) -> usize {
 fn published_vectors() {
     // The two 77777/123456-round Drepper vectors per digest are the deliberately slower cases;
     // sha512 ones are skipped to keep the debug-build suite fast.
-    let schemes = ["sha256-crypt", "sha512-crypt", "bcrypt", "phpass"];
+    let schemes = [
+        "sha256-crypt",
+        "sha512-crypt",
+        "bcrypt",
+        "phpass",
+        "drupal7",
+    ];
     let n = run(
         "published.txt",
         &schemes,
@@ -111,6 +117,105 @@ fn phpass() {
 #[test]
 fn wordpress() {
     run("wordpress.generated.txt", &["wordpress-bcrypt", "md5"], &[]);
+}
+
+#[test]
+fn yescrypt() {
+    run("yescrypt.generated.txt", &["yescrypt"], &[]);
+}
+
+#[test]
+fn scrypt() {
+    run("scrypt.generated.txt", &["scrypt", "django-scrypt"], &[]);
+}
+
+#[test]
+fn pbkdf2() {
+    let schemes = [
+        "django-pbkdf2-sha256",
+        "django-pbkdf2-sha1",
+        "pbkdf2-sha1",
+        "pbkdf2-sha256",
+        "pbkdf2-sha512",
+    ];
+    run("pbkdf2.generated.txt", &schemes, &[]);
+}
+
+#[test]
+fn drupal7() {
+    run("drupal.generated.txt", &["drupal7"], &[]);
+}
+
+#[test]
+fn ldap() {
+    let schemes = [
+        "ldap-sha1",
+        "ldap-salted-sha1",
+        "ldap-sha256",
+        "ldap-salted-sha256",
+        "ldap-sha512",
+        "ldap-salted-sha512",
+        "ldap-md5",
+        "ldap-salted-md5",
+        "ldap-crypt",
+    ];
+    run("ldap.generated.txt", &schemes, &[]);
+}
+
+/// Every fast legacy vector, wrapped: verifies the same passwords, and upgrades on a match.
+#[test]
+fn wrapped_fast_hashes_verify_as_the_originals() {
+    let hasher = Hasher::for_tests();
+    let mut wrapped = 0;
+    for file in [
+        "crypt.generated.txt",
+        "phpass.generated.txt",
+        "wordpress.generated.txt",
+        "ldap.generated.txt",
+        "published.txt",
+    ] {
+        for v in load(file) {
+            if v.hash.contains("rounds=77777") || v.hash.contains("rounds=123456") {
+                continue;
+            }
+            let parsed = hasher.parse(&v.hash).unwrap();
+            let Some(w) = hasher.wrap_fast(&parsed).unwrap() else {
+                assert!(!hasher.is_fast(&parsed), "{}", v.hash);
+                continue;
+            };
+            assert!(hasher.is_fast(&parsed));
+            assert_eq!(w.scheme(), "wrapped-legacy");
+            assert!(w.as_str().starts_with("$keyward-wrapped$v=1$"));
+            // The legacy digest is gone from the stored string.
+            let digest_tail = &v.hash[v.hash.len() - 8..];
+            assert!(!w.as_str().contains(digest_tail), "{}", w.as_str());
+            // It parses back to itself, is not fast any more, and is not wrapped twice.
+            let reparsed = hasher.parse(w.as_str()).unwrap();
+            assert_eq!(reparsed, w);
+            assert!(!hasher.is_fast(&reparsed));
+            assert_eq!(hasher.wrap_fast(&reparsed).unwrap(), None);
+            let pw = Password::new(v.password.as_str());
+            let outcome = hasher.verify(&pw, &w).unwrap();
+            assert_eq!(
+                outcome.is_match(),
+                v.matches,
+                "{file}: {} ({})",
+                v.hash,
+                v.note
+            );
+            if v.matches {
+                assert!(matches!(
+                    outcome,
+                    Verification::MatchUpgraded {
+                        from_scheme: "wrapped-legacy",
+                        ..
+                    }
+                ));
+            }
+            wrapped += 1;
+        }
+    }
+    assert!(wrapped > 150, "{wrapped}");
 }
 
 #[test]

@@ -15,6 +15,12 @@ pub fn cheap() -> Hasher {
             max_argon2_m_kib: 64,
             max_argon2_t: 2,
             max_argon2_p: 2,
+            max_pbkdf2_iterations: 5_000,
+            max_scrypt_kib: 1_024,
+            max_yescrypt_kib: 1_024,
+            max_yescrypt_t: 1,
+            max_yescrypt_p: 2,
+            max_drupal_log2: 10,
             max_password_bytes: 256,
         },
     )

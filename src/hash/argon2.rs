@@ -198,6 +198,26 @@ fn evaluate(parsed: &Parsed, password: &[u8]) -> Result<SchemeMatch, HashError> 
     Ok(ct_eq(&out, expected.as_bytes()).into())
 }
 
+/// Parses and bounds a PHC string keyward did not write over a password (reported as
+/// `scheme`), without evaluating it.
+pub(super) fn check_phc(
+    scheme: &'static str,
+    s: &str,
+    limits: &HashLimits,
+) -> Result<(), HashError> {
+    parse(scheme, s, limits).map(drop)
+}
+
+/// Parses, bounds and evaluates such a PHC string over `input`.
+pub(super) fn verify_phc(
+    scheme: &'static str,
+    input: &[u8],
+    s: &str,
+    limits: &HashLimits,
+) -> Result<SchemeMatch, HashError> {
+    evaluate(&parse(scheme, s, limits)?, input)
+}
+
 /// Whether `s` is an argon2id v19 hash with exactly `policy`'s parameters.
 pub(super) fn is_current(s: &str, policy: &Argon2Policy) -> bool {
     let Ok(phc) = Phc::new(s) else { return false };

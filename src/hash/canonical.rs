@@ -4,7 +4,7 @@
 //! $keyward-salted$v=1$<alg>,<position>$<salt>$<digest>
 //! ```
 //!
-//! - `<alg>`: `md5` or `sha256`;
+//! - `<alg>`: `md5`, `sha1`, `sha256` or `sha512`;
 //! - `<position>`: `prefix` (digest = H(salt ‖ password)), `suffix` (H(password ‖ salt)) or
 //!   `none` (unsalted; the salt field is then empty);
 //! - `<salt>`: the salt's bytes in unpadded base64url (RFC 4648 §5), so that any salt,
@@ -29,28 +29,42 @@ pub(super) const MAX_SALT_BYTES: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum DigestAlg {
     Md5,
+    Sha1,
     Sha256,
+    Sha512,
 }
 
 impl DigestAlg {
+    pub(super) const ALL: [Self; 4] = [Self::Md5, Self::Sha1, Self::Sha256, Self::Sha512];
+
     pub(super) fn tag(self) -> &'static str {
         match self {
             Self::Md5 => "md5",
+            Self::Sha1 => "sha1",
             Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
         }
+    }
+
+    pub(super) fn from_tag(tag: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.tag() == tag)
     }
 
     pub(super) fn scheme(self) -> &'static str {
         match self {
             Self::Md5 => "salted-md5",
+            Self::Sha1 => "salted-sha1",
             Self::Sha256 => "salted-sha256",
+            Self::Sha512 => "salted-sha512",
         }
     }
 
     pub(super) fn output_len(self) -> usize {
         match self {
             Self::Md5 => 16,
+            Self::Sha1 => 20,
             Self::Sha256 => 32,
+            Self::Sha512 => 64,
         }
     }
 }
@@ -64,13 +78,23 @@ pub(super) enum Position {
 }
 
 impl Position {
-    fn tag(self) -> &'static str {
+    pub(super) fn tag(self) -> &'static str {
         match self {
             Self::Prefix => "prefix",
             Self::Suffix => "suffix",
             Self::None => "none",
         }
     }
+}
+
+/// The algorithm a `$keyward-salted$` string names (md5 when it names none that is known), so
+/// that each string has exactly one claiming scheme and a precise error.
+pub(super) fn claimed_alg(s: &str) -> DigestAlg {
+    let tag = s
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once(','))
+        .map(|(tag, _)| tag);
+    tag.and_then(DigestAlg::from_tag).unwrap_or(DigestAlg::Md5)
 }
 
 /// A parsed `$keyward-salted$` string.
@@ -113,11 +137,7 @@ impl SaltedDigest {
 
     /// Parses the canonical form.
     pub(super) fn parse(s: &str) -> Result<Self, HashError> {
-        let scheme_guess = if s.starts_with("$keyward-salted$v=1$sha256,") {
-            DigestAlg::Sha256.scheme()
-        } else {
-            DigestAlg::Md5.scheme()
-        };
+        let scheme_guess = claimed_alg(s).scheme();
         let bad = |reason| malformed(scheme_guess, reason);
         let rest = s
             .strip_prefix(PREFIX)
@@ -129,11 +149,7 @@ impl SaltedDigest {
             return Err(bad("expected alg,position$salt$digest"));
         };
         let (alg, position) = kind.split_once(',').ok_or(bad("expected alg,position"))?;
-        let alg = match alg {
-            "md5" => DigestAlg::Md5,
-            "sha256" => DigestAlg::Sha256,
-            _ => return Err(bad("unknown digest algorithm")),
-        };
+        let alg = DigestAlg::from_tag(alg).ok_or(bad("unknown digest algorithm"))?;
         let position = match position {
             "prefix" => Position::Prefix,
             "suffix" => Position::Suffix,

@@ -12,7 +12,8 @@ use data_encoding::{BitOrder, Encoding, Specification};
 
 use super::error::BackendError;
 use super::{
-    HashError, HashLimits, HashScheme, SchemeMatch, bounded, ct_eq, is_crypt64, malformed,
+    HashError, HashLimits, HashScheme, SchemeMatch, bounded, bounded_work, ct_eq, is_crypt64,
+    malformed,
 };
 
 /// The crypt(3) base64 alphabet read least-significant-bits first, as DES-based crypt,
@@ -293,7 +294,12 @@ impl HashScheme for ShaCrypt {
         stored: &str,
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
+        let (rounds, _, _) = self.parse(stored)?;
         self.check(stored, limits)?;
+        // Absent rounds mean the spec's default, 5000; below 1000 it clamps to 1000.
+        let rounds = rounds.unwrap_or(5000).max(1000);
+        let max = limits.max_sha_crypt_rounds.max(5000);
+        bounded_work(rounds.into(), max.into(), password.len())?;
         let computed = if self.digest_len == 43 {
             pwhash::sha256_crypt::hash_with(stored, password)
         } else {

@@ -1,11 +1,13 @@
 //! Plain and salted message digests: bare 32-hex MD5 (old WordPress and many in-house
-//! systems), and salted MD5 / SHA-256 stored in the canonical wrapper of [`super::canonical`].
+//! systems), and salted MD5 / SHA-1 / SHA-256 / SHA-512 stored in the canonical wrapper of
+//! [`super::canonical`].
 
 use data_encoding::HEXLOWER_PERMISSIVE;
 use md5::{Digest, Md5};
-use sha2::Sha256;
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
 
-use super::canonical::{DigestAlg, Position, SaltedDigest};
+use super::canonical::{DigestAlg, Position, SaltedDigest, claimed_alg};
 use super::{HashError, HashLimits, HashScheme, SchemeMatch, ct_eq, malformed};
 
 /// H(salt ‖ password), H(password ‖ salt) or H(password).
@@ -27,7 +29,9 @@ pub(super) fn compute(alg: DigestAlg, position: Position, salt: &[u8], password:
     }
     match alg {
         DigestAlg::Md5 => run::<Md5>(position, salt, password),
+        DigestAlg::Sha1 => run::<Sha1>(position, salt, password),
         DigestAlg::Sha256 => run::<Sha256>(position, salt, password),
+        DigestAlg::Sha512 => run::<Sha512>(position, salt, password),
     }
 }
 
@@ -41,8 +45,14 @@ impl Salted {
     pub(super) const MD5: Self = Self {
         alg: DigestAlg::Md5,
     };
+    pub(super) const SHA1: Self = Self {
+        alg: DigestAlg::Sha1,
+    };
     pub(super) const SHA256: Self = Self {
         alg: DigestAlg::Sha256,
+    };
+    pub(super) const SHA512: Self = Self {
+        alg: DigestAlg::Sha512,
     };
 }
 
@@ -52,8 +62,7 @@ impl HashScheme for Salted {
     }
 
     fn detect(&self, stored: &str) -> bool {
-        let sha = stored.starts_with("$keyward-salted$v=1$sha256,");
-        stored.starts_with("$keyward-salted$") && (sha == (self.alg == DigestAlg::Sha256))
+        stored.starts_with("$keyward-salted$") && claimed_alg(stored) == self.alg
     }
 
     fn check(&self, stored: &str, _limits: &HashLimits) -> Result<(), HashError> {

@@ -9,7 +9,10 @@ use sha2::Sha384;
 use super::crypt::crypt64;
 use super::error::BackendError;
 use super::malformed;
-use super::{HashError, HashLimits, HashScheme, SchemeMatch, bcrypt, bounded, ct_eq, is_crypt64};
+use super::{
+    HashError, HashLimits, HashScheme, SchemeMatch, bcrypt, bounded, bounded_work, ct_eq,
+    is_crypt64,
+};
 
 const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// phpass's own bounds on the iteration count's log2.
@@ -33,7 +36,19 @@ impl Phpass {
         if stored.len() != 34 || !is_crypt64(stored.get(3..).unwrap_or_default()) {
             return Err(malformed(Self::NAME, "expected 34 characters"));
         }
-        let c = stored.as_bytes().get(3).copied().unwrap_or_default();
+        Self::setting_log2(stored.get(..12).unwrap_or_default(), limits)
+    }
+
+    /// The bounded log2 of a 12-character setting (`$P$` + count + 8 of salt).
+    pub(super) fn setting_log2(setting: &str, limits: &HashLimits) -> Result<u32, HashError> {
+        let magic = setting.get(..3);
+        if setting.len() != 12
+            || !matches!(magic, Some("$P$" | "$H$"))
+            || !is_crypt64(setting.get(3..).unwrap_or_default())
+        {
+            return Err(malformed(Self::NAME, "expected $P$ and 9 characters"));
+        }
+        let c = setting.as_bytes().get(3).copied().unwrap_or_default();
         let log2 = ITOA64.iter().position(|&x| x == c).unwrap_or_default();
         let log2 = u32::try_from(log2).unwrap_or(u32::MAX);
         if log2 < PHPASS_MIN_LOG2 {
@@ -49,6 +64,31 @@ impl Phpass {
             limits.max_phpass_log2.min(PHPASS_MAX_LOG2).into(),
         )?;
         Ok(log2)
+    }
+
+    /// The encoded digest (22 characters) of `password` under a bounded setting.
+    pub(super) fn digest(
+        setting: &str,
+        password: &[u8],
+        limits: &HashLimits,
+    ) -> Result<String, HashError> {
+        let log2 = Self::setting_log2(setting, limits)?;
+        let max = limits.max_phpass_log2.min(PHPASS_MAX_LOG2);
+        bounded_work(1 << log2, 1 << max, password.len())?;
+        let salt = setting
+            .get(4..12)
+            .ok_or(malformed(Self::NAME, "missing salt"))?;
+        let mut hash = Md5::new()
+            .chain_update(salt)
+            .chain_update(password)
+            .finalize();
+        for _ in 0..(1u64 << log2) {
+            hash = Md5::new()
+                .chain_update(hash)
+                .chain_update(password)
+                .finalize();
+        }
+        Ok(crypt64()?.encode(&hash))
     }
 }
 
@@ -71,24 +111,11 @@ impl HashScheme for Phpass {
         stored: &str,
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
-        let log2 = Self::log2(stored, limits)?;
-        let salt = stored
-            .get(4..12)
-            .ok_or(malformed(Self::NAME, "missing salt"))?;
-        let expected = stored
-            .get(12..)
+        Self::log2(stored, limits)?;
+        let (setting, expected) = stored
+            .split_at_checked(12)
             .ok_or(malformed(Self::NAME, "missing digest"))?;
-        let mut hash = Md5::new()
-            .chain_update(salt)
-            .chain_update(password)
-            .finalize();
-        for _ in 0..(1u64 << log2) {
-            hash = Md5::new()
-                .chain_update(hash)
-                .chain_update(password)
-                .finalize();
-        }
-        let encoded = crypt64()?.encode(&hash);
+        let encoded = Self::digest(setting, password, limits)?;
         Ok(ct_eq(encoded.as_bytes(), expected.as_bytes()).into())
     }
 }

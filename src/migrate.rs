@@ -1,0 +1,305 @@
+//! Migrating from another system: setting an imported hash on an existing user, and
+//! protecting fast legacy hashes at rest for users already imported.
+//!
+//! ```text
+//! set_imported_password(actor, user, record)   Kinde's "set password" on an existing user
+//! wrap_fast_hashes(actor, site, options)       resumable background job, page by page:
+//!                                              md5/sha*/DES/md5-crypt/phpass/LDAP digests
+//!                                              -> $keyward-wrapped$ (argon2id over them)
+//! ```
+//!
+//! The job writes each user by compare-and-swap against the hash it read, so a user who signs
+//! in (and is upgraded to argon2id) or whose password an administrator changes while it runs
+//! keeps the newer hash and is counted in [`WrapReport::changed_meanwhile`]. Wrapped hashes are
+//! not fast any more, so a rerun skips them: the job can be stopped ([`CancelToken`]) and run
+//! again at any time until it reports nothing left to wrap. See [`Hasher::wrap_fast`] for the
+//! construction and its cost.
+//!
+//! [`Hasher::wrap_fast`]: crate::hash::Hasher::wrap_fast
+
+use std::fmt;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::admin::CancelToken;
+use crate::audit::{AuditAction, AuditOutcome};
+use crate::error::Error;
+use crate::hash::{ImportRecord, PasswordHash};
+use crate::permission::Permission;
+use crate::service::{Keyward, stored};
+use crate::store::{MAX_PAGE, StoreError, Swap, UserQuery};
+use crate::user::{PasswordCredential, SiteId, TemporaryMode, User, UserId};
+
+/// The expiry of an imported temporary password whose import says it never expires
+/// ([`ImportRecord::temporary_password_never_expires`]): 2262-01-01, the latest instant every
+/// store keeps (they count nanoseconds in 64 bits). It stays a single-use password: the
+/// first sign-in must replace it.
+pub const NO_EXPIRY: OffsetDateTime = datetime!(2262-01-01 00:00 UTC);
+
+impl Keyward {
+    /// The password credential an import record asks for: permanent, or a single-use
+    /// temporary password with the user type's lifetime from now (or [`NO_EXPIRY`] when the
+    /// record says it never expires), issued by `issued_by`. The one rule both
+    /// [`import_user`](Self::import_user) and
+    /// [`set_imported_password`](Self::set_imported_password) follow.
+    pub(crate) fn imported_credential(
+        &self,
+        user: &User,
+        hash: &PasswordHash,
+        record: &ImportRecord,
+        issued_by: UserId,
+    ) -> PasswordCredential {
+        let now = self.now();
+        if !record.is_temporary_password {
+            return PasswordCredential::permanent(stored(hash), now);
+        }
+        let rules = self.temporary.temporary_rules(user);
+        let mut credential =
+            rules.issue(stored(hash), now, TemporaryMode::SingleUse, issued_by, None);
+        if record.temporary_password_never_expires
+            && let Some(temporary) = credential.temporary.as_mut()
+        {
+            temporary.expires_at = NO_EXPIRY;
+        }
+        credential
+    }
+
+    /// Sets a hash brought from another system on an existing user (Kinde's "set password"
+    /// with `hashed_password`): validated as [`Hasher::import`](crate::hash::Hasher::import)
+    /// does, verified and upgraded at the user's next successful sign-in; temporary when the
+    /// record says so. Replaces exactly the password the permission check saw. Needs
+    /// [`Permission::ManageUsers`] in the user's site; audited as `imported_password_set`
+    /// (also when refused).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field
+    /// (nothing changes); [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password
+    /// changed meanwhile; store errors.
+    pub fn set_imported_password(
+        &self,
+        actor: &UserId,
+        user: &UserId,
+        record: &ImportRecord,
+    ) -> Result<(), Error> {
+        let target = self.load(user)?;
+        let site = &target.user.site;
+        let action = AuditAction::ImportedPasswordSet;
+        let permission = Permission::ManageUsers;
+        self.authorize(actor, permission, action, site, Some(&target.user))?;
+        let hash = self.hasher.import(record)?;
+        let credential = self.imported_credential(&target.user, &hash, record, actor.clone());
+        let seen = target.password.as_ref().map(|p| &p.hash);
+        if self.store.replace_password(user, seen, Some(&credential))? != Swap::Swapped {
+            return Err(StoreError::Conflict {
+                what: "password (changed meanwhile)",
+            }
+            .into());
+        }
+        let mut details = format!("imported {} hash", hash.scheme());
+        if record.is_temporary_password {
+            details.push_str(if record.temporary_password_never_expires {
+                "; temporary, no expiry"
+            } else {
+                "; temporary"
+            });
+        }
+        self.audit_admin(actor, action, Some(user), site, Some(details))
+    }
+
+    /// Protects every fast legacy hash of `site` at rest (see
+    /// [`Hasher::wrap_fast`](crate::hash::Hasher::wrap_fast)), page by page. With an `actor`,
+    /// needs [`Permission::ManageUsers`] in the site; `None` is the application itself (a
+    /// maintenance job). One summary event, `fast_hashes_wrapped`, records the counts. Safe
+    /// to rerun and to cancel: every user is written alone, by compare-and-swap.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] (audited); store and hashing errors (users written before
+    /// the error stay written; a rerun continues).
+    pub fn wrap_fast_hashes(
+        &self,
+        actor: Option<&UserId>,
+        site: &SiteId,
+        options: WrapOptions<'_>,
+    ) -> Result<WrapReport, Error> {
+        let action = AuditAction::FastHashesWrapped;
+        if let Some(actor) = actor {
+            self.authorize(actor, Permission::ManageUsers, action, site, None)?;
+        }
+        let WrapOptions {
+            batch,
+            mut progress,
+            cancel,
+        } = options;
+        let mut report = WrapReport::default();
+        let mut offset = 0u64;
+        'pages: loop {
+            let query = UserQuery::new(site.clone(), self.now()).page(offset, batch);
+            let page = self.store.search_users(&query)?;
+            report.total = page.total;
+            let count = page.items.len() as u64;
+            for record in page.items {
+                if cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+                    report.cancelled = true;
+                    break 'pages;
+                }
+                report.examined += 1;
+                self.wrap_one(&record, &mut report)?;
+                if let Some(report_progress) = progress.as_mut() {
+                    report_progress(WrapProgress {
+                        examined: report.examined,
+                        wrapped: report.wrapped,
+                        total: report.total,
+                    });
+                }
+            }
+            offset += count;
+            if count == 0 || offset >= page.total {
+                break;
+            }
+        }
+        let outcome = AuditOutcome::Succeeded;
+        let event = self.event(action, outcome, actor, None, site);
+        self.audit(event.with_details(report.to_string()))?;
+        Ok(report)
+    }
+
+    /// Wraps one user's password if it is a fast legacy hash.
+    fn wrap_one(
+        &self,
+        record: &crate::store::UserRecord,
+        report: &mut WrapReport,
+    ) -> Result<(), Error> {
+        let Some(credential) = &record.password else {
+            report.no_password += 1;
+            return Ok(());
+        };
+        let Ok(parsed) = self.hasher.parse(credential.hash.as_str()) else {
+            // Unreadable here (unknown format, above this hasher's limits): left alone, as
+            // sign-in will refuse it anyway.
+            report.unreadable += 1;
+            return Ok(());
+        };
+        let Some(wrapped) = self.hasher.wrap_fast(&parsed)? else {
+            report.not_fast += 1;
+            return Ok(());
+        };
+        let mut replacement = credential.clone();
+        replacement.hash = stored(&wrapped);
+        let swap = (self.store).replace_password(
+            &record.user.id,
+            Some(&credential.hash),
+            Some(&replacement),
+        )?;
+        match swap {
+            Swap::Swapped => report.wrapped += 1,
+            _ => report.changed_meanwhile += 1,
+        }
+        Ok(())
+    }
+}
+
+/// How [`Keyward::wrap_fast_hashes`] runs.
+#[must_use]
+pub struct WrapOptions<'a> {
+    batch: u32,
+    progress: Option<&'a mut dyn FnMut(WrapProgress)>,
+    cancel: Option<CancelToken>,
+}
+
+impl Default for WrapOptions<'_> {
+    fn default() -> Self {
+        Self {
+            batch: 200,
+            progress: None,
+            cancel: None,
+        }
+    }
+}
+
+impl fmt::Debug for WrapOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrapOptions")
+            .field("batch", &self.batch)
+            .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
+            .finish()
+    }
+}
+
+impl<'a> WrapOptions<'a> {
+    /// Pages of 200 users, no progress reports, no cancellation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads users `batch` at a time (1 to [`MAX_PAGE`]; clamped).
+    pub fn batch(mut self, batch: u32) -> Self {
+        self.batch = batch.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// Calls `report` after each user examined.
+    pub fn on_progress(mut self, report: &'a mut dyn FnMut(WrapProgress)) -> Self {
+        self.progress = Some(report);
+        self
+    }
+
+    /// Stops before the next user once `token` is cancelled; users already wrapped stay so.
+    pub fn cancel_with(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+}
+
+/// Where a [`Keyward::wrap_fast_hashes`] run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WrapProgress {
+    /// Users examined so far.
+    pub examined: u64,
+    /// Of them, hashes wrapped.
+    pub wrapped: u64,
+    /// Users of the site.
+    pub total: u64,
+}
+
+/// What a [`Keyward::wrap_fast_hashes`] run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WrapReport {
+    /// Users of the site when the run last read a page.
+    pub total: u64,
+    /// Users examined.
+    pub examined: u64,
+    /// Fast hashes wrapped.
+    pub wrapped: u64,
+    /// Users whose password was already not a fast hash (argon2, bcrypt, already wrapped).
+    pub not_fast: u64,
+    /// Users without a password.
+    pub no_password: u64,
+    /// Users whose stored hash does not parse under this hasher (left alone).
+    pub unreadable: u64,
+    /// Users whose password changed between the read and the write (left as they are).
+    pub changed_meanwhile: u64,
+    /// Whether the run was cancelled before examining every user.
+    pub cancelled: bool,
+}
+
+impl fmt::Display for WrapReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "examined={}/{}; wrapped={}; not_fast={}; no_password={}; unreadable={}; \
+             changed_meanwhile={}; cancelled={}",
+            self.examined,
+            self.total,
+            self.wrapped,
+            self.not_fast,
+            self.no_password,
+            self.unreadable,
+            self.changed_meanwhile,
+            self.cancelled
+        )
+    }
+}
