@@ -14,6 +14,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward::hash::Hasher;
 use keyward::lockout::{LockoutMode, LockoutRule};
+use keyward::service::Pins;
 use keyward::user::{SiteId, User};
 use keyward::{InMemoryStore, Keyward, Password};
 
@@ -53,6 +54,27 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("unknown username", |b| {
         b.iter(|| black_box(kw.sign_in(&site, "nobody", &wrong, None).unwrap()));
+    });
+    group.finish();
+
+    // What a whole sign-in costs against one raw verification, with and without PINs.
+    let right = Password::new("analytical-engine-1843");
+    let off = Keyward::builder(Arc::new(InMemoryStore::new()))
+        .pins(Pins::Off)
+        .build();
+    let user = User::new(site.clone(), "known", "Kay", "Known", "staff", off.now());
+    off.create_user(None, user, Some(Password::new("analytical-engine-1843")))
+        .unwrap();
+    let mut group = c.benchmark_group("sign-in against one raw verify");
+    group.sample_size(30);
+    group.bench_function("raw argon2id verify", |b| {
+        b.iter(|| black_box(hasher.verify(&password, &stored).unwrap()));
+    });
+    group.bench_function("sign-in, PINs off", |b| {
+        b.iter(|| black_box(off.sign_in(&site, "known", &right, None).unwrap()));
+    });
+    group.bench_function("sign-in, PINs on (default)", |b| {
+        b.iter(|| black_box(kw.sign_in(&site, "known", &right, None).unwrap()));
     });
     group.finish();
 }

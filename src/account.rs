@@ -58,8 +58,13 @@ impl Keyward {
     /// Sets or removes a user's PIN (hashed like a password).
     ///
     /// # Errors
-    /// Store and hashing errors; [`Error::UserNotFound`].
+    /// [`Error::PinsDisabled`] when the deployment does not use PINs
+    /// ([`Pins::Off`](crate::service::Pins::Off)); removing one is always allowed. Store and
+    /// hashing errors; [`Error::UserNotFound`].
     pub fn set_pin(&self, user: &UserId, pin: Option<&Pin>) -> Result<(), Error> {
+        if pin.is_some() && self.pins == crate::service::Pins::Off {
+            return Err(Error::PinsDisabled);
+        }
         let now = self.now();
         let record = self.load(user)?;
         let credential = match pin {

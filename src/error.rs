@@ -49,6 +49,9 @@ pub enum Error {
         /// The missing user.
         user: UserId,
     },
+    /// The deployment does not use PINs ([`Pins::Off`](crate::service::Pins::Off)).
+    #[error("PINs are turned off in this deployment")]
+    PinsDisabled,
     /// No user with this username in the site (where a username, not an id, names the user).
     #[error("no user with this username in site {site}")]
     UsernameNotFound {

@@ -22,6 +22,7 @@ use crate::hash::{HashError, PasswordHash, Verification};
 use crate::lockout::{LockDecision, LockEvent, LockoutRule};
 use crate::secret::{Password, Pin};
 use crate::service::Keyward;
+use crate::service::Pins;
 use crate::store::{LockCounter, UserRecord};
 use crate::user::{StoredHash, User, UserId};
 
@@ -178,7 +179,9 @@ impl Keyward {
     /// checking anything: for unknown, disabled and locked accounts.
     pub(crate) fn first_factor_dummy(&self, password: &Password) {
         self.hasher.verify_dummy(password);
-        self.hasher.verify_dummy(password);
+        if self.pins == Pins::On {
+            self.hasher.verify_dummy(password);
+        }
     }
 
     /// Checks a password and the PIN under the lockout protocol. Every check spends exactly
@@ -245,8 +248,11 @@ impl Keyward {
                     Some(Verification::NoMatch)
                 }
                 (None, _) => {
-                    // No PIN to check (a PIN nobody asked for is ignored): spend the same.
-                    self.hasher.verify_dummy(password);
+                    // No PIN to check (a PIN nobody asked for is ignored): spend the same,
+                    // where PINs are in use at all.
+                    if self.pins == Pins::On {
+                        self.hasher.verify_dummy(password);
+                    }
                     None
                 }
             },

@@ -73,6 +73,28 @@ pub struct Keyward {
     pub(crate) escrow: Option<TotpSealer>,
     pub(crate) codes: CodeRules,
     pub(crate) errors: ErrorHook,
+    pub(crate) pins: Pins,
+}
+
+/// Whether a deployment uses PINs (a second secret beside the password, asked at every
+/// sign-in of a user who has one: the SSO-outage case).
+///
+/// With PINs on, every first-factor check spends two verifications (the password, then the
+/// PIN or a dummy), so that timing tells nobody who has a PIN. A deployment that never uses
+/// PINs pays one: with [`Pins::Off`], setting a PIN is refused ([`Error::PinsDisabled`]) and a
+/// sign-in verifies the password alone. A user who still holds a PIN from before is asked for
+/// it all the same (turning PINs off never weakens an account); remove such PINs when turning
+/// them off.
+///
+/// [`Error::PinsDisabled`]: crate::Error::PinsDisabled
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Pins {
+    /// PINs may be set and are checked (the default).
+    #[default]
+    On,
+    /// No PINs: one verification per sign-in.
+    Off,
 }
 
 impl fmt::Debug for Keyward {
@@ -102,9 +124,16 @@ pub struct KeywardBuilder {
     escrow: Option<TotpSealer>,
     codes: CodeRules,
     errors: ErrorHook,
+    pins: Pins,
 }
 
 impl KeywardBuilder {
+    /// Whether the deployment uses PINs (default [`Pins::On`]; see [`Pins`]).
+    pub fn pins(mut self, pins: Pins) -> Self {
+        self.pins = pins;
+        self
+    }
+
     /// The hasher (default: [`Hasher::default`], argon2id m=19456 KiB, t=2, p=1).
     pub fn hasher(mut self, hasher: Hasher) -> Self {
         self.hasher = Some(hasher);
@@ -216,6 +245,7 @@ impl KeywardBuilder {
             escrow: self.escrow,
             codes: self.codes,
             errors: self.errors,
+            pins: self.pins,
         }
     }
 }
@@ -237,6 +267,7 @@ impl Keyward {
             escrow: None,
             codes: CodeRules::DEFAULT,
             errors: ErrorHook(None),
+            pins: Pins::On,
         }
     }
 

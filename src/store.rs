@@ -320,14 +320,20 @@ impl UserQuery {
 }
 
 /// The key of every case-insensitive comparison (usernames, names, emails, groups, search
-/// text): compatibility-normalized and case-folded, NFKC(casefold(NFKD(text))) of the trimmed
-/// text, so fullwidth `ＡＤＡ` is `ada`, `ΣΑΣ` is `σασ` and a decomposed `josé` is the
-/// composed one.
+/// text): compatibility-normalized and case-folded, NFKC(casefold(NFKD(text))), trimmed, so
+/// fullwidth `ＡＤＡ` is `ada`, `ΣΑΣ` is `σασ` and a decomposed `josé` is the composed one.
 #[must_use]
 pub fn fold(text: &str) -> String {
     use caseless::Caseless;
     use unicode_normalization::UnicodeNormalization;
-    text.trim().nfkd().default_case_fold().nfkc().collect()
+    let folded: String = text.nfkd().default_case_fold().nfkc().collect();
+    // Trimmed after normalizing: a compatibility decomposition can start with a space
+    // (spacing tilde U+02DC is " \u{303}"), and folding twice must change nothing (found by
+    // the `usernames` fuzz target).
+    match folded.trim() {
+        trimmed if trimmed.len() == folded.len() => folded,
+        trimmed => trimmed.to_owned(),
+    }
 }
 
 /// The confusable skeleton of a username (UTS #39 `skeleton` of its [`fold`]): two usernames

@@ -252,3 +252,34 @@ fn break_glass_can_reset_a_lost_authenticator_and_audits_refusals() {
         SignIn::DeviceAuthorizationRequired
     );
 }
+
+/// With PINs off, setting one is refused and a sign-in verifies the password alone.
+#[test]
+fn pins_off_refuses_pins() {
+    let fx = support::fx_with(std::sync::Arc::new(keyward::InMemoryStore::new()), |b| {
+        b.pins(keyward::service::Pins::Off)
+    });
+    let pupil = fx.user("pupil");
+    let err = fx
+        .kw
+        .set_pin(&pupil.id, Some(&keyward::Pin::new("4321")))
+        .unwrap_err();
+    assert!(matches!(err, Error::PinsDisabled), "{err:?}");
+    fx.kw.set_pin(&pupil.id, None).unwrap();
+    assert!(fx.record(&pupil.id).pin.is_none());
+    let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
+    let _ = step!(
+        fx.sign_in_with_pin("pupil", &Password::new(USER_PASSWORD), "1"),
+        SignIn::Authenticated
+    );
+    // A PIN set while PINs were on is still asked for: turning them off weakens nobody.
+    let on = support::builder(fx.store.clone()).build();
+    on.set_pin(&pupil.id, Some(&keyward::Pin::new("4321")))
+        .unwrap();
+    let denied = step!(fx.sign_in_as("pupil"), SignIn::Denied);
+    assert_eq!(denied.reason(), DenialReason::WrongPin);
+    let _ = step!(
+        fx.sign_in_with_pin("pupil", &Password::new(USER_PASSWORD), "4321"),
+        SignIn::Authenticated
+    );
+}
