@@ -208,6 +208,15 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         limit: u32,
     },
+    /// Audit retention: export the site's events before a date to a new file, then delete them.
+    AuditArchive {
+        /// Events before this date (YYYY-MM-DD, UTC) or instant (RFC 3339).
+        #[arg(long)]
+        before: String,
+        /// The export (one JSON object per line; a new, owner-only file).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Break-glass: unlock an administrator and print a single-use temporary password.
     /// Needs only direct access to the database; audited as a recovery.
     Recover {
@@ -685,6 +694,24 @@ impl Tool<'_> {
                 wrap_fast,
             } => self.import(actor, file, *format, *batch, *wrap_fast),
             Command::WrapFast => self.wrap_fast(actor),
+            Command::AuditArchive { before, out } => {
+                let before = instant(before, "--before")?;
+                let mut file = private_file(out)?;
+                let done = self.kw.archive_audit(actor, &self.site, before, &mut file);
+                let done = match done {
+                    Ok(done) => done,
+                    Err(e) => {
+                        discard(&[Some(out.as_path())]);
+                        return Err(e.into());
+                    }
+                };
+                file.sync_all()?;
+                self.print(
+                    || format!("exported and pruned {} events", done.pruned),
+                    || json!({ "exported": done.exported, "pruned": done.pruned }),
+                );
+                Ok(())
+            }
             Command::Search(args) => self.search(actor, args),
             Command::Temp(TempCommand::Set {
                 username,

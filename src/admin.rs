@@ -29,10 +29,12 @@ mod bulk;
 mod cohort;
 mod escrow;
 pub mod report;
+mod retention;
 
 pub use bulk::{CancelToken, Progress, Regenerated, RegenerationOptions, RegenerationPreview};
 pub use cohort::{GroupChoice, GroupCount, GroupResets, SkipCounts, SkipReason, UnclaimedUser};
 pub use report::{PrintableList, PrintableRow};
+pub use retention::Archived;
 
 /// A user as an admin screen shows it: the profile, what kind of credentials the user holds
 /// and the lock state — and no credential material (no hashes, secrets or codes).

@@ -48,6 +48,8 @@ text_enum!(
         TemporaryPasswordRevealed => "temporary_password_revealed",
         /// An administrator was recovered through direct database access (break-glass).
         AdministratorRecovered => "administrator_recovered",
+        /// Audit events before a date were exported and deleted (retention).
+        AuditPruned => "audit_pruned",
         /// A hash imported from another system was set on an existing user.
         ImportedPasswordSet => "imported_password_set",
         /// A run protecting fast legacy hashes at rest (argon2id over them) ended.

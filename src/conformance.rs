@@ -99,7 +99,7 @@ macro_rules! conformance_tests {
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
-            usernames_fold_and_lookalikes_are_refused);
+            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
@@ -117,7 +117,7 @@ macro_rules! conformance_tests {
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
-            usernames_fold_and_lookalikes_are_refused);
+            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1868,6 +1868,41 @@ pub fn usernames_fold_and_lookalikes_are_refused(store: &dyn UserStore) {
         .update_profile(&bob.user)
         .expect("renaming to its own look is fine");
     assert_eq!(found("bob"), Some(bob.user.id.clone()));
+}
+
+/// `prune_audit` deletes a site's events before the instant and nothing else.
+pub fn prune_audit_deletes_only_older_events(store: &dyn UserStore) {
+    let at = |minutes: i64, site: SiteId| {
+        let mut e = batch_event(None);
+        e.at = T0 + Duration::minutes(minutes);
+        e.site = site;
+        e
+    };
+    for (m, s) in [
+        (0, site()),
+        (1, site()),
+        (2, other_site()),
+        (3, site()),
+        (5, site()),
+    ] {
+        store.append_audit(&at(m, s)).expect("append failed");
+    }
+    let pruned = store
+        .prune_audit(&site(), T0 + Duration::minutes(3))
+        .expect("prune failed");
+    assert_eq!(pruned, 2, "the two events of the site before minute 3");
+    let left = store
+        .query_audit(&AuditQuery::default().page(0, MAX_PAGE))
+        .expect("query failed")
+        .items;
+    let kept: Vec<(i64, &str)> = left
+        .iter()
+        .map(|e| (((e.at - T0).whole_minutes()), e.site.as_str()))
+        .collect();
+    let expected = vec![(2, other_site()), (3, site()), (5, site())];
+    let expected: Vec<(i64, &str)> = expected.iter().map(|(m, s)| (*m, s.as_str())).collect();
+    assert_eq!(kept, expected);
+    assert_eq!(store.prune_audit(&site(), T0).expect("prune failed"), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ text_enum!(
         ManageUsers => "manage_users",
         /// Reveal an escrowed temporary password ("show password").
         RevealTemporaryPassword => "reveal_temporary_password",
+        /// Export and prune the audit trail (retention).
+        PruneAudit => "prune_audit",
     }
 );
 
@@ -44,13 +46,14 @@ pub struct Permissions {
 
 impl Default for Permissions {
     /// Administrators: everything. Moderators: everything but bulk regeneration, creating
-    /// users and revealing escrowed temporary passwords. Users: nothing.
+    /// users, revealing escrowed temporary passwords and pruning the audit trail. Users: nothing.
     fn default() -> Self {
         let all: BTreeSet<Permission> = Permission::ALL.into_iter().collect();
         let mut moderator = all.clone();
         moderator.remove(&Permission::BulkRegenerate);
         moderator.remove(&Permission::ManageUsers);
         moderator.remove(&Permission::RevealTemporaryPassword);
+        moderator.remove(&Permission::PruneAudit);
         Self::none()
             .with_role(Role::Administrator, all)
             .with_role(Role::Moderator, moderator)
@@ -209,6 +212,7 @@ mod tests {
             (Role::Administrator, Permission::BulkRegenerate,          "YYY ..."),
             (Role::Administrator, Permission::ManageUsers,             "YYY ..."),
             (Role::Administrator, Permission::RevealTemporaryPassword, "YYY ..."),
+            (Role::Administrator, Permission::PruneAudit,              "YYY ..."),
             (Role::Moderator,     Permission::ViewUsers,               "YY. ..."),
             (Role::Moderator,     Permission::CreateTemporaryPassword, "YY. ..."),
             (Role::Moderator,     Permission::ChangeTemporaryPassword, "YY. ..."),
@@ -220,6 +224,7 @@ mod tests {
             (Role::Moderator,     Permission::BulkRegenerate,          "... ..."),
             (Role::Moderator,     Permission::ManageUsers,             "... ..."),
             (Role::Moderator,     Permission::RevealTemporaryPassword, "... ..."),
+            (Role::Moderator,     Permission::PruneAudit,              "... ..."),
             (Role::User,          Permission::ViewUsers,               "... ..."),
             (Role::User,          Permission::CreateTemporaryPassword, "... ..."),
             (Role::User,          Permission::ChangeTemporaryPassword, "... ..."),
@@ -231,6 +236,7 @@ mod tests {
             (Role::User,          Permission::BulkRegenerate,          "... ..."),
             (Role::User,          Permission::ManageUsers,             "... ..."),
             (Role::User,          Permission::RevealTemporaryPassword, "... ..."),
+            (Role::User,          Permission::PruneAudit,              "... ..."),
         ];
         assert_eq!(table.len(), 3 * Permission::ALL.len());
         let permissions = Permissions::default();

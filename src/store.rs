@@ -836,6 +836,13 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::InvalidQuery`]; backend failures.
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError>;
+
+    /// Deletes the audit events of `site` before `before` (audit retention); returns how many
+    /// went. Events of other sites and later events stay.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`] for an instant the store cannot hold; backend failures.
+    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Compares two records by the query's sort order (ties by id), for in-memory sorting.

@@ -472,6 +472,35 @@ fn story(tool: &Tool) {
         future.json().is_empty(),
         "--since leaves out what came before"
     );
+
+    // Retention: everything so far exported to a new owner-only file, then deleted.
+    let now = time::OffsetDateTime::now_utc();
+    let before = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let export = tool.path("audit-export.ndjson");
+    let admin = [("KEYWARD_ADMIN_PASSWORD", NEW_ADMIN_PASSWORD)];
+    let args = [
+        "audit-archive",
+        "--before",
+        &before,
+        "--out",
+        export.to_str().unwrap(),
+    ];
+    let out = tool.run(&admin, &args).expect(0);
+    let exported = out.json()[0]["exported"].as_u64().unwrap();
+    assert!(exported > 20, "{exported}");
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(lines.lines().count() as u64, exported);
+    assert!(!lines.contains(NEW_ADMIN_PASSWORD) && !lines.contains(&temporary));
+    let left = tool
+        .run(&admin, &["audit", "--limit", "1000"])
+        .expect(0)
+        .json();
+    assert!(left.iter().any(|e| e["action"] == "audit_pruned"));
+    assert!(left.len() < 10, "{} events left", left.len());
+    tool.run(&admin, &args).expect(1);
 }
 
 #[test]

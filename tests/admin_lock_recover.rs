@@ -283,3 +283,78 @@ fn pins_off_refuses_pins() {
         SignIn::Authenticated
     );
 }
+
+/// Audit retention: export, then prune exactly what was exported; a failed export deletes
+/// nothing; moderators may not.
+#[test]
+fn audit_archive_exports_then_prunes() {
+    let fx = fx();
+    let pupil = fx.user("pupil");
+    fx.kw
+        .lock_user(&fx.admin.id, &pupil.id, "old business")
+        .unwrap();
+    fx.clock.advance(Duration::days(400));
+    fx.kw.unlock(&fx.admin.id, &pupil.id).unwrap();
+    let cutoff = fx.kw.now() - Duration::days(1);
+    let site = fx.site.clone();
+    let all = |fx: &support::Fx| {
+        fx.audit(&AuditQuery::default().site(site.clone()).page(0, 1000))
+            .items
+    };
+    let before = all(&fx);
+    let old = before.iter().filter(|e| e.at < cutoff).count() as u64;
+    assert!(old >= 3, "creations and the lock are old");
+    // A writer that fails: nothing is deleted.
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = fx
+        .kw
+        .archive_audit(&fx.admin.id, &site, cutoff, &mut Full)
+        .unwrap_err();
+    assert!(matches!(err, Error::Output { .. }), "{err:?}");
+    assert_eq!(all(&fx).len(), before.len());
+    let mut out = Vec::new();
+    let done = fx
+        .kw
+        .archive_audit(&fx.admin.id, &site, cutoff, &mut out)
+        .unwrap();
+    assert_eq!((done.exported, done.pruned), (old, old));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, old);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "locked" && l["reason"] == "old business")
+    );
+    let after = all(&fx);
+    assert!(after.iter().all(|e| e.at >= cutoff));
+    assert!(after.iter().any(|e| e.action == AuditAction::AuditPruned));
+    assert!(
+        after.iter().any(|e| e.action == AuditAction::Unlocked),
+        "recent events stay"
+    );
+    // Not in the future, not by a moderator.
+    let future = fx.kw.now() + Duration::days(1);
+    assert!(
+        fx.kw
+            .archive_audit(&fx.admin.id, &site, future, &mut Vec::new())
+            .is_err()
+    );
+    let m = moderator(&fx);
+    let err = fx
+        .kw
+        .archive_audit(&m.id, &site, cutoff, &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
+}

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use time::OffsetDateTime;
+
 use super::ops::{self, Part, RecordBackend};
 use super::{
     BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
@@ -242,6 +244,13 @@ impl UserStore for InMemoryStore {
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.lock().audit.push(event.clone());
         Ok(())
+    }
+
+    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let was = inner.audit.len();
+        inner.audit.retain(|e| &e.site != site || e.at >= before);
+        Ok((was - inner.audit.len()) as u64)
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {

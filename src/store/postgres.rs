@@ -37,6 +37,8 @@ use super::{
     BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
     StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore, fold, skeleton,
 };
+use time::OffsetDateTime;
+
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
 
@@ -842,6 +844,14 @@ impl UserStore for PostgresStore {
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
         off_runtime(|| insert_audit(&mut *self.conn()?, &vals))
+    }
+
+    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let vals = [text_val(site.as_str()), Val::Int(Some(sql::ts(before)?))];
+        let sql = "DELETE FROM audit WHERE site = ?1 AND at_ns < ?2";
+        self.write("pruning the audit trail", |tx| {
+            execute(tx, "pruning the audit trail", sql, &vals)
+        })
     }
 
     fn query_audit(&self, audit: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {

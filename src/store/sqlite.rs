@@ -33,6 +33,8 @@ use super::{
     BatchWritten, CONFUSABLE_USERNAME, Creation, GroupQuery, GroupSummary, NewUser, Page,
     StoreError, TemporaryBatch, UserQuery, UserRecord, UserStore, fold, skeleton,
 };
+use time::OffsetDateTime;
+
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::user::{SiteId, User, UserId};
 
@@ -722,6 +724,17 @@ impl UserStore for SqliteStore {
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
         self.write("appending an audit event", |tx| insert_audit(tx, &vals))
+    }
+
+    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let before = sql::ts(before)?;
+        self.write("pruning the audit trail", |tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM audit WHERE site = ?1 AND at_ns < ?2")
+                .and_then(|mut s| s.execute(rusqlite::params![site.as_str(), before]))
+                .map_err(be("pruning the audit trail"))?;
+            Ok(n as u64)
+        })
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
