@@ -1899,7 +1899,7 @@ pub fn prune_audit_deletes_only_older_events(store: &dyn UserStore) {
         .iter()
         .map(|e| (((e.at - T0).whole_minutes()), e.site.as_str()))
         .collect();
-    let expected = vec![(2, other_site()), (3, site()), (5, site())];
+    let expected = [(2, other_site()), (3, site()), (5, site())];
     let expected: Vec<(i64, &str)> = expected.iter().map(|(m, s)| (*m, s.as_str())).collect();
     assert_eq!(kept, expected);
     assert_eq!(store.prune_audit(&site(), T0).expect("prune failed"), 0);
