@@ -264,6 +264,17 @@ fn story(tool: &Tool) {
         assert_eq!(mode(&tool.path("mail")), 0o700);
         assert_eq!(mode(&mail[0].path()), 0o600);
     }
+    // Group reset links: the unclaimed users of a group with a verified email get one; the
+    // others are listed for a temporary password instead.
+    let out = tool.admin(&["reset-link", "--group", "Year 8"]).expect(0);
+    let listed = out.json();
+    assert!(listed.iter().all(|l| l["sent_to"].is_null() && l["reason"] == "no_verified_email"), "{listed:?}");
+    // An authenticator reset: the next sign-in asks for an emailed device code.
+    tool.admin(&["reset-totp", "ada"]).expect(0);
+    let out = tool.sign_in("ada", "password").expect(10);
+    assert_eq!(out.json()[0]["step"], "device_code");
+    let mail = std::fs::read_dir(tool.path("mail")).unwrap().count();
+    assert_eq!(mail, 2, "the device code went to ada's verified email");
 
     // groups and bulk regeneration with both report files.
     let out = tool.admin(&["groups"]).expect(0);
