@@ -74,7 +74,11 @@ impl Keyward {
             }
             None => None,
         };
-        self.store.set_pin(user, credential.as_ref())?;
-        self.audit(self.own_event(AuditAction::PinSet, user, &record.user.site))
+        let event = self.own_event(AuditAction::PinSet, user, &record.user.site);
+        self.change_with_events(user, vec![event], |r| {
+            r.pin.clone_from(&credential);
+            true
+        })?;
+        Ok(())
     }
 }

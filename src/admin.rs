@@ -11,14 +11,14 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::error::Error;
-use crate::lockout::LockState;
+use crate::lockout::{LockEvent, LockState};
 use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient, secret_text};
 use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
 use crate::store::{
-    LockCounter, MAX_PAGE, OneTimeKind, Page, StoreError, Swap, UserQuery, UserRecord,
+    LockCounter, MAX_PAGE, OneTimeKind, Page, StoreError, Swap, UserQuery, UserRecord, ops,
 };
 use crate::user::{
     InvalidField, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId,
@@ -189,6 +189,48 @@ impl Keyward {
         let event = event.with_reason(denied.reason.as_str());
         self.audit(event.with_details(permission.as_str()))?;
         Err(denied.into())
+    }
+
+    /// An administrator's successful action on `target`, happening now.
+    pub(crate) fn admin_event(
+        &self,
+        actor: &UserId,
+        action: AuditAction,
+        target: &UserId,
+        site: &SiteId,
+        details: Option<String>,
+    ) -> AuditEvent {
+        let mut event = self.event(
+            action,
+            AuditOutcome::Succeeded,
+            Some(actor),
+            Some(target),
+            site,
+        );
+        event.details = details;
+        event
+    }
+
+    /// A change clearing `counters` of `user` as an unlock by `by` does (for
+    /// [`change_with_events`](Self::change_with_events)).
+    pub(crate) fn unlocking(
+        &self,
+        user: &User,
+        by: &UserId,
+        counters: &[LockCounter],
+    ) -> impl FnMut(&mut UserRecord) -> bool + Send + use<> {
+        let now = self.now();
+        let event = LockEvent::Unlock { by: by.clone() };
+        let rules: Vec<_> = counters
+            .iter()
+            .map(|&c| (c, self.lockout_rule(user, c)))
+            .collect();
+        move |r: &mut UserRecord| {
+            for (counter, rule) in &rules {
+                let _ = ops::apply_lock_event_to(r, *counter, rule, &event, now);
+            }
+            true
+        }
     }
 
     pub(crate) fn audit_admin(
@@ -485,25 +527,25 @@ impl Keyward {
                 (None, Some(self.notifier.send(message)?))
             }
         };
-        // Replace exactly what the permission check saw (Create or Change).
-        let seen = record.password.as_ref().map(|p| &p.hash);
-        if self
-            .store
-            .replace_password(target, seen, Some(&credential))?
-            != Swap::Swapped
-        {
+        // Replace exactly what the permission check saw (Create or Change), together with the
+        // events recording it.
+        let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
+        let action = AuditAction::TemporaryPasswordSet;
+        let mut events = vec![self.admin_event(actor, action, target, &user.site, Some(details))];
+        if let Some(sent) = &receipt {
+            let details = format!("sent to {}", sent.to);
+            let action = AuditAction::TemporaryPasswordSent;
+            events.push(self.admin_event(actor, action, target, &user.site, Some(details)));
+        }
+        let seen = record.password.as_ref().map(|p| p.hash.clone());
+        let set = self.change_with_events(target, events, |r| {
+            ops::swap_password(r, seen.as_ref(), Some(&credential)) == Swap::Swapped
+        })?;
+        if !set {
             return Err(StoreError::Conflict {
                 what: "password (changed meanwhile)",
             }
             .into());
-        }
-        let details = format!("mode={}; expires_at={expires_at}", mode.as_str());
-        let action = AuditAction::TemporaryPasswordSet;
-        self.audit_admin(actor, action, Some(target), &user.site, Some(details))?;
-        if let Some(sent) = &receipt {
-            let details = format!("sent to {}", sent.to);
-            let action = AuditAction::TemporaryPasswordSent;
-            self.audit_admin(actor, action, Some(target), &user.site, Some(details))?;
         }
         Ok(IssuedTemporaryPassword {
             password: shown,
@@ -533,17 +575,19 @@ impl Keyward {
             });
         };
         // Only the temporary password seen here is removed: a password the user set in the
-        // meantime stays.
-        let swap = self
-            .store
-            .replace_password(target, Some(&temporary.hash), None)?;
-        if swap != Swap::Swapped {
+        // meantime stays. The removal and its event commit together.
+        let expected = temporary.hash.clone();
+        let event = self.admin_event(actor, action, target, site, None);
+        let removed = self.change_with_events(target, vec![event], |r| {
+            ops::swap_password(r, Some(&expected), None) == Swap::Swapped
+        })?;
+        if !removed {
             return Err(StoreError::Conflict {
                 what: "password (changed meanwhile)",
             }
             .into());
         }
-        self.audit_admin(actor, action, Some(target), site, None)
+        Ok(())
     }
 
     /// Unlocks an account: both the password and the TOTP counters are cleared, and the
@@ -561,10 +605,14 @@ impl Keyward {
             site,
             Some(&record.user),
         )?;
-        for counter in [LockCounter::Password, LockCounter::Totp] {
-            self.unlock_counter(&record.user, counter, actor)?;
-        }
-        self.audit_admin(actor, AuditAction::Unlocked, Some(target), site, None)
+        let event = self.admin_event(actor, AuditAction::Unlocked, target, site, None);
+        let unlock = self.unlocking(
+            &record.user,
+            actor,
+            &[LockCounter::Password, LockCounter::Totp],
+        );
+        self.change_with_events(target, vec![event], unlock)?;
+        Ok(())
     }
 
     /// Locks an account by hand (until an administrator unlocks it), with a reason recorded
@@ -594,20 +642,18 @@ impl Keyward {
         }
         let counter = LockCounter::Password;
         let rule = self.lockout_rule(&record.user, counter);
-        let event = crate::lockout::LockEvent::Lock;
-        let _ = (self.store).apply_lock_event(target, counter, &rule, &event, self.now())?;
-        // Codes already sent would let the user around the lock: they go.
-        for kind in [OneTimeKind::ResetToken, OneTimeKind::DeviceCode] {
-            self.store.set_one_time(target, kind, None)?;
-        }
-        let event = self.event(
-            action,
-            AuditOutcome::Succeeded,
-            Some(actor),
-            Some(target),
-            site,
-        );
-        self.audit(event.with_reason(reason.trim()))
+        let now = self.now();
+        let event = self.admin_event(actor, action, target, site, None);
+        let event = event.with_reason(reason.trim());
+        self.change_with_events(target, vec![event], |r| {
+            let _ = ops::apply_lock_event_to(r, counter, &rule, &LockEvent::Lock, now);
+            // Codes already sent would let the user around the lock: they go.
+            for kind in [OneTimeKind::ResetToken, OneTimeKind::DeviceCode] {
+                *ops::one_time_slot(r, kind) = None;
+            }
+            true
+        })?;
+        Ok(())
     }
 
     /// Resets a user's authenticator: the secret is cleared and the user is marked
@@ -627,14 +673,17 @@ impl Keyward {
             site,
             Some(&record.user),
         )?;
-        let state = TotpState {
-            reset_pending: true,
-            ..TotpState::default()
-        };
-        self.store.set_totp(target, &state)?;
-        self.unlock_counter(&record.user, LockCounter::Totp, actor)?;
         let note = (!record.user.email_verified || record.user.email.is_none())
             .then(|| "user has no verified email: device authorization will be refused".to_owned());
-        self.audit_admin(actor, action, Some(target), site, note)
+        let event = self.admin_event(actor, action, target, site, note);
+        let mut unlock = self.unlocking(&record.user, actor, &[LockCounter::Totp]);
+        self.change_with_events(target, vec![event], |r| {
+            r.totp = TotpState {
+                reset_pending: true,
+                ..TotpState::default()
+            };
+            unlock(r)
+        })?;
+        Ok(())
     }
 }

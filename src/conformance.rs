@@ -99,7 +99,8 @@ macro_rules! conformance_tests {
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
-            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events);
+            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events,
+            change_recorded_commits_change_and_events_together);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
@@ -117,7 +118,8 @@ macro_rules! conformance_tests {
             replace_batch_all_or_nothing, replace_batch_skips_changed_users,
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
-            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events);
+            usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events,
+            change_recorded_commits_change_and_events_together);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1903,6 +1905,61 @@ pub fn prune_audit_deletes_only_older_events(store: &dyn UserStore) {
     let expected: Vec<(i64, &str)> = expected.iter().map(|(m, s)| (*m, s.as_str())).collect();
     assert_eq!(kept, expected);
     assert_eq!(store.prune_audit(&site(), T0).expect("prune failed"), 0);
+}
+
+/// `change_recorded` writes the credential change and the events it returns together; a
+/// change that returns no events writes its change alone; one that touches the profile is
+/// refused and writes nothing; a missing user is `NotFound`.
+pub fn change_recorded_commits_change_and_events_together(store: &dyn UserStore) {
+    let r = person(site(), "recorded", "R", "Ecorded");
+    create(store, &r);
+    let id = r.user.id.clone();
+    let new = PasswordCredential::permanent(hash("new"), T0);
+    let event = batch_event(Some(&id));
+    let mut change = |rec: &mut UserRecord| {
+        rec.password = Some(new.clone());
+        vec![event.clone(), event.clone()]
+    };
+    store
+        .change_recorded(&id, &mut change)
+        .expect("change_recorded failed");
+    assert_eq!(get(store, &id).password, Some(new.clone()));
+    assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 2);
+    let mut touches_profile = |rec: &mut UserRecord| {
+        rec.password = None;
+        rec.user.surname = "Changed".into();
+        vec![event.clone()]
+    };
+    let refused = store.change_recorded(&id, &mut touches_profile);
+    assert!(
+        matches!(refused, Err(StoreError::InvalidQuery { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        get(store, &id),
+        {
+            let mut expected = r.clone();
+            expected.password = Some(new.clone());
+            expected
+        },
+        "nothing of a refused change is written"
+    );
+    assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 2);
+    let mut silent = |rec: &mut UserRecord| {
+        rec.pin = Some(PinCredential::new(hash("pin"), T0));
+        Vec::new()
+    };
+    store
+        .change_recorded(&id, &mut silent)
+        .expect("change_recorded failed");
+    assert!(get(store, &id).pin.is_some());
+    let missing = UserId::generate();
+    let mut nothing = |_: &mut UserRecord| Vec::new();
+    is_not_found(
+        store.change_recorded(&missing, &mut nothing),
+        &missing,
+        "change_recorded",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use crate::secret::{Password, Pin};
 use crate::service::Keyward;
 use crate::service::Pins;
 use crate::store::{LockCounter, UserRecord};
-use crate::user::{StoredHash, User, UserId};
+use crate::user::{StoredHash, User};
 
 /// How a guarded check ended.
 #[derive(Debug)]
@@ -114,19 +114,6 @@ impl Keyward {
             LockCounter::Password => self.lockout.password_rule(user),
             LockCounter::Totp => self.lockout.totp_rule(user),
         }
-    }
-
-    /// Clears one counter of `user`, recording who unlocked it.
-    pub(crate) fn unlock_counter(
-        &self,
-        user: &User,
-        counter: LockCounter,
-        by: &UserId,
-    ) -> Result<(), Error> {
-        let rule = self.lockout_rule(user, counter);
-        let event = LockEvent::Unlock { by: by.clone() };
-        let _ = (self.store).apply_lock_event(&user.id, counter, &rule, &event, self.now())?;
-        Ok(())
     }
 
     /// Runs one guessable check of `user` under `counter`: reserve, evaluate, settle.

@@ -18,7 +18,7 @@ use crate::permission::Permission;
 use crate::policy::PolicyViolation;
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
-use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, Swap};
+use crate::store::{Consumed, LockCounter, OneTimeKind, OneTimeTry, Swap, ops};
 use crate::user::{
     OneTimeCredential, PasswordCredential, SiteId, StoredHash, User, UserId, UserStatus,
 };
@@ -259,14 +259,17 @@ impl Keyward {
         }
         // Compare-and-swap against the password this reset saw: a change an administrator
         // made meanwhile wins.
-        let seen = record.password.as_ref().map(|p| &p.hash);
+        let seen = record.password.as_ref().map(|p| p.hash.clone());
         let new = PasswordCredential::permanent(stored(&hash), now);
-        if self.store.replace_password(&id, seen, Some(&new))? != Swap::Swapped {
+        let event = self.own_event(AuditAction::PasswordReset, &id, &record.user.site);
+        // The new password, the cleared lock and the event: one transaction.
+        let mut unlock = self.unlocking(&record.user, &id, &[LockCounter::Password]);
+        let reset = self.change_with_events(&id, vec![event], |r| {
+            ops::swap_password(r, seen.as_ref(), Some(&new)) == Swap::Swapped && unlock(r)
+        })?;
+        if !reset {
             return deny("password_changed_meanwhile");
         }
-        self.unlock_counter(&record.user, LockCounter::Password, &id)?;
-        let event = self.own_event(AuditAction::PasswordReset, &id, &record.user.site);
-        self.audit(event)?;
         Ok(PasswordReset::Done { user: id })
     }
 }

@@ -299,6 +299,24 @@ impl Keyward {
         self.store.append_audit(&event).map_err(Error::from)
     }
 
+    /// Applies `change` to the record of `id` and, when it says it changed something, records
+    /// `events` in the same transaction ([`UserStore::change_recorded`]): the change and its
+    /// events commit together or not at all. Returns whether `change` applied.
+    pub(crate) fn change_with_events(
+        &self,
+        id: &UserId,
+        events: Vec<AuditEvent>,
+        mut change: impl FnMut(&mut UserRecord) -> bool + Send,
+    ) -> Result<bool, Error> {
+        let mut applied = false;
+        let mut recorded = |r: &mut UserRecord| {
+            applied = change(r);
+            if applied { events.clone() } else { Vec::new() }
+        };
+        self.store.change_recorded(id, &mut recorded)?;
+        Ok(applied)
+    }
+
     /// An audit event happening now: `actor` did `action` to `target` in `site`.
     pub(crate) fn event(
         &self,

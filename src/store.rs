@@ -843,6 +843,21 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::InvalidQuery`] for an instant the store cannot hold; backend failures.
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Reads the record of `id` under the write lock, lets `change` change its credentials and
+    /// lock state (never its profile) and return the audit events recording what it did, and
+    /// writes the record and the events in one transaction: a change is never stored without
+    /// its events, nor an event without its change. `change` decides from the record it is
+    /// given (a rule from [`ops`], a compare-and-swap); it returns no events to record nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::InvalidQuery`] when `change` touched the
+    /// profile (nothing is written); backend failures (nothing is written).
+    fn change_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError>;
 }
 
 /// Compares two records by the query's sort order (ties by id), for in-memory sorting.

@@ -268,7 +268,12 @@ fn story(tool: &Tool) {
     // others are listed for a temporary password instead.
     let out = tool.admin(&["reset-link", "--group", "Year 8"]).expect(0);
     let listed = out.json();
-    assert!(listed.iter().all(|l| l["sent_to"].is_null() && l["reason"] == "no_verified_email"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l["sent_to"].is_null() && l["reason"] == "no_verified_email"),
+        "{listed:?}"
+    );
     // An authenticator reset: the next sign-in asks for an emailed device code.
     tool.admin(&["reset-totp", "ada"]).expect(0);
     let out = tool.sign_in("ada", "password").expect(10);

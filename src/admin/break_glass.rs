@@ -9,7 +9,7 @@ use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
-use crate::store::{LockCounter, StoreError, Swap};
+use crate::store::{LockCounter, StoreError, Swap, ops};
 use crate::user::{Role, SiteId, TemporaryMode, TotpState, UserId, UserStatus};
 
 impl Keyward {
@@ -61,32 +61,34 @@ impl Keyward {
         let now = self.now();
         let mode = TemporaryMode::SingleUse;
         let credential = rules.issue(stored(&hash), now, mode, user.id.clone(), None);
-        let seen = record.password.as_ref().map(|p| &p.hash);
-        if self
-            .store
-            .replace_password(&user.id, seen, Some(&credential))?
-            != Swap::Swapped
-        {
-            let what = "password (changed meanwhile)";
-            return Err(StoreError::Conflict { what }.into());
-        }
-        for counter in [LockCounter::Password, LockCounter::Totp] {
-            self.unlock_counter(user, counter, &user.id)?;
-        }
-        if reset_totp {
-            // As an administrator's reset: the next sign-in asks for an emailed device code,
-            // then a new enrollment.
-            let state = TotpState {
-                reset_pending: true,
-                ..TotpState::default()
-            };
-            self.store.set_totp(&user.id, &state)?;
-        }
         let event = self.event(action, AuditOutcome::Succeeded, None, Some(&user.id), site);
         let expires_at = credential.temporary.as_ref().map_or(now, |t| t.expires_at);
         let details = format!("break-glass; totp_reset={reset_totp}; expires_at={expires_at}");
-        let event = event.with_reason("direct database access");
-        self.audit(event.with_details(details))?;
+        let event = event
+            .with_reason("direct database access")
+            .with_details(details);
+        // The password, the unlock, the authenticator reset and the event: one transaction.
+        let seen = record.password.as_ref().map(|p| p.hash.clone());
+        let mut unlock =
+            self.unlocking(user, &user.id, &[LockCounter::Password, LockCounter::Totp]);
+        let recovered = self.change_with_events(&user.id, vec![event], |r| {
+            if ops::swap_password(r, seen.as_ref(), Some(&credential)) != Swap::Swapped {
+                return false;
+            }
+            if reset_totp {
+                // As an administrator's reset: the next sign-in asks for an emailed device
+                // code, then a new enrollment.
+                r.totp = TotpState {
+                    reset_pending: true,
+                    ..TotpState::default()
+                };
+            }
+            unlock(r)
+        })?;
+        if !recovered {
+            let what = "password (changed meanwhile)";
+            return Err(StoreError::Conflict { what }.into());
+        }
         Ok(generated.password)
     }
 }

@@ -246,6 +246,21 @@ impl UserStore for InMemoryStore {
         Ok(())
     }
 
+    fn change_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let record = inner
+            .users
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound { user: id.clone() })?;
+        let events = ops::recorded(record, change)?;
+        inner.audit.extend(events);
+        Ok(())
+    }
+
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let was = inner.audit.len();

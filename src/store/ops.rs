@@ -183,6 +183,25 @@ pub fn batch_summary(batch: &TemporaryBatch, written: &BatchWritten) -> AuditEve
     event
 }
 
+/// Runs a recorded change on one record: the body of
+/// [`UserStore::change_recorded`](super::UserStore::change_recorded). A change that touched the
+/// profile is refused, and the record is left as it was.
+pub fn recorded(
+    r: &mut UserRecord,
+    change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let before = r.clone();
+    let events = change(r);
+    if r.user != before.user {
+        *r = before;
+        let reason = "a recorded change may not change the profile";
+        return Err(StoreError::InvalidQuery {
+            reason: reason.to_owned(),
+        });
+    }
+    Ok(events)
+}
+
 /// One part of a record that a plain write overwrites (last writer wins), leaving the rest.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Part<'a> {

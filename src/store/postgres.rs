@@ -846,6 +846,16 @@ impl UserStore for PostgresStore {
         off_runtime(|| insert_audit(&mut *self.conn()?, &vals))
     }
 
+    fn change_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        self.write("recording a change", |tx| {
+            sql::change_recorded_in(tx, id, change)
+        })
+    }
+
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
         let vals = [text_val(site.as_str()), Val::Int(Some(sql::ts(before)?))];
         let sql = "DELETE FROM audit WHERE site = ?1 AND at_ns < ?2";

@@ -1119,6 +1119,21 @@ pub(crate) fn atomic_in<T>(
     Ok(out)
 }
 
+/// The body of `change_recorded` inside one write transaction: the change through
+/// [`atomic_in`] (a refused change writes nothing: the transaction is not committed), then its
+/// events.
+pub(crate) fn change_recorded_in(
+    tx: &mut impl WriteTx,
+    id: &UserId,
+    change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+) -> Result<(), StoreError> {
+    let events = atomic_in(tx, id, |r| super::ops::recorded(r, change))??;
+    for event in &events {
+        tx.insert_audit(&audit_values(event)?)?;
+    }
+    Ok(())
+}
+
 /// The body of `replace_batch` inside one write transaction: every entry through
 /// [`ops::apply_batch_entry`](super::ops::apply_batch_entry), each written entry's event,
 /// then the summary. Rows are locked in id order, so two batches over the same users queue

@@ -726,6 +726,16 @@ impl UserStore for SqliteStore {
         self.write("appending an audit event", |tx| insert_audit(tx, &vals))
     }
 
+    fn change_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        self.write("recording a change", |tx| {
+            sql::change_recorded_in(&mut Tx(tx), id, change)
+        })
+    }
+
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
         let before = sql::ts(before)?;
         self.write("pruning the audit trail", |tx| {
