@@ -20,7 +20,7 @@ use crate::guard::{FirstFactor, PinCheck};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
-use crate::store::{Consumed, Swap, UserRecord};
+use crate::store::{Consumed, Swap, UserRecord, ops};
 use crate::user::{
     PasswordCredential, PinCredential, SiteId, TemporaryMode, TemporaryStatus, User, UserStatus,
 };
@@ -127,16 +127,17 @@ impl Keyward {
                 hash: stored(&new_hash),
                 ..credential.clone()
             };
-            if self
-                .store
-                .replace_password(&user.id, Some(&credential.hash), Some(&new))?
-                == Swap::Swapped
-            {
+            // The new hash and its event commit together.
+            let details = format!("password hash upgraded to {}", new_hash.scheme());
+            let event = self.own_event(AuditAction::HashUpgraded, &user.id, site);
+            let old = credential.hash.clone();
+            let swapped =
+                self.change_with_events(&user.id, vec![event.with_details(details)], |r| {
+                    ops::swap_password(r, Some(&old), Some(&new)) == Swap::Swapped
+                })?;
+            if swapped {
                 ctx.hash_upgraded = true;
                 ctx.credential = Some(new.hash);
-                let details = format!("password hash upgraded to {}", new_hash.scheme());
-                let event = self.own_event(AuditAction::HashUpgraded, &user.id, site);
-                self.audit(event.with_details(details))?;
             }
         }
         if let (Some(new_hash), Some(pin)) = (pin_upgraded, &record.pin) {
@@ -153,23 +154,26 @@ impl Keyward {
         if ctx.change_password {
             // Dead after first use, even when two sign-ins race: only one consumes it.
             let now = self.now();
+            // Consumed together with the event saying the sign-in goes on to a new password.
+            let id = Some(&record.user.id);
+            let event = self.event(
+                AuditAction::SignIn,
+                AuditOutcome::Continued,
+                id,
+                id,
+                &ctx.site,
+            );
+            let event = event.with_reason("password_change_required");
             let consumed = match &ctx.credential {
-                Some(hash) => self
-                    .store
-                    .consume_temporary_password(&ctx.user, hash, now)?,
-                None => Consumed::AlreadyGone,
+                Some(hash) => self.change_with_events(&ctx.user, vec![event], |r| {
+                    ops::consume_temporary(r, hash, now) == Consumed::Now
+                })?,
+                None => false,
             };
-            if consumed != Consumed::Now {
+            if !consumed {
                 let reason = DenialReason::TemporaryPasswordUsed;
                 return self.deny(&ctx.site, Some(&record.user), reason);
             }
-            let reason = "password_change_required";
-            self.audit_sign_in(
-                Some(&record.user),
-                &ctx.site,
-                AuditOutcome::Continued,
-                reason,
-            )?;
             return Ok(SignIn::PasswordChangeRequired(PendingPasswordChange {
                 ctx,
                 issued_at: self.now(),
