@@ -423,7 +423,8 @@ impl RecordBackend for PostgresStore {
 
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
         let cols = sql::part_cols(part)?;
-        self.write("writing a user", |tx| update(tx, cols, id))
+        // One statement: autocommit, one round trip (a transaction around it would add two).
+        off_runtime(|| update(&mut *self.conn()?, cols, id))
     }
 }
 
@@ -715,7 +716,7 @@ fn insert_audit(c: &mut impl GenericClient, vals: &[Val]) -> Result<(), StoreErr
     .map(drop)
 }
 
-fn update(tx: &mut Transaction<'_>, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+fn update(tx: &mut impl GenericClient, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
     let sql = sql::update_sql(&cols);
     let vals = sql::update_values(cols, id);
     if execute(tx, "writing a user", &sql, &vals)? == 0 {
