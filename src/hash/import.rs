@@ -14,8 +14,8 @@ use super::canonical::{self, DigestAlg, Position, SaltedDigest};
 use super::{Hasher, PasswordHash, SchemeMatch, argon2};
 use crate::secret::Password;
 
-/// Longest `hashed_password` accepted, in bytes.
-pub const MAX_HASHED_PASSWORD_BYTES: usize = 1024;
+/// Longest `hashed_password` accepted, in bytes: [`MAX_STORED_BYTES`](super::MAX_STORED_BYTES).
+pub const MAX_HASHED_PASSWORD_BYTES: usize = super::MAX_STORED_BYTES;
 
 /// The `hashing_method` of an import record. Absent means "detect from the string".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -488,6 +488,7 @@ fn hash_problem(error: &HashError) -> String {
         HashError::UnsupportedVariant { scheme, .. } => format!("unsupported {scheme} variant"),
         HashError::ParamOutOfBounds { name, .. } => format!("{name} above the limit"),
         HashError::ParamBelowMinimum { name, .. } => format!("{name} below the minimum"),
+        HashError::StoredTooLong { .. } => "too long".to_owned(),
         HashError::PasswordTooLong { .. } => "password too long".to_owned(),
         HashError::Backend { scheme, .. } => format!("{scheme} backend failure"),
     }
