@@ -545,7 +545,7 @@ impl Hasher {
             Arc::new(salted::Salted::SHA1),
             Arc::new(salted::Salted::SHA256),
             Arc::new(salted::Salted::SHA512),
-            Arc::new(wrap::Wrapped),
+            Arc::new(wrap::Wrapped::new(policy)),
         ];
         let mut legacy: Vec<Arc<dyn HashScheme>> = vec![
             Arc::new(bcrypt::Bcrypt),

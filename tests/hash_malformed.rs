@@ -252,6 +252,53 @@ fn malformed_shapes() {
             ),
             "malformed",
         ),
+        // The inner argon2id is keyward's own: at most 4 × the policy (at least the default's:
+        // m = 77 824, t = 8, p = 4), v=19, a 32-byte tag.
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("m=64", "m=77824")
+            ),
+            "ok",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("m=64", "m=262144")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("t=1", "t=9")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("p=1", "p=5")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace(
+                    "55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM",
+                    "55PWTvddWPUD1GMbKxSffA"
+                )
+            ),
+            "malformed",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("v=19", "v=16")
+            ),
+            "malformed",
+        ),
     ];
     let h = Hasher::for_tests();
     for (s, expected) in cases {
@@ -445,4 +492,23 @@ fn scrypt_and_yescrypt_memory_counts_every_buffer() {
     assert_eq!(parse(&h, &SCRYPT.replace("ln=6", "ln=17")), "ok");
     assert_eq!(parse(&h, &YESCRYPT.replace("$j9T$", "$jCT$")), "ok");
     assert_eq!(parse(&h, &SCRYPT.replace("ln=6", "ln=18")), "scrypt_kib");
+}
+
+/// A wrapped hash keyward wrote under one of OWASP's equivalent profiles still reads after a
+/// move to another.
+#[test]
+fn wrapped_hashes_survive_a_move_between_equivalent_profiles() {
+    let wrapped = |m: u32, t: u32| {
+        format!(
+            "$keyward-wrapped$v=1$md5,none${}",
+            ARGON.replace("m=64,t=1", &format!("m={m},t={t}"))
+        )
+    };
+    for from in keyward::Argon2Policy::OWASP_EQUIVALENT {
+        let stored = wrapped(from.m_cost_kib(), from.t_cost());
+        for to in keyward::Argon2Policy::OWASP_EQUIVALENT {
+            let h = Hasher::new(to, HashLimits::DEFAULT);
+            assert!(h.parse(&stored).is_ok(), "{from:?} -> {to:?}");
+        }
+    }
 }
