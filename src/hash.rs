@@ -26,7 +26,7 @@
 //! | `django-scrypt`    | `scrypt$N$salt$r$p$hash`                              |
 //! | `django-pbkdf2-sha256`, `django-pbkdf2-sha1` | `pbkdf2_sha256$iterations$salt$hash` |
 //! | `pbkdf2-sha1`, `pbkdf2-sha256`, `pbkdf2-sha512` | passlib `$pbkdf2[-sha256\|-sha512]$rounds$salt$hash` |
-//! | `drupal7`          | `$S$` (and `U$S$`: over md5(password) in hex); first 512 bytes count |
+//! | `drupal7`          | `$S$` (passwords over 512 bytes never match) and `U$S$` (over md5(password) in hex) |
 //! | `ldap-sha1`, `ldap-salted-sha1`, ... `ldap-salted-md5` | `{SHA}`, `{SSHA}`, `{SHA256}`, `{SSHA256}`, `{SHA512}`, `{SSHA512}`, `{MD5}`, `{SMD5}` + base64 |
 //! | `ldap-crypt`       | `{CRYPT}` + any crypt(3) string above                 |
 //! | `wrapped-legacy`   | `$keyward-wrapped$v=1$...`: a fast hash under argon2id ([`Hasher::wrap_fast`]) |
