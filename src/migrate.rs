@@ -25,7 +25,7 @@ use time::macros::datetime;
 use crate::admin::CancelToken;
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::hash::{ImportRecord, PasswordHash};
+use crate::hash::{ImportError, ImportRecord, PasswordHash};
 use crate::permission::Permission;
 use crate::service::{Keyward, stored};
 use crate::store::{MAX_PAGE, StoreError, Swap, UserQuery};
@@ -34,7 +34,10 @@ use crate::user::{PasswordCredential, SiteId, TemporaryMode, User, UserId};
 /// The expiry of an imported temporary password whose import says it never expires
 /// ([`ImportRecord::temporary_password_never_expires`]): 2262-01-01, the latest instant every
 /// store keeps (they count nanoseconds in 64 bits). It stays a single-use password: the
-/// first sign-in must replace it.
+/// first sign-in must replace it. Only accounts the import creates get it (accounts nobody
+/// has claimed yet, whose imported password is the one their owner knows): it is the one
+/// exception to [`MAX_TEMPORARY_LIFETIME_DAYS`](crate::policy::MAX_TEMPORARY_LIFETIME_DAYS),
+/// and [`Keyward::set_imported_password`] refuses it for an existing account.
 pub const NO_EXPIRY: OffsetDateTime = datetime!(2262-01-01 00:00 UTC);
 
 impl Keyward {
@@ -42,7 +45,8 @@ impl Keyward {
     /// temporary password with the user type's lifetime from now (or [`NO_EXPIRY`] when the
     /// record says it never expires), issued by `issued_by`. The one rule both
     /// [`import_user`](Self::import_user) and
-    /// [`set_imported_password`](Self::set_imported_password) follow.
+    /// [`set_imported_password`](Self::set_imported_password) follow (the latter refuses
+    /// [`NO_EXPIRY`] before it gets here).
     pub(crate) fn imported_credential(
         &self,
         user: &User,
@@ -68,14 +72,18 @@ impl Keyward {
     /// Sets a hash brought from another system on an existing user (Kinde's "set password"
     /// with `hashed_password`): validated as [`Hasher::import`](crate::hash::Hasher::import)
     /// does, verified and upgraded at the user's next successful sign-in; temporary when the
-    /// record says so. Replaces exactly the password the permission check saw. Needs
-    /// [`Permission::ManageUsers`] in the user's site; audited as `imported_password_set`
-    /// (also when refused).
+    /// record says so, with the user type's lifetime: an existing account gets no temporary
+    /// password that never expires (that is for accounts created by the import and never
+    /// claimed, see [`NO_EXPIRY`]), as an administrator's issue is capped at
+    /// [`MAX_TEMPORARY_LIFETIME_DAYS`](crate::policy::MAX_TEMPORARY_LIFETIME_DAYS). Replaces
+    /// exactly the password the permission check saw. Needs [`Permission::ManageUsers`] in
+    /// the user's site; audited as `imported_password_set` (also when refused).
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field
-    /// (nothing changes); [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password
-    /// changed meanwhile; store errors.
+    /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field,
+    /// `temporary_password_never_expires` when it is set (nothing changes);
+    /// [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password changed meanwhile;
+    /// store errors.
     pub fn set_imported_password(
         &self,
         actor: &UserId,
@@ -87,6 +95,13 @@ impl Keyward {
         let action = AuditAction::ImportedPasswordSet;
         let permission = Permission::ManageUsers;
         self.authorize(actor, permission, action, site, Some(&target.user))?;
+        if record.temporary_password_never_expires {
+            return Err(ImportError::InvalidField {
+                field: "temporary_password_never_expires",
+                reason: "is not available for an existing user (temporary passwords expire)",
+            }
+            .into());
+        }
         let hash = self.hasher.import(record)?;
         let credential = self.imported_credential(&target.user, &hash, record, actor.clone());
         let seen = target.password.as_ref().map(|p| &p.hash);

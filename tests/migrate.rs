@@ -340,3 +340,29 @@ fn wrapping_at_import_is_a_hasher_setting() {
         "bcrypt"
     );
 }
+
+#[test]
+fn an_existing_user_gets_no_never_expiring_temporary_password() {
+    // Finding: NO_EXPIRY went around the 366-day cap on temporary passwords.
+    let f = fx();
+    let sam = f.user("sam");
+    let before = f.record(&sam.id).password;
+    let lasting = ImportRecord {
+        temporary_password_never_expires: true,
+        ..temporary(MD5_CRYPT)
+    };
+    let err =
+        f.kw.set_imported_password(&f.admin.id, &sam.id, &lasting)
+            .unwrap_err();
+    let Error::Import(err) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(err.field(), "temporary_password_never_expires");
+    assert_eq!(f.record(&sam.id).password, before);
+    // An expiring temporary password is fine, within the cap.
+    f.kw.set_imported_password(&f.admin.id, &sam.id, &temporary(MD5_CRYPT))
+        .unwrap();
+    let temporary = f.record(&sam.id).password.unwrap().temporary.unwrap();
+    let max = Duration::days(keyward::policy::MAX_TEMPORARY_LIFETIME_DAYS);
+    assert!(temporary.expires_at <= T0 + max);
+}
