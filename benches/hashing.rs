@@ -13,6 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keyward::{Hasher, ImportRecord, Password};
 
 const PW: &str = "correct horse battery staple";
+/// An arbitrary 32-byte digest in unpadded base64: a wrong password costs as much as the
+/// right one.
+const TAG: &str = "55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
 /// bcrypt cost 10, from pyca/bcrypt.
 const BCRYPT_10: &str = "$2b$10$UukF2EgGpjW8MBzh7ZD.TelN8m8UuYpCciRndUDUuS6WhW1VlVfPa";
 /// sha512-crypt, default 5000 rounds, from libxcrypt.
@@ -140,6 +143,27 @@ fn worst_admitted(c: &mut Criterion) {
         (
             "yescrypt_N2^15_r32_t2 (128 MiB)",
             hasher.parse("$y$jCT//$saltsaltsalt$MiNPWliRwMTqIXD.nLw/Vv3w8YzMOxe6o3ZsXNpBmZ/").unwrap(),
+            PW.to_owned(),
+        ),
+        // Review findings: the worst cases the r, p, salt and flavor bounds still admit.
+        (
+            "scrypt_ln13_r8_p16 (128 MiB of work in p)",
+            hasher.parse(&format!("$scrypt$ln=13,r=8,p=16$c2FsdHNhbHQ${TAG}")).unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "scrypt_ln1_r32_p16_salt64 (PBKDF2 at its largest)",
+            hasher.parse(&format!("$scrypt$ln=1,r=32,p=16${}${TAG}", "A".repeat(86))).unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "yescrypt_N2^15_r32_p4_t2 (128 MiB)",
+            hasher.parse("$y$jCT00/$saltsaltsalt$LyvxpmE2CU74GiWUbnScTFy5tk9D1A/endadB2nJOG6").unwrap(),
+            PW.to_owned(),
+        ),
+        (
+            "wrapped_md5_m77824_t8_p4 (4 x the default policy)",
+            hasher.parse(&format!("$keyward-wrapped$v=1$md5,none$$argon2id$v=19$m=77824,t=8,p=4$c2FsdHNhbHQ${TAG}")).unwrap(),
             PW.to_owned(),
         ),
         (

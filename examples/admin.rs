@@ -839,11 +839,11 @@ impl Tool<'_> {
         self.print(
             || {
                 format!(
-                    "examined {}, wrapped {}, changed meanwhile {}",
-                    done.examined, done.wrapped, done.changed_meanwhile
+                    "examined {}, wrapped {}, changed meanwhile {}, temporary passwords left as they are {}",
+                    done.examined, done.wrapped, done.changed_meanwhile, done.temporary
                 )
             },
-            || json!({ "examined": done.examined, "wrapped": done.wrapped, "changed_meanwhile": done.changed_meanwhile, "total": done.total }),
+            || json!({ "examined": done.examined, "wrapped": done.wrapped, "changed_meanwhile": done.changed_meanwhile, "temporary_left": done.temporary, "total": done.total }),
         );
         Ok(())
     }

@@ -26,7 +26,7 @@
 //! | `django-scrypt`    | `scrypt$N$salt$r$p$hash`                              |
 //! | `django-pbkdf2-sha256`, `django-pbkdf2-sha1` | `pbkdf2_sha256$iterations$salt$hash` |
 //! | `pbkdf2-sha1`, `pbkdf2-sha256`, `pbkdf2-sha512` | passlib `$pbkdf2[-sha256\|-sha512]$rounds$salt$hash` |
-//! | `drupal7`          | `$S$` (and `U$S$`: over md5(password) in hex); first 512 bytes count |
+//! | `drupal7`          | `$S$` (passwords over 512 bytes never match) and `U$S$` (over md5(password) in hex) |
 //! | `ldap-sha1`, `ldap-salted-sha1`, ... `ldap-salted-md5` | `{SHA}`, `{SSHA}`, `{SHA256}`, `{SSHA256}`, `{SHA512}`, `{SSHA512}`, `{MD5}`, `{SMD5}` + base64 |
 //! | `ldap-crypt`       | `{CRYPT}` + any crypt(3) string above                 |
 //! | `wrapped-legacy`   | `$keyward-wrapped$v=1$...`: a fast hash under argon2id ([`Hasher::wrap_fast`]) |
@@ -62,6 +62,13 @@ mod wrap;
 mod yescrypt;
 
 pub use import::{HashingMethod, ImportRecord, SaltPosition};
+
+/// Longest stored hash string [`Hasher::parse`] and [`Hasher::verify`] accept, in bytes (and
+/// the longest `hashed_password` an import takes). Every built-in format fits well within it
+/// (the longest, a salted digest with a 256-byte salt, under 600 bytes); the cap bounds the
+/// work of the schemes whose cost grows with the salt (scrypt's PBKDF2, the salted digests),
+/// in-house schemes included.
+pub const MAX_STORED_BYTES: usize = 1024;
 
 /// A validated stored hash string, as written to or read from the database.
 ///
@@ -322,11 +329,21 @@ pub struct HashLimits {
     /// HMAC-SHA-512 iteration counts as four (it costs about four on 64-bit CPUs, which have
     /// SHA-256 but not SHA-512 instructions).
     pub max_pbkdf2_iterations: u32,
-    /// Largest scrypt work, 128·N·r·p bytes, in KiB: bounds the memory (128·N·r) and the
-    /// time (p runs of it, one after the other) together.
+    /// Largest scrypt memory and work, in KiB: the memory, 128·N·r + 128·r·p + 256·r bytes
+    /// (the V array, PBKDF2's output B, and the block mixer's scratch), and the work,
+    /// 128·N·r·p bytes (p runs over V, one after the other), are each bounded by it.
     pub max_scrypt_kib: u32,
-    /// Largest yescrypt memory, 128·N·r bytes, in KiB.
+    /// Largest scrypt block size `r`.
+    pub max_scrypt_r: u32,
+    /// Largest scrypt parallelism `p`. With `max_scrypt_r` it bounds PBKDF2's output, 128·r·p
+    /// bytes, which HMAC-SHA-256 computes 32 bytes at a time, each block hashing the salt
+    /// again.
+    pub max_scrypt_p: u32,
+    /// Largest yescrypt memory, in KiB: 128·N·r + 128·r·p + 256·r bytes plus 12 KiB of
+    /// S-boxes per lane.
     pub max_yescrypt_kib: u32,
+    /// Largest yescrypt block size `r` (libxcrypt writes 32; 8 below cost 3).
+    pub max_yescrypt_r: u32,
     /// Largest yescrypt `t` (extra time factor; libxcrypt writes 0).
     pub max_yescrypt_t: u32,
     /// Largest yescrypt `p` (lanes, run one after the other here).
@@ -352,11 +369,14 @@ impl HashLimits {
     /// - `max_pbkdf2_iterations = 2_000_000`: Django 5.2 writes 1 000 000 (PBKDF2-SHA256),
     ///   passlib 29 000; OWASP asks for 600 000. PBKDF2-SHA512 is admitted up to 500 000
     ///   (passlib writes 25 000).
-    /// - `max_scrypt_kib = 131_072` (128 MiB of work): passlib's default (N = 2^16, r = 8,
-    ///   p = 1) is 64 MiB, Django's (N = 2^14, r = 8, p = 1) 16 MiB.
-    /// - `max_yescrypt_kib = 131_072` (128 MiB), `max_yescrypt_t = 2`, `max_yescrypt_p = 4`:
-    ///   libxcrypt's default (`$y$j9T$`, N = 2^12, r = 32) is 16 MiB, its largest cost
-    ///   setting (11) 1 GiB, which needs raised limits on purpose.
+    /// - `max_scrypt_kib = 132_096` (129 MiB: 128 MiB of V and up to 1 MiB of buffers),
+    ///   `max_scrypt_r = 32`, `max_scrypt_p = 16`: passlib's default (N = 2^16, r = 8, p = 1)
+    ///   is 64 MiB, Django's (N = 2^14, r = 8, p = 1) 16 MiB; both write r = 8 and p = 1.
+    ///   PBKDF2's output is then at most 64 KiB.
+    /// - `max_yescrypt_kib = 132_096` (129 MiB, as scrypt), `max_yescrypt_r = 32`,
+    ///   `max_yescrypt_t = 2`, `max_yescrypt_p = 4`: libxcrypt's default (`$y$j9T$`,
+    ///   N = 2^12, r = 32) is 16 MiB, its cost 8 (N = 2^15) 128 MiB, its largest cost setting
+    ///   (11) 1 GiB, which needs raised limits on purpose.
     /// - `max_drupal_log2 = 18`: Drupal 7 writes 15; 2^18 rounds over a 512-byte password
     ///   (Drupal's longest) take about a third of a second.
     /// - `max_password_bytes = 4096`: WordPress's own limit; SHA-crypt's work grows with the
@@ -370,8 +390,11 @@ impl HashLimits {
         max_argon2_t: 10,
         max_argon2_p: 16,
         max_pbkdf2_iterations: 2_000_000,
-        max_scrypt_kib: 131_072,
-        max_yescrypt_kib: 131_072,
+        max_scrypt_kib: 132_096,
+        max_scrypt_r: 32,
+        max_scrypt_p: 16,
+        max_yescrypt_kib: 132_096,
+        max_yescrypt_r: 32,
         max_yescrypt_t: 2,
         max_yescrypt_p: 4,
         max_drupal_log2: 18,
@@ -522,7 +545,7 @@ impl Hasher {
             Arc::new(salted::Salted::SHA1),
             Arc::new(salted::Salted::SHA256),
             Arc::new(salted::Salted::SHA512),
-            Arc::new(wrap::Wrapped),
+            Arc::new(wrap::Wrapped::new(policy)),
         ];
         let mut legacy: Vec<Arc<dyn HashScheme>> = vec![
             Arc::new(bcrypt::Bcrypt),
@@ -648,7 +671,14 @@ impl Hasher {
     }
 
     /// The first scheme that claims `stored`, and whether it is keyward's native argon2id.
+    /// A string longer than [`MAX_STORED_BYTES`] is refused before any scheme sees it.
     fn resolve(&self, stored: &str) -> Result<(&dyn HashScheme, bool), HashError> {
+        if stored.len() > MAX_STORED_BYTES {
+            return Err(HashError::StoredTooLong {
+                len: stored.len(),
+                max: MAX_STORED_BYTES,
+            });
+        }
         if argon2::Native.detect(stored) {
             return Ok((&argon2::Native, true));
         }
@@ -703,9 +733,9 @@ impl Hasher {
     /// the limits, without hashing anything.
     ///
     /// # Errors
-    /// [`HashError::UnknownFormat`] if no scheme claims it; otherwise the claiming scheme's
-    /// [`HashError::Malformed`], [`HashError::UnsupportedVariant`] or
-    /// [`HashError::ParamOutOfBounds`].
+    /// [`HashError::StoredTooLong`] over [`MAX_STORED_BYTES`]; [`HashError::UnknownFormat`]
+    /// if no scheme claims it; otherwise the claiming scheme's [`HashError::Malformed`],
+    /// [`HashError::UnsupportedVariant`] or [`HashError::ParamOutOfBounds`].
     pub fn parse(&self, stored: &str) -> Result<PasswordHash, HashError> {
         let (scheme, _) = self.resolve(stored)?;
         scheme.check(stored, &self.inner.limits)?;

@@ -15,7 +15,24 @@
 //! again at any time until it reports nothing left to wrap. See [`Hasher::wrap_fast`] for the
 //! construction and its cost.
 //!
+//! The job leaves temporary passwords alone ([`WrapReport::temporary`]). A temporary
+//! credential changes without its hash changing (a sign-in consumes a single-use one by
+//! marking it used), so a copy written back by compare-and-swap on the hash alone could undo
+//! that: revive a consumed password, restore its escrowed copy. Fast hashes imported as
+//! temporary passwords are protected at import instead, with
+//! [`Hasher::wrapping_fast_imports`]; they are single-use and live at most their lifetime.
+//!
+//! # The old digests on disk
+//! Wrapping replaces the fast hash in the row, not every copy of it: SQLite keeps the old
+//! page contents in free pages unless `PRAGMA secure_delete = ON` was set before the write,
+//! PostgreSQL keeps dead row versions until a vacuum reclaims them, and backups, replicas
+//! and WAL archives keep what they held. After the job, on SQLite run
+//! `PRAGMA secure_delete = ON;` then `VACUUM;`; on PostgreSQL `VACUUM FULL` the users table
+//! (plain `VACUUM` marks the space reusable without overwriting it); and treat backups taken
+//! before the job as holding the fast hashes (expire them as the retention policy allows).
+//!
 //! [`Hasher::wrap_fast`]: crate::hash::Hasher::wrap_fast
+//! [`Hasher::wrapping_fast_imports`]: crate::hash::Hasher::wrapping_fast_imports
 
 use std::fmt;
 
@@ -25,7 +42,7 @@ use time::macros::datetime;
 use crate::admin::CancelToken;
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::hash::{ImportRecord, PasswordHash};
+use crate::hash::{ImportError, ImportRecord, PasswordHash};
 use crate::permission::Permission;
 use crate::service::{Keyward, stored};
 use crate::store::{MAX_PAGE, StoreError, Swap, UserQuery};
@@ -34,7 +51,10 @@ use crate::user::{PasswordCredential, SiteId, TemporaryMode, User, UserId};
 /// The expiry of an imported temporary password whose import says it never expires
 /// ([`ImportRecord::temporary_password_never_expires`]): 2262-01-01, the latest instant every
 /// store keeps (they count nanoseconds in 64 bits). It stays a single-use password: the
-/// first sign-in must replace it.
+/// first sign-in must replace it. Only accounts the import creates get it (accounts nobody
+/// has claimed yet, whose imported password is the one their owner knows): it is the one
+/// exception to [`MAX_TEMPORARY_LIFETIME_DAYS`](crate::policy::MAX_TEMPORARY_LIFETIME_DAYS),
+/// and [`Keyward::set_imported_password`] refuses it for an existing account.
 pub const NO_EXPIRY: OffsetDateTime = datetime!(2262-01-01 00:00 UTC);
 
 impl Keyward {
@@ -42,7 +62,8 @@ impl Keyward {
     /// temporary password with the user type's lifetime from now (or [`NO_EXPIRY`] when the
     /// record says it never expires), issued by `issued_by`. The one rule both
     /// [`import_user`](Self::import_user) and
-    /// [`set_imported_password`](Self::set_imported_password) follow.
+    /// [`set_imported_password`](Self::set_imported_password) follow (the latter refuses
+    /// [`NO_EXPIRY`] before it gets here).
     pub(crate) fn imported_credential(
         &self,
         user: &User,
@@ -68,14 +89,18 @@ impl Keyward {
     /// Sets a hash brought from another system on an existing user (Kinde's "set password"
     /// with `hashed_password`): validated as [`Hasher::import`](crate::hash::Hasher::import)
     /// does, verified and upgraded at the user's next successful sign-in; temporary when the
-    /// record says so. Replaces exactly the password the permission check saw. Needs
-    /// [`Permission::ManageUsers`] in the user's site; audited as `imported_password_set`
-    /// (also when refused).
+    /// record says so, with the user type's lifetime: an existing account gets no temporary
+    /// password that never expires (that is for accounts created by the import and never
+    /// claimed, see [`NO_EXPIRY`]), as an administrator's issue is capped at
+    /// [`MAX_TEMPORARY_LIFETIME_DAYS`](crate::policy::MAX_TEMPORARY_LIFETIME_DAYS). Replaces
+    /// exactly the password the permission check saw. Needs [`Permission::ManageUsers`] in
+    /// the user's site; audited as `imported_password_set` (also when refused).
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field
-    /// (nothing changes); [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password
-    /// changed meanwhile; store errors.
+    /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field,
+    /// `temporary_password_never_expires` when it is set (nothing changes);
+    /// [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password changed meanwhile;
+    /// store errors.
     pub fn set_imported_password(
         &self,
         actor: &UserId,
@@ -87,6 +112,13 @@ impl Keyward {
         let action = AuditAction::ImportedPasswordSet;
         let permission = Permission::ManageUsers;
         self.authorize(actor, permission, action, site, Some(&target.user))?;
+        if record.temporary_password_never_expires {
+            return Err(ImportError::InvalidField {
+                field: "temporary_password_never_expires",
+                reason: "is not available for an existing user (temporary passwords expire)",
+            }
+            .into());
+        }
         let hash = self.hasher.import(record)?;
         let credential = self.imported_credential(&target.user, &hash, record, actor.clone());
         let seen = target.password.as_ref().map(|p| &p.hash);
@@ -98,24 +130,25 @@ impl Keyward {
         }
         let mut details = format!("imported {} hash", hash.scheme());
         if record.is_temporary_password {
-            details.push_str(if record.temporary_password_never_expires {
-                "; temporary, no expiry"
-            } else {
-                "; temporary"
-            });
+            details.push_str("; temporary");
         }
         self.audit_admin(actor, action, Some(user), site, Some(details))
     }
 
     /// Protects every fast legacy hash of `site` at rest (see
-    /// [`Hasher::wrap_fast`](crate::hash::Hasher::wrap_fast)), page by page. With an `actor`,
-    /// needs [`Permission::ManageUsers`] in the site; `None` is the application itself (a
-    /// maintenance job). One summary event, `fast_hashes_wrapped`, records the counts. Safe
-    /// to rerun and to cancel: every user is written alone, by compare-and-swap.
+    /// [`Hasher::wrap_fast`](crate::hash::Hasher::wrap_fast)), page by page, leaving
+    /// temporary passwords alone (see the [module docs](self)). With an `actor`, needs
+    /// [`Permission::ManageUsers`] in the site; `None` is the application itself (a
+    /// maintenance job). Each page read is audited as one `fast_hashes_wrapped` event with
+    /// that page's counts, also a page cut short by a cancel or an error (its details then
+    /// end in `; stopped by an error`), so the trail accounts for every user written. Safe to
+    /// rerun and to cancel: every user is written alone, by compare-and-swap. Copies of the
+    /// fast hashes the store keeps outside the row are the operator's to purge (see the
+    /// [module docs](self#the-old-digests-on-disk)).
     ///
     /// # Errors
     /// [`Error::PermissionDenied`] (audited); store and hashing errors (users written before
-    /// the error stay written; a rerun continues).
+    /// the error stay written and audited; a rerun continues).
     pub fn wrap_fast_hashes(
         &self,
         actor: Option<&UserId>,
@@ -133,35 +166,61 @@ impl Keyward {
         } = options;
         let mut report = WrapReport::default();
         let mut offset = 0u64;
-        'pages: loop {
+        loop {
             let query = UserQuery::new(site.clone(), self.now()).page(offset, batch);
             let page = self.store.search_users(&query)?;
-            report.total = page.total;
             let count = page.items.len() as u64;
-            for record in page.items {
-                if cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
-                    report.cancelled = true;
-                    break 'pages;
-                }
-                report.examined += 1;
-                self.wrap_one(&record, &mut report)?;
-                if let Some(report_progress) = progress.as_mut() {
-                    report_progress(WrapProgress {
-                        examined: report.examined,
-                        wrapped: report.wrapped,
-                        total: report.total,
-                    });
-                }
+            let mut counts = WrapReport {
+                total: page.total,
+                ..WrapReport::default()
+            };
+            let done = self.wrap_page(&page.items, &report, &mut counts, &mut progress, &cancel);
+            report.add(&counts);
+            let details = format!("page at {offset}: {counts}");
+            let event = |details| {
+                (self.event(action, AuditOutcome::Succeeded, actor, None, site))
+                    .with_details(details)
+            };
+            if let Err(error) = done {
+                // The caller needs the error more than the event; an audit failing with it
+                // most likely fails for the same reason.
+                let _ = self.audit(event(format!("{details}; stopped by an error")));
+                return Err(error);
             }
+            self.audit(event(details))?;
             offset += count;
-            if count == 0 || offset >= page.total {
+            if counts.cancelled || count == 0 || offset >= page.total {
                 break;
             }
         }
-        let outcome = AuditOutcome::Succeeded;
-        let event = self.event(action, outcome, actor, None, site);
-        self.audit(event.with_details(report.to_string()))?;
         Ok(report)
+    }
+
+    /// Wraps one page of users, counting into `counts` (`before`: the pages already done).
+    fn wrap_page(
+        &self,
+        users: &[crate::store::UserRecord],
+        before: &WrapReport,
+        counts: &mut WrapReport,
+        progress: &mut Option<&mut dyn FnMut(WrapProgress)>,
+        cancel: &Option<CancelToken>,
+    ) -> Result<(), Error> {
+        for record in users {
+            if cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+                counts.cancelled = true;
+                return Ok(());
+            }
+            counts.examined += 1;
+            self.wrap_one(record, counts)?;
+            if let Some(report_progress) = progress.as_mut() {
+                report_progress(WrapProgress {
+                    examined: before.examined + counts.examined,
+                    wrapped: before.wrapped + counts.wrapped,
+                    total: counts.total,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Wraps one user's password if it is a fast legacy hash.
@@ -174,6 +233,12 @@ impl Keyward {
             report.no_password += 1;
             return Ok(());
         };
+        if credential.temporary.is_some() {
+            // Its liveness changes without its hash changing: writing back a copy could
+            // revive a consumed single-use password (see the module docs).
+            report.temporary += 1;
+            return Ok(());
+        }
         let Ok(parsed) = self.hasher.parse(credential.hash.as_str()) else {
             // Unreadable here (unknown format, above this hasher's limits): left alone, as
             // sign-in will refuse it anyway.
@@ -278,6 +343,8 @@ pub struct WrapReport {
     pub not_fast: u64,
     /// Users without a password.
     pub no_password: u64,
+    /// Users whose password is a temporary one (left alone: see the [module docs](self)).
+    pub temporary: u64,
     /// Users whose stored hash does not parse under this hasher (left alone).
     pub unreadable: u64,
     /// Users whose password changed between the read and the write (left as they are).
@@ -286,17 +353,33 @@ pub struct WrapReport {
     pub cancelled: bool,
 }
 
+impl WrapReport {
+    /// Adds the counts of one page.
+    fn add(&mut self, page: &Self) {
+        self.total = page.total;
+        self.examined += page.examined;
+        self.wrapped += page.wrapped;
+        self.not_fast += page.not_fast;
+        self.no_password += page.no_password;
+        self.temporary += page.temporary;
+        self.unreadable += page.unreadable;
+        self.changed_meanwhile += page.changed_meanwhile;
+        self.cancelled |= page.cancelled;
+    }
+}
+
 impl fmt::Display for WrapReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "examined={}/{}; wrapped={}; not_fast={}; no_password={}; unreadable={}; \
-             changed_meanwhile={}; cancelled={}",
+            "examined={}/{}; wrapped={}; not_fast={}; no_password={}; temporary={}; \
+             unreadable={}; changed_meanwhile={}; cancelled={}",
             self.examined,
             self.total,
             self.wrapped,
             self.not_fast,
             self.no_password,
+            self.temporary,
             self.unreadable,
             self.changed_meanwhile,
             self.cancelled

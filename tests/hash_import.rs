@@ -283,10 +283,41 @@ fn dry_run_lines() {
     let import_err = line(6, br#"{"hashed_password": "$2x$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e", "password": "x"}"#);
     assert_eq!(
         import_err["error"],
-        "invalid hashed_password: unsupported bcrypt variant `2x`"
+        "invalid hashed_password: a variant of bcrypt keyward does not verify"
     );
     let empty = line(7, b"");
     assert!(empty["error"].is_string());
+}
+
+/// Review finding: the dry run's `"error"` was the error's `Display`, which quotes an
+/// unsupported variant's tag, a parameter's value, a password's length. Nothing taken from
+/// the record appears in a refused line now.
+#[test]
+fn dry_run_errors_quote_nothing_from_the_record() {
+    let h = Hasher::for_tests();
+    let tag = "55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
+    let lines = [
+        // A misplaced secret where an argon2 variant's name goes.
+        format!(r#"{{"hashed_password": "$argon2-hunter2x$v=19$m=64,t=1,p=1$c2FsdHNhbHQ${tag}"}}"#),
+        format!(r#"{{"hashed_password": "$argon2id$v=98765$m=64,t=1,p=1$c2FsdHNhbHQ${tag}"}}"#),
+        // ...where a bcrypt variant goes, and a cost parameter.
+        r#"{"hashed_password": "$2hunter2$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e"}"#.to_owned(),
+        r#"{"hashed_password": "$5$rounds=987654321$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"}"#.to_owned(),
+        // A password of 4321 bytes: its length is not reported either.
+        format!(
+            r#"{{"hashed_password": "$1$kwsalt01$hi87xsDtnj7kS1nc0PCYN.", "password": "{}"}}"#,
+            "p".repeat(4321)
+        ),
+    ];
+    for (n, text) in lines.iter().enumerate() {
+        let shown = dry_run_line(&h, n + 1, text.as_bytes());
+        let value: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert!(value["error"].is_string(), "{shown}");
+        assert!(value["problem"].is_string(), "{shown}");
+        for marker in ["hunter2", "98765", "987654321", "4321"] {
+            assert!(!shown.contains(marker), "{marker} in {shown}");
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn kind(e: &HashError) -> &'static str {
         HashError::UnsupportedVariant { .. } => "unsupported",
         HashError::ParamOutOfBounds { .. } => "bounds",
         HashError::ParamBelowMinimum { .. } => "minimum",
+        HashError::StoredTooLong { .. } => "too long",
         _ => "other",
     }
 }
@@ -46,7 +47,7 @@ fn malformed_shapes() {
         (String::new(), "unknown"),
         ("$".into(), "unknown"),
         ("$$$$".into(), "unknown"),
-        (huge, "unknown"),
+        (huge, "too long"),
         ("plaintext-password".into(), "unknown"),
         (
             "$sha1$40000$jtNX3nZ2$hBNaIXkt4wBI2o5rsi8KejSjNqIq".into(),
@@ -75,7 +76,8 @@ fn malformed_shapes() {
         (sha256_rounds("999999999"), "bounds"),
         (SHA256[..SHA256.len() - 1].into(), "malformed"),
         ("$6$saltstring$short".into(), "malformed"),
-        (huge_dollar, "malformed"),
+        (huge_dollar, "too long"),
+        (format!("$6${}", "$".repeat(1021)), "malformed"), // 1024 bytes
         ("_J9..SAL".into(), "malformed"),
         ("_zzzzSALToYeEi67o2u.".into(), "bounds"),
         ("_....".to_string() + "SALToYeEi67o2u.", "minimum"),
@@ -250,6 +252,53 @@ fn malformed_shapes() {
             ),
             "malformed",
         ),
+        // The inner argon2id is keyward's own: at most 4 × the policy (at least the default's:
+        // m = 77 824, t = 8, p = 4), v=19, a 32-byte tag.
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("m=64", "m=77824")
+            ),
+            "ok",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("m=64", "m=262144")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("t=1", "t=9")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("p=1", "p=5")
+            ),
+            "bounds",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace(
+                    "55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM",
+                    "55PWTvddWPUD1GMbKxSffA"
+                )
+            ),
+            "malformed",
+        ),
+        (
+            format!(
+                "$keyward-wrapped$v=1$md5,none${}",
+                ARGON.replace("v=19", "v=16")
+            ),
+            "malformed",
+        ),
     ];
     let h = Hasher::for_tests();
     for (s, expected) in cases {
@@ -279,6 +328,7 @@ fn hostile_costs_are_refused_at_verify_too() {
         max_pbkdf2_iterations: u32::MAX,
         max_drupal_log2: 30,
         max_scrypt_kib: u32::MAX,
+        max_scrypt_p: u32::MAX,
         max_yescrypt_kib: u32::MAX,
         ..HashLimits::DEFAULT
     };
@@ -291,6 +341,7 @@ fn hostile_costs_are_refused_at_verify_too() {
         ARGON.replace("m=64", "m=4194304"),
         YESCRYPT.replace("$j9T$", "$jFT$"),
         SCRYPT.replace("ln=6", "ln=22"),
+        SCRYPT.replace("ln=6,r=8,p=1", "ln=1,r=1,p=524288"),
         DJANGO.replace("$1000$", "$400000000$"),
         DRUPAL.replacen("$S$C", "$S$S", 1),
         format!("$keyward-wrapped$v=1$phpass$JFAkU0lRUmFUd21m{ARGON}"),
@@ -350,6 +401,114 @@ fn long_passwords_against_costly_rounds_are_refused_quickly() {
         if let Some(wrapped) = h.wrap_fast(&stored).unwrap() {
             assert!(h.verify(&right, &wrapped).unwrap().is_match());
             assert!(h.verify(&long, &wrapped).is_err());
+        }
+    }
+}
+
+/// The name of the bound `stored` breaks under `h`, or "ok".
+fn refusal(h: &Hasher, stored: &str) -> String {
+    let started = Instant::now();
+    let outcome = match h.parse(stored) {
+        Ok(parsed) => match h.verify(&Password::new("pw"), &parsed) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("verify: {e}"),
+        },
+        Err(HashError::ParamOutOfBounds { name, .. }) => name.to_owned(),
+        Err(e) => kind(&e).to_owned(),
+    };
+    assert!(started.elapsed() < Duration::from_secs(2), "{stored}");
+    outcome
+}
+
+/// Review findings on scrypt and yescrypt: work hidden in p (PBKDF2's 128·r·p bytes), in
+/// long salts, in the buffers beside V, and in the flavors whose lanes each run over all of N.
+#[test]
+fn combined_hostile_scrypt_and_yescrypt_cases_are_refused() {
+    let h = Hasher::for_tests();
+    let tag = "006quPv5Gw6zXps5/Q3IMap0lgVAJmutsKMc6uS4QR8";
+    let scrypt = |params: &str, salt: &str| format!("$scrypt${params}${salt}${tag}");
+    let salt = "c29tZXNhbHRzb21lc2FsdA";
+    let yes =
+        |params: &str| format!("$y${params}$salt$Cw3H19laQT.rHIYMLvuoUzLb8st7PboO9rfxAylYPx9");
+    let cases = [
+        // N = 2, r = 1, p = 2^19: 128·N·r·p is 128 MiB, but PBKDF2 makes 64 MiB re-hashing the salt.
+        (scrypt("ln=1,r=1,p=524288", salt), "scrypt_p"),
+        (scrypt("ln=6,r=8,p=17", salt), "scrypt_p"),
+        (scrypt("ln=4,r=1,p=16", salt), "ok"),
+        (scrypt("ln=1,r=33,p=1", salt), "scrypt_r"),
+        (scrypt("ln=4,r=32,p=1", salt), "ok"),
+        (scrypt("ln=4,r=1,p=1", &"A".repeat(86)), "ok"), // 64-byte salt
+        (scrypt("ln=4,r=1,p=1", &"A".repeat(87)), "malformed"),
+        (scrypt("ln=4,r=1,p=1", &"A".repeat(48 * 1024)), "too long"),
+        (
+            format!("scrypt$16$s{}$8$1${}", "a".repeat(64), "A".repeat(43) + "="),
+            "malformed",
+        ),
+        // yescrypt: only the read-write flavor `j`; flavor 0 (classic) and 1 (WORM), p = 4, t = 2.
+        (yes(".9T00/"), "unsupported"),
+        (yes("/9T00/"), "unsupported"),
+        (yes(".9T"), "unsupported"),
+        (yes("09T"), "unsupported"), // another read-write flavor
+        (yes("j9T00/"), "ok"),
+        (yes("j9U"), "yescrypt_r"), // r = 33
+        (yes("j.T"), "ok"),         // N = 2, r = 32
+    ];
+    for (stored, expected) in cases {
+        let shown: String = stored.chars().take(60).collect();
+        assert_eq!(refusal(&h, &stored), expected, "{shown}");
+    }
+}
+
+/// The memory bound counts every buffer, not only V: at a limit of exactly V, the hash is
+/// refused.
+#[test]
+fn scrypt_and_yescrypt_memory_counts_every_buffer() {
+    let at = |scrypt_kib, yescrypt_kib| {
+        Hasher::new(
+            keyward::Argon2Policy::INSECURE_TEST,
+            HashLimits {
+                max_scrypt_kib: scrypt_kib,
+                max_yescrypt_kib: yescrypt_kib,
+                ..HashLimits::DEFAULT
+            },
+        )
+    };
+    let parse = |h: &Hasher, s: &str| match h.parse(s) {
+        Ok(_) => "ok",
+        Err(HashError::ParamOutOfBounds { name, .. }) => name,
+        Err(_) => "other",
+    };
+    // scrypt N = 2^10, r = 8, p = 1: V is 1024 KiB, B 1 KiB, the mixer's scratch 2 KiB.
+    let scrypt = SCRYPT.replace("ln=6", "ln=10");
+    assert_eq!(parse(&at(1024, 0), &scrypt), "scrypt_memory_kib");
+    assert_eq!(parse(&at(1026, 0), &scrypt), "scrypt_memory_kib");
+    assert_eq!(parse(&at(1027, 0), &scrypt), "ok");
+    // yescrypt `j9T`: V = 16 MiB, B 4 KiB, XY 8 KiB, S-boxes 12 KiB.
+    assert_eq!(parse(&at(0, 16_384), YESCRYPT), "yescrypt_kib");
+    assert_eq!(parse(&at(0, 16_407), YESCRYPT), "yescrypt_kib");
+    assert_eq!(parse(&at(0, 16_408), YESCRYPT), "ok");
+    // The defaults admit 128 MiB of V (passlib's ln=17, libxcrypt's cost 8) with its buffers.
+    let h = Hasher::for_tests();
+    assert_eq!(parse(&h, &SCRYPT.replace("ln=6", "ln=17")), "ok");
+    assert_eq!(parse(&h, &YESCRYPT.replace("$j9T$", "$jCT$")), "ok");
+    assert_eq!(parse(&h, &SCRYPT.replace("ln=6", "ln=18")), "scrypt_kib");
+}
+
+/// A wrapped hash keyward wrote under one of OWASP's equivalent profiles still reads after a
+/// move to another.
+#[test]
+fn wrapped_hashes_survive_a_move_between_equivalent_profiles() {
+    let wrapped = |m: u32, t: u32| {
+        format!(
+            "$keyward-wrapped$v=1$md5,none${}",
+            ARGON.replace("m=64,t=1", &format!("m={m},t={t}"))
+        )
+    };
+    for from in keyward::Argon2Policy::OWASP_EQUIVALENT {
+        let stored = wrapped(from.m_cost_kib(), from.t_cost());
+        for to in keyward::Argon2Policy::OWASP_EQUIVALENT {
+            let h = Hasher::new(to, HashLimits::DEFAULT);
+            assert!(h.parse(&stored).is_ok(), "{from:?} -> {to:?}");
         }
     }
 }

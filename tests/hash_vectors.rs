@@ -146,6 +146,28 @@ fn drupal7() {
     run("drupal.generated.txt", &["drupal7"], &[]);
 }
 
+/// Drupal refuses a password over 512 bytes in `_password_crypt()`, which for `U$S$` sees
+/// md5(password) in hex, never the password: a long password still verifies against `U$S$`
+/// (review finding: keyward refused it before the md5). Both made with `drupal7()` of
+/// `tests/vectors/generate_formats.py`: `drupal7("p" * 600, 7, "kwsalt01", md5_first=True)`
+/// and `drupal7("p" * 513, 7, "kwsalt01")`.
+#[test]
+fn drupal7_long_passwords() {
+    let h = Hasher::for_tests();
+    let check = |stored: &str, password: &str| {
+        let stored = h.parse(stored).unwrap();
+        h.verify(&Password::new(password), &stored)
+            .unwrap()
+            .is_match()
+    };
+    let prehashed = "U$S$5kwsalt017ZN2AqQNeyCK3Wp5cdULcnoDi0KTbx/nRV5KmXrb7FI";
+    assert!(check(prehashed, &"p".repeat(600)));
+    assert!(!check(prehashed, &"p".repeat(601)));
+    // `$S$` over more than 512 bytes never matches, as in Drupal, even the right password.
+    let plain = "$S$5kwsalt015o8sgnfAmm1h7.J2Qfz8JNG3ZpopEggk8prysC6GnSO";
+    assert!(!check(plain, &"p".repeat(513)));
+}
+
 #[test]
 fn ldap() {
     let schemes = [

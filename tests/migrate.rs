@@ -4,14 +4,27 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use keyward::admin::CancelToken;
-use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
+use keyward::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+use keyward::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
 use keyward::migrate::{NO_EXPIRY, WrapOptions, WrapProgress};
 use keyward::signin::PasswordChange;
-use keyward::user::{Role, User, UserId};
-use keyward::{DenialReason, Error, HashingMethod, ImportRecord, Password, SignIn};
+use keyward::store::{
+    BatchWritten, Consumed, Creation, GroupQuery, GroupSummary, LockCounter, NewUser, OneTimeKind,
+    OneTimeTry, Page, StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserRecord,
+};
+use keyward::user::{
+    OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash, TotpState,
+    User, UserId,
+};
+use keyward::{
+    DenialReason, Error, HashingMethod, ImportRecord, InMemoryStore, Password, SignIn, UserStore,
+};
 use support::{Fx, T0, USER_PASSWORD, fx};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 /// Hashes of `USER_PASSWORD`, made by libxcrypt (crypt.crypt) and passlib 1.7.4.
 const MD5_CRYPT: &str = "$1$kwsalt01$hi87xsDtnj7kS1nc0PCYN.";
@@ -259,10 +272,27 @@ fn the_wrap_job_protects_fast_hashes_and_keeps_them_verifying() {
             SignIn::Denied
         );
     }
+    // One event per page: four pages of two, then the rerun's single page.
     let events = f.audit(&AuditQuery::default().action(AuditAction::FastHashesWrapped));
-    assert_eq!(events.items.len(), 2);
-    let details = events.items[0].details.as_deref().unwrap();
-    assert!(details.contains("wrapped=5"), "{details}");
+    let details: Vec<&str> = (events.items.iter())
+        .map(|e| e.details.as_deref().unwrap())
+        .collect();
+    assert_eq!(details.len(), 5, "{details:?}");
+    let wrapped: u64 = (details.iter().take(4))
+        .map(|d| count_in(d, "wrapped"))
+        .sum();
+    assert_eq!(wrapped, 5, "{details:?}");
+    assert!(details[0].starts_with("page at 0: "), "{details:?}");
+    assert!(details[4].contains("wrapped=0"), "{details:?}");
+}
+
+/// The value of `name=` in an audit event's details.
+fn count_in(details: &str, name: &str) -> u64 {
+    let found = (details.split("; "))
+        .find_map(|part| part.rsplit(": ").next()?.strip_prefix(&format!("{name}=")));
+    found
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{details}"))
 }
 
 #[test]
@@ -339,4 +369,274 @@ fn wrapping_at_import_is_a_hasher_setting() {
         h.import(&ImportRecord::new(BCRYPT)).unwrap().scheme(),
         "bcrypt"
     );
+}
+
+#[test]
+fn an_existing_user_gets_no_never_expiring_temporary_password() {
+    // Finding: NO_EXPIRY went around the 366-day cap on temporary passwords.
+    let f = fx();
+    let sam = f.user("sam");
+    let before = f.record(&sam.id).password;
+    let lasting = ImportRecord {
+        temporary_password_never_expires: true,
+        ..temporary(MD5_CRYPT)
+    };
+    let err =
+        f.kw.set_imported_password(&f.admin.id, &sam.id, &lasting)
+            .unwrap_err();
+    let Error::Import(err) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(err.field(), "temporary_password_never_expires");
+    assert_eq!(f.record(&sam.id).password, before);
+    // An expiring temporary password is fine, within the cap.
+    f.kw.set_imported_password(&f.admin.id, &sam.id, &temporary(MD5_CRYPT))
+        .unwrap();
+    let temporary = f.record(&sam.id).password.unwrap().temporary.unwrap();
+    let max = Duration::days(keyward::policy::MAX_TEMPORARY_LIFETIME_DAYS);
+    assert!(temporary.expires_at <= T0 + max);
+}
+
+#[test]
+fn the_wrap_job_never_touches_a_temporary_password() {
+    let f = fx();
+    let temps: Vec<User> = [MD5_CRYPT, PHPASS, MD5_HEX]
+        .into_iter()
+        .enumerate()
+        .map(|(i, hash)| imported(&f, &format!("t{i}"), &temporary(hash)))
+        .collect();
+    let issued = f.user("issued");
+    f.issue(&issued.id, keyward::admin::IssueOptions::default())
+        .unwrap();
+    let permanent = imported(&f, "p0", &ImportRecord::new(MD5_HEX));
+    let before: Vec<_> = (temps.iter().chain([&issued]))
+        .map(|u| f.record(&u.id).password.unwrap())
+        .collect();
+    let report =
+        f.kw.wrap_fast_hashes(None, &f.site, WrapOptions::new())
+            .unwrap();
+    assert_eq!(report.temporary, 4, "{report}");
+    assert_eq!(report.wrapped, 1, "{report}");
+    let after: Vec<_> = (temps.iter().chain([&issued]))
+        .map(|u| f.record(&u.id).password.unwrap())
+        .collect();
+    assert_eq!(after, before);
+    assert!(stored_hash(&f, &permanent.id).starts_with("$keyward-wrapped$"));
+}
+
+#[test]
+fn a_temporary_password_consumed_while_the_job_runs_stays_consumed() {
+    // Finding: the job wrote back the credential it had read, reviving a single-use
+    // temporary password consumed by a sign-in between its read and its write.
+    let f = fx();
+    cohort(&f);
+    let temp = imported(&f, "zz-temp", &temporary(MD5_CRYPT));
+    let pw = Password::new(USER_PASSWORD);
+    let mut consumed = false;
+    let mut on_progress = |_: WrapProgress| {
+        if !consumed {
+            consumed = true;
+            // The page is read: the sign-in consumes the password the job holds a copy of.
+            step!(f.sign_in("zz-temp", &pw), SignIn::PasswordChangeRequired);
+        }
+    };
+    let options = WrapOptions::new().batch(100).on_progress(&mut on_progress);
+    let report = f.kw.wrap_fast_hashes(None, &f.site, options).unwrap();
+    assert!(consumed);
+    let credential = f.record(&temp.id).password.unwrap();
+    assert!(credential.temporary.unwrap().consumed_at.is_some());
+    let again = step!(f.sign_in("zz-temp", &pw), SignIn::Denied);
+    assert_eq!(again.reason(), DenialReason::TemporaryPasswordUsed);
+    assert_eq!(credential.hash.as_str(), MD5_CRYPT);
+    assert_eq!(report.temporary, 1, "{report}");
+}
+
+#[test]
+fn a_wrap_job_stopped_by_an_error_has_audited_what_it_wrote() {
+    // Finding: the job audited only at its end, so an error midway left rewritten users
+    // with nothing in the audit trail.
+    let store = Arc::new(FailingStore::new(2));
+    let f = support::fx_with(store.clone(), |b| b);
+    let users = cohort(&f);
+    store.arm();
+    let options = WrapOptions::new().batch(4);
+    let err = f.kw.wrap_fast_hashes(None, &f.site, options).unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    let wrapped = (users.iter())
+        .filter(|(u, _)| stored_hash(&f, &u.id).starts_with("$keyward-wrapped$"))
+        .count();
+    assert_eq!(wrapped, 2);
+    let events = f.audit(&AuditQuery::default().action(AuditAction::FastHashesWrapped));
+    let details: Vec<&str> = (events.items.iter())
+        .map(|e| e.details.as_deref().unwrap())
+        .collect();
+    let audited: u64 = details.iter().map(|d| count_in(d, "wrapped")).sum();
+    assert_eq!(audited, 2, "{details:?}");
+    assert!(
+        details.last().unwrap().ends_with("; stopped by an error"),
+        "{details:?}"
+    );
+    // A rerun picks up where it stopped.
+    store.disarm();
+    let rest =
+        f.kw.wrap_fast_hashes(None, &f.site, WrapOptions::new())
+            .unwrap();
+    assert_eq!(rest.wrapped, 3, "{rest}");
+}
+
+/// A memory store whose `replace_password` fails once `allowed` writes have gone through
+/// after [`arm`](Self::arm).
+#[derive(Debug)]
+struct FailingStore {
+    inner: InMemoryStore,
+    allowed: u32,
+    armed: AtomicBool,
+    writes: AtomicU32,
+}
+
+impl FailingStore {
+    fn new(allowed: u32) -> Self {
+        Self {
+            inner: InMemoryStore::new(),
+            allowed,
+            armed: AtomicBool::new(false),
+            writes: AtomicU32::new(0),
+        }
+    }
+
+    fn arm(&self) {
+        self.writes.store(0, Ordering::SeqCst);
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+}
+
+impl UserStore for FailingStore {
+    fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
+        self.inner.create_user(record)
+    }
+    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError> {
+        self.inner.create_users(users)
+    }
+    fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.get_user(id)
+    }
+    fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.find_user(site, username)
+    }
+    fn update_profile(&self, user: &User) -> Result<(), StoreError> {
+        self.inner.update_profile(user)
+    }
+    fn search_users(&self, query: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
+        self.inner.search_users(query)
+    }
+    fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
+        self.inner.list_groups(query)
+    }
+    fn set_password(
+        &self,
+        id: &UserId,
+        credential: Option<&PasswordCredential>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_password(id, credential)
+    }
+    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
+        self.inner.set_pin(id, pin)
+    }
+    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
+        self.inner.set_totp(id, totp)
+    }
+    fn set_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        credential: Option<&OneTimeCredential>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_one_time(id, kind, credential)
+    }
+    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.record_sign_in(id, at)
+    }
+    fn apply_lock_event(
+        &self,
+        id: &UserId,
+        counter: LockCounter,
+        rule: &LockoutRule,
+        event: &LockEvent,
+        now: OffsetDateTime,
+    ) -> Result<(LockState, LockDecision), StoreError> {
+        self.inner.apply_lock_event(id, counter, rule, event, now)
+    }
+    fn replace_password(
+        &self,
+        id: &UserId,
+        expected: Option<&StoredHash>,
+        new: Option<&PasswordCredential>,
+    ) -> Result<Swap, StoreError> {
+        if self.armed.load(Ordering::SeqCst)
+            && self.writes.fetch_add(1, Ordering::SeqCst) >= self.allowed
+        {
+            return Err(StoreError::Corrupt {
+                location: "test",
+                reason: "injected failure".into(),
+            });
+        }
+        self.inner.replace_password(id, expected, new)
+    }
+    fn replace_pin(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        new: &PinCredential,
+    ) -> Result<Swap, StoreError> {
+        self.inner.replace_pin(id, expected, new)
+    }
+    fn replace_totp(
+        &self,
+        id: &UserId,
+        expected: &TotpState,
+        new: &TotpState,
+    ) -> Result<Swap, StoreError> {
+        self.inner.replace_totp(id, expected, new)
+    }
+    fn consume_temporary_password(
+        &self,
+        id: &UserId,
+        expected: &StoredHash,
+        now: OffsetDateTime,
+    ) -> Result<Consumed, StoreError> {
+        self.inner.consume_temporary_password(id, expected, now)
+    }
+    fn try_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        max_tries: u32,
+        now: OffsetDateTime,
+    ) -> Result<OneTimeTry, StoreError> {
+        self.inner.try_one_time(id, kind, max_tries, now)
+    }
+    fn consume_one_time(
+        &self,
+        id: &UserId,
+        kind: OneTimeKind,
+        expected: &StoredHash,
+    ) -> Result<Consumed, StoreError> {
+        self.inner.consume_one_time(id, kind, expected)
+    }
+    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
+        self.inner.accept_totp_step(id, step)
+    }
+    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
+        self.inner.replace_batch(batch)
+    }
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.append_audit(event)
+    }
+    fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
+        self.inner.query_audit(query)
+    }
 }

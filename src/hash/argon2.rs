@@ -198,24 +198,35 @@ fn evaluate(parsed: &Parsed, password: &[u8]) -> Result<SchemeMatch, HashError> 
     Ok(ct_eq(&out, expected.as_bytes()).into())
 }
 
-/// Parses and bounds a PHC string keyward did not write over a password (reported as
-/// `scheme`), without evaluating it.
-pub(super) fn check_phc(
+/// Parses and bounds a PHC string of the shape keyward writes (argon2id, v=19, a 32-byte tag)
+/// inside another format (reported as `scheme`), without evaluating it.
+pub(super) fn check_written(
     scheme: &'static str,
     s: &str,
     limits: &HashLimits,
 ) -> Result<(), HashError> {
-    parse(scheme, s, limits).map(drop)
+    parse_written(scheme, s, limits).map(drop)
 }
 
 /// Parses, bounds and evaluates such a PHC string over `input`.
-pub(super) fn verify_phc(
+pub(super) fn verify_written(
     scheme: &'static str,
     input: &[u8],
     s: &str,
     limits: &HashLimits,
 ) -> Result<SchemeMatch, HashError> {
-    evaluate(&parse(scheme, s, limits)?, input)
+    evaluate(&parse_written(scheme, s, limits)?, input)
+}
+
+fn parse_written(scheme: &'static str, s: &str, limits: &HashLimits) -> Result<Parsed, HashError> {
+    let parsed = parse(scheme, s, limits)?;
+    if parsed.algorithm != Algorithm::Argon2id || parsed.version != Version::V0x13 {
+        return Err(malformed(scheme, "the inner hash must be argon2id v=19"));
+    }
+    if parsed.phc.hash.as_ref().map(|h| h.len()) != Some(OUTPUT_LEN) {
+        return Err(malformed(scheme, "the inner hash must have a 32-byte tag"));
+    }
+    Ok(parsed)
 }
 
 /// Whether `s` is an argon2id v19 hash with exactly `policy`'s parameters.

@@ -22,7 +22,8 @@ const HASH_LENGTH: usize = 55;
 /// Drupal's `DRUPAL_MIN_HASH_COUNT` and `DRUPAL_MAX_HASH_COUNT` (log2 of the iterations).
 const MIN_LOG2: u32 = 7;
 const MAX_LOG2: u32 = 30;
-/// Drupal's `DRUPAL_MAX_PASSWORD_LENGTH`: longer passwords never match (Drupal refuses them).
+/// Drupal's `DRUPAL_MAX_PASSWORD_LENGTH`: longer passwords never match a `$S$` hash (Drupal
+/// refuses them); a `U$S$` hash is over the 32 hex digits of md5(password), whatever its length.
 const MAX_PASSWORD_BYTES: usize = 512;
 const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -85,10 +86,12 @@ impl HashScheme for Drupal {
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
         let log2 = log2(stored, limits)?;
-        if password.len() > MAX_PASSWORD_BYTES {
+        let (s, md5_first) = strip_u(stored);
+        // Drupal refuses a password over 512 bytes before `_password_crypt()`; for `U$S$` it
+        // first takes md5(password) (`user_check_password()`), so the rule never applies there.
+        if !md5_first && password.len() > MAX_PASSWORD_BYTES {
             return Ok(SchemeMatch::NoMatch);
         }
-        let (s, md5_first) = strip_u(stored);
         let prehashed;
         let password = if md5_first {
             prehashed = Zeroizing::new(HEXLOWER.encode(&Md5::digest(password)));

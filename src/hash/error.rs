@@ -49,6 +49,15 @@ pub enum HashError {
         /// The smallest value allowed.
         min: u64,
     },
+    /// The stored string is longer than [`MAX_STORED_BYTES`](crate::hash::MAX_STORED_BYTES):
+    /// refused before any scheme parses it.
+    #[error("stored hash of {len} bytes exceeds the limit of {max} bytes")]
+    StoredTooLong {
+        /// The stored string's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// The password is longer than [`HashLimits::max_password_bytes`](crate::hash::HashLimits).
     #[error("password of {len} bytes exceeds the limit of {max} bytes")]
     PasswordTooLong {

@@ -14,8 +14,8 @@ use super::canonical::{self, DigestAlg, Position, SaltedDigest};
 use super::{Hasher, PasswordHash, SchemeMatch, argon2};
 use crate::secret::Password;
 
-/// Longest `hashed_password` accepted, in bytes.
-pub const MAX_HASHED_PASSWORD_BYTES: usize = 1024;
+/// Longest `hashed_password` accepted, in bytes: [`MAX_STORED_BYTES`](super::MAX_STORED_BYTES).
+pub const MAX_HASHED_PASSWORD_BYTES: usize = super::MAX_STORED_BYTES;
 
 /// The `hashing_method` of an import record. Absent means "detect from the string".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -380,7 +380,8 @@ pub enum DryRunOutcome {
     },
     /// The line could not be imported (or its password could not be checked).
     Invalid {
-        /// The full message (never echoing field values).
+        /// The message: a fixed text per kind of refusal, naming fields, schemes and limits
+        /// but never quoting anything from the record.
         error: String,
         /// A stable category without any value in it, for counting
         /// (`invalid salt: is empty`, `hashed_password: yescrypt_kib above the limit`).
@@ -481,6 +482,40 @@ fn problem_of(error: &ImportError) -> String {
     }
 }
 
+/// The message of a refused record: a fixed text per kind, filled only with names and limits
+/// from keyward's own code, never with anything taken from the record (an unsupported
+/// variant's tag, a parameter's value, a length could echo a misplaced secret).
+fn error_of(error: &ImportError) -> String {
+    match error {
+        ImportError::InvalidField { field, reason } => format!("invalid {field}: {reason}"),
+        ImportError::MethodMismatch { method, detected } => format!(
+            "invalid hashing_method: it says {method} but hashed_password is a {detected} hash"
+        ),
+        ImportError::InvalidHash { source } => {
+            format!("invalid hashed_password: {}", hash_error(source))
+        }
+    }
+}
+
+fn hash_error(error: &HashError) -> String {
+    match error {
+        HashError::UnknownFormat => "not a hash format keyward knows".to_owned(),
+        HashError::Malformed { scheme, reason } => format!("malformed {scheme} hash: {reason}"),
+        HashError::UnsupportedVariant { scheme, .. } => {
+            format!("a variant of {scheme} keyward does not verify")
+        }
+        HashError::ParamOutOfBounds { name, max, .. } => {
+            format!("parameter {name} exceeds the limit {max}")
+        }
+        HashError::ParamBelowMinimum { name, min, .. } => {
+            format!("parameter {name} is below the minimum {min}")
+        }
+        HashError::StoredTooLong { max, .. } => format!("longer than {max} bytes"),
+        HashError::PasswordTooLong { max, .. } => format!("longer than {max} bytes"),
+        HashError::Backend { scheme, .. } => format!("{scheme} backend failure"),
+    }
+}
+
 fn hash_problem(error: &HashError) -> String {
     match error {
         HashError::UnknownFormat => "unknown format".to_owned(),
@@ -488,6 +523,7 @@ fn hash_problem(error: &HashError) -> String {
         HashError::UnsupportedVariant { scheme, .. } => format!("unsupported {scheme} variant"),
         HashError::ParamOutOfBounds { name, .. } => format!("{name} above the limit"),
         HashError::ParamBelowMinimum { name, .. } => format!("{name} below the minimum"),
+        HashError::StoredTooLong { .. } => "too long".to_owned(),
         HashError::PasswordTooLong { .. } => "password too long".to_owned(),
         HashError::Backend { scheme, .. } => format!("{scheme} backend failure"),
     }
@@ -508,12 +544,14 @@ fn dry_run(hasher: &Hasher, input: &[u8]) -> DryRunResult {
         let problem = format!("invalid record: {kind}");
         (format!("{problem} at column {}", e.column()), problem)
     })?;
-    let hash = (hasher.import(&parsed.record)).map_err(|e| (e.to_string(), problem_of(&e)))?;
+    let hash = (hasher.import(&parsed.record)).map_err(|e| (error_of(&e), problem_of(&e)))?;
     let verified = match parsed.password {
         Some(password) => {
             let password = Password::new(password);
-            let matched = (hasher.verify_scheme(&password, &hash))
-                .map_err(|e| (e.to_string(), format!("password: {}", hash_problem(&e))))?;
+            let matched = (hasher.verify_scheme(&password, &hash)).map_err(|e| {
+                let error = format!("password could not be checked: {}", hash_error(&e));
+                (error, format!("password: {}", hash_problem(&e)))
+            })?;
             Some(matched == SchemeMatch::Match)
         }
         None => None,

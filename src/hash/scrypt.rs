@@ -4,8 +4,11 @@
 //!   unpadded standard base64, which passlib's `scrypt` and RustCrypto's `scrypt` both write;
 //! - Django's `scrypt$<N>$<salt>$<r>$<p>$<hash>` (salt as text, hash in padded base64).
 //!
-//! Evaluated by RustCrypto's `scrypt` crate after keyward has bounded 128·N·r·p (the work, and
-//! so the memory too) by [`HashLimits::max_scrypt_kib`].
+//! Evaluated by RustCrypto's `scrypt` crate after keyward has bounded, before anything is
+//! hashed: `r` and `p` each ([`HashLimits::max_scrypt_r`], [`HashLimits::max_scrypt_p`]), so
+//! that PBKDF2's 128·r·p bytes of output, each 32-byte block of which hashes the salt again,
+//! stay small; the salt, to [`MAX_SALT_BYTES`]; the work, 128·N·r·p bytes, and the memory,
+//! 128·N·r + 128·r·p + 256·r bytes, each by [`HashLimits::max_scrypt_kib`].
 
 use data_encoding::{BASE64, BASE64_NOPAD};
 use zeroize::Zeroizing;
@@ -17,6 +20,9 @@ const PHC: &str = "scrypt";
 const DJANGO: &str = "django-scrypt";
 /// Shortest and longest hash output accepted, in bytes.
 const OUTPUT_BYTES: std::ops::RangeInclusive<usize> = 16..=128;
+/// Longest salt accepted, in bytes (decoded for the PHC form, as text for Django's): passlib
+/// writes 16, Django 22 characters. Both PBKDF2 passes hash it once per 32-byte block.
+pub(super) const MAX_SALT_BYTES: usize = 64;
 
 /// A parsed scrypt hash.
 struct Parsed {
@@ -33,6 +39,11 @@ fn decimal(scheme: &'static str, text: &str, what: &'static str) -> Result<u64, 
     }
     // All digits, at most 20: only overflow fails, which is out of any bound.
     Ok(text.parse().unwrap_or(u64::MAX))
+}
+
+/// `bytes` in KiB, rounded up (saturating).
+fn kib(bytes: u128) -> u64 {
+    u64::try_from(bytes.div_ceil(1024)).unwrap_or(u64::MAX)
 }
 
 impl Parsed {
@@ -52,10 +63,20 @@ impl Parsed {
             });
         }
         bounded("scrypt_ln", self.log_n.into(), 40)?;
-        // 128·N·r·p bytes in KiB = N·r·p/8; N ≤ 2^40, r and p < 2^32: fits in u128.
-        let kib = (1u128 << self.log_n) * u128::from(self.r) * u128::from(self.p) / 8;
-        let kib = u64::try_from(kib).unwrap_or(u64::MAX);
-        bounded("scrypt_kib", kib, limits.max_scrypt_kib.into())?;
+        bounded("scrypt_r", self.r.into(), limits.max_scrypt_r.into())?;
+        bounded("scrypt_p", self.p.into(), limits.max_scrypt_p.into())?;
+        if self.salt.len() > MAX_SALT_BYTES {
+            return Err(malformed(scheme, "salt longer than 64 bytes"));
+        }
+        let (n, r, p) = (1u128 << self.log_n, u128::from(self.r), u128::from(self.p));
+        let max = limits.max_scrypt_kib.into();
+        // N ≤ 2^40, r and p < 2^32: every product fits in u128.
+        bounded("scrypt_kib", kib(128 * n * r * p), max)?;
+        bounded(
+            "scrypt_memory_kib",
+            kib(128 * n * r + 128 * r * p + 256 * r),
+            max,
+        )?;
         if !OUTPUT_BYTES.contains(&self.hash.len()) {
             return Err(malformed(scheme, "hash must be 16 to 128 bytes"));
         }

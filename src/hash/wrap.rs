@@ -218,8 +218,32 @@ pub(super) fn wrap(
     ))
 }
 
+/// How far above the policy a wrapped hash's argon2id may be, per parameter: keyward writes it
+/// itself, under its policy, so a wrapped string far above it did not come from keyward. The
+/// bound is taken over the larger of the policy and [`Argon2Policy::DEFAULT`], so that a
+/// deployment moving between OWASP's equivalent profiles
+/// ([`Argon2Policy::OWASP_EQUIVALENT`]) still reads the hashes it wrapped before.
+const POLICY_SLACK: u32 = 4;
+
+/// The limits a wrapped hash's inner argon2id is checked against: `limits`, lowered to
+/// [`POLICY_SLACK`] times the policy's parameters (at least the default's).
+fn inner_limits(policy: &Argon2Policy, limits: &HashLimits) -> HashLimits {
+    let floor = Argon2Policy::DEFAULT;
+    let cap = |own: u32, floor: u32, max: u32| own.max(floor).saturating_mul(POLICY_SLACK).min(max);
+    HashLimits {
+        max_argon2_m_kib: cap(policy.m_cost_kib, floor.m_cost_kib, limits.max_argon2_m_kib),
+        max_argon2_t: cap(policy.t_cost, floor.t_cost, limits.max_argon2_t),
+        max_argon2_p: cap(policy.p_cost, floor.p_cost, limits.max_argon2_p),
+        ..*limits
+    }
+}
+
 /// A parsed wrapped string: the legacy recipe and the argon2 PHC string.
-fn parse<'a>(stored: &'a str, limits: &HashLimits) -> Result<(Legacy, &'a str), HashError> {
+fn parse<'a>(
+    stored: &'a str,
+    policy: &Argon2Policy,
+    limits: &HashLimits,
+) -> Result<(Legacy, &'a str), HashError> {
     let bad = |reason| malformed(NAME, reason);
     let rest = stored
         .strip_prefix(PREFIX)
@@ -241,13 +265,22 @@ fn parse<'a>(stored: &'a str, limits: &HashLimits) -> Result<(Legacy, &'a str), 
         .decode(setting.as_bytes())
         .map_err(|_| bad("setting is not canonical unpadded base64url"))?;
     let legacy = Legacy::decode(token, setting, limits)?;
-    argon2::check_phc(NAME, phc, limits)?;
+    argon2::check_written(NAME, phc, &inner_limits(policy, limits))?;
     Ok((legacy, phc))
 }
 
-/// `$keyward-wrapped$v=1$...`.
+/// `$keyward-wrapped$v=1$...`, read by a hasher writing under `policy`: the inner argon2id is
+/// bounded by [`inner_limits`] and must have keyward's shape (argon2id, v=19, 32-byte tag).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Wrapped;
+pub(super) struct Wrapped {
+    policy: Argon2Policy,
+}
+
+impl Wrapped {
+    pub(super) fn new(policy: Argon2Policy) -> Self {
+        Self { policy }
+    }
+}
 
 impl HashScheme for Wrapped {
     fn name(&self) -> &'static str {
@@ -259,7 +292,7 @@ impl HashScheme for Wrapped {
     }
 
     fn check(&self, stored: &str, limits: &HashLimits) -> Result<(), HashError> {
-        parse(stored, limits).map(drop)
+        parse(stored, &self.policy, limits).map(drop)
     }
 
     fn verify(
@@ -268,8 +301,8 @@ impl HashScheme for Wrapped {
         stored: &str,
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
-        let (legacy, phc) = parse(stored, limits)?;
+        let (legacy, phc) = parse(stored, &self.policy, limits)?;
         let digest = legacy.compute(password, limits)?;
-        argon2::verify_phc(NAME, &digest, phc, limits)
+        argon2::verify_written(NAME, &digest, phc, &inner_limits(&self.policy, limits))
     }
 }

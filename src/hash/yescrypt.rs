@@ -6,6 +6,13 @@
 //! parameter field on its own, with checked arithmetic, so that N, r, p and t are bounded by
 //! [`HashLimits`] before the crate allocates anything: the crate trusts its input and would
 //! allocate 128·N·r bytes for whatever N the string names.
+//!
+//! Only yescrypt's native read-write flavor (encoded `j`, libxcrypt's `YESCRYPT_DEFAULTS`,
+//! the only one libxcrypt writes) is accepted. Its p lanes share N between them, so p does not
+//! multiply the time; the classic scrypt (0) and write-once (1) flavors run each lane over
+//! the whole of N one after the other, and are refused as unsupported variants. The memory
+//! bounded is all the crate allocates: 128·N·r (V) + 128·r·p (B) + 256·r (XY) bytes and
+//! 12 KiB of S-boxes per lane.
 
 use ::yescrypt::PasswordVerifier;
 
@@ -13,6 +20,10 @@ use super::error::BackendError;
 use super::{HashError, HashLimits, HashScheme, SchemeMatch, bounded, is_crypt64, malformed};
 
 const NAME: &str = "yescrypt";
+/// The encoded flavor of libxcrypt's `YESCRYPT_DEFAULTS` (0xb6), written as `j`.
+const RW_DEFAULTS: u32 = 47;
+/// The pwxform S-boxes of one read-write lane, in bytes (`Sbytes`: 3 · 2^8 · 2 · 8).
+const SBOX_BYTES: u128 = 12 * 1024;
 
 /// The parameters a `$y$` string names, as encoded (`flavor` is the encoded value: libxcrypt's
 /// `YESCRYPT_DEFAULTS`, 0xb6, is written as 47).
@@ -100,6 +111,12 @@ impl Params {
     }
 
     fn bound(&self, limits: &HashLimits) -> Result<(), HashError> {
+        if self.flavor != RW_DEFAULTS {
+            return Err(HashError::UnsupportedVariant {
+                scheme: NAME,
+                variant: format!("flavor={}", self.flavor),
+            });
+        }
         if self.g != 0 {
             return Err(HashError::UnsupportedVariant {
                 scheme: NAME,
@@ -107,11 +124,13 @@ impl Params {
             });
         }
         bounded("yescrypt_n_log2", self.n_log2.into(), 32)?;
+        bounded("yescrypt_r", self.r.into(), limits.max_yescrypt_r.into())?;
         bounded("yescrypt_p", self.p.into(), limits.max_yescrypt_p.into())?;
         bounded("yescrypt_t", self.t.into(), limits.max_yescrypt_t.into())?;
-        // 128·N·r bytes = N·r/8 KiB; N ≤ 2^32 and r < 2^32 cannot overflow u128.
-        let kib = (1u128 << self.n_log2) * u128::from(self.r) / 8;
-        let kib = u64::try_from(kib).unwrap_or(u64::MAX);
+        // N ≤ 2^32, r and p < 2^32: cannot overflow u128.
+        let (n, r, p) = (1u128 << self.n_log2, u128::from(self.r), u128::from(self.p));
+        let bytes = 128 * n * r + 128 * r * p + 256 * r + SBOX_BYTES * p;
+        let kib = u64::try_from(bytes.div_ceil(1024)).unwrap_or(u64::MAX);
         bounded("yescrypt_kib", kib, limits.max_yescrypt_kib.into())?;
         Ok(())
     }
