@@ -639,4 +639,14 @@ impl UserStore for FailingStore {
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
         self.inner.query_audit(query)
     }
+    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_audit(site, before)
+    }
+    fn change_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        self.inner.change_recorded(id, change)
+    }
 }
