@@ -33,6 +33,17 @@ fn binary() -> PathBuf {
     path
 }
 
+/// The tool as a process, without any `KEYWARD_` variable of this test's environment.
+fn clean_command() -> Command {
+    let mut cmd = Command::new(binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KEYWARD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// One database (a SQLite file, or a PostgreSQL schema) and the tool pointed at it.
 struct Tool {
     dir: tempfile::TempDir,
@@ -95,12 +106,7 @@ impl Tool {
 
     /// Runs the tool as `actor`.
     fn run_as(&self, actor: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
-        let mut cmd = Command::new(binary());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KEYWARD_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = clean_command();
         cmd.args(&self.store_args)
             .args(["--site", "northfield", "--as", actor, "--json"])
             .arg("--mail-dir")
@@ -549,13 +555,13 @@ fn usage_errors_and_help() {
     let help = tool.run(&[url], &["--help"]).expect(0);
     assert!(!help.stdout.contains("s3cret-pw"), "{}", help.stdout);
     // A missing --site is a usage error.
-    let mut cmd = Command::new(binary());
+    let mut cmd = clean_command();
     cmd.args(&tool.store_args)
         .args(["--as", "head", "search"])
         .env_remove("KEYWARD_SITE");
     assert_eq!(cmd.output().unwrap().status.code(), Some(64));
     // No password and no terminal: a clear error, not a hang.
-    let mut cmd = Command::new(binary());
+    let mut cmd = clean_command();
     cmd.args(&tool.store_args)
         .args(["--site", "northfield", "--as", "head", "search"])
         .env_remove("KEYWARD_ADMIN_PASSWORD")
@@ -653,12 +659,7 @@ fn ctrl_c_before_the_commit_cancels_cleanly() {
     tool.admin(&["import", tool.path("cohort.ndjson").to_str().unwrap()])
         .expect(0);
     let csv = tool.path("y9.csv");
-    let mut cmd = Command::new(binary());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KEYWARD_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = clean_command();
     cmd.args(&tool.store_args)
         .args([
             "--site",

@@ -115,71 +115,23 @@ fn rounds(value: u64) -> Result<u32, HashError> {
     })
 }
 
-/// Django's `pbkdf2_sha256$` / `pbkdf2_sha1$`.
+/// How a form writes its salt and hash.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Django {
+enum Encoding {
+    /// Django: the salt as text, the hash in padded base64.
+    Django,
+    /// passlib: both in its adapted base64.
+    Passlib,
+}
+
+/// One PBKDF2 form: Django's `pbkdf2_sha256$` / `pbkdf2_sha1$`, passlib's `$pbkdf2$` (SHA-1),
+/// `$pbkdf2-sha256$`, `$pbkdf2-sha512$`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pbkdf2 {
     name: &'static str,
     tag: &'static str,
     prf: Prf,
-}
-
-impl Django {
-    pub(super) const SHA256: Self = Self {
-        name: "django-pbkdf2-sha256",
-        tag: "pbkdf2_sha256$",
-        prf: Prf::Sha256,
-    };
-    pub(super) const SHA1: Self = Self {
-        name: "django-pbkdf2-sha1",
-        tag: "pbkdf2_sha1$",
-        prf: Prf::Sha1,
-    };
-
-    fn parse(&self, stored: &str, limits: &HashLimits) -> Result<Parsed, HashError> {
-        let (n, salt, hash) = fields(self.name, stored, self.tag)?;
-        let hash = BASE64
-            .decode(hash.as_bytes())
-            .map_err(|_| malformed(self.name, "hash is not padded base64"))?;
-        let parsed = Parsed {
-            rounds: rounds(n)?,
-            salt: salt.as_bytes().to_vec(),
-            hash,
-        };
-        bound(self.name, self.prf, &parsed, limits)?;
-        Ok(parsed)
-    }
-}
-
-impl HashScheme for Django {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn detect(&self, stored: &str) -> bool {
-        stored.starts_with(self.tag)
-    }
-
-    fn check(&self, stored: &str, limits: &HashLimits) -> Result<(), HashError> {
-        self.parse(stored, limits).map(drop)
-    }
-
-    fn verify(
-        &self,
-        password: &[u8],
-        stored: &str,
-        limits: &HashLimits,
-    ) -> Result<SchemeMatch, HashError> {
-        let p = self.parse(stored, limits)?;
-        Ok(ct_eq(&self.prf.derive(password, &p.salt, p.rounds), &p.hash).into())
-    }
-}
-
-/// passlib's `$pbkdf2$` (SHA-1), `$pbkdf2-sha256$`, `$pbkdf2-sha512$`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Passlib {
-    name: &'static str,
-    tag: &'static str,
-    prf: Prf,
+    encoding: Encoding,
 }
 
 /// passlib's adapted base64: standard base64 with `.` for `+`, no padding.
@@ -190,37 +142,71 @@ fn ab64_decode(text: &str) -> Option<Vec<u8>> {
     BASE64_NOPAD.decode(text.replace('.', "+").as_bytes()).ok()
 }
 
-impl Passlib {
-    pub(super) const SHA1: Self = Self {
-        name: "pbkdf2-sha1",
-        tag: "$pbkdf2$",
-        prf: Prf::Sha1,
-    };
-    pub(super) const SHA256: Self = Self {
-        name: "pbkdf2-sha256",
-        tag: "$pbkdf2-sha256$",
-        prf: Prf::Sha256,
-    };
-    pub(super) const SHA512: Self = Self {
-        name: "pbkdf2-sha512",
-        tag: "$pbkdf2-sha512$",
-        prf: Prf::Sha512,
-    };
+impl Pbkdf2 {
+    pub(super) const DJANGO_SHA256: Self = Self::new(
+        "django-pbkdf2-sha256",
+        "pbkdf2_sha256$",
+        Prf::Sha256,
+        Encoding::Django,
+    );
+    pub(super) const DJANGO_SHA1: Self = Self::new(
+        "django-pbkdf2-sha1",
+        "pbkdf2_sha1$",
+        Prf::Sha1,
+        Encoding::Django,
+    );
+    pub(super) const PASSLIB_SHA1: Self =
+        Self::new("pbkdf2-sha1", "$pbkdf2$", Prf::Sha1, Encoding::Passlib);
+    pub(super) const PASSLIB_SHA256: Self = Self::new(
+        "pbkdf2-sha256",
+        "$pbkdf2-sha256$",
+        Prf::Sha256,
+        Encoding::Passlib,
+    );
+    pub(super) const PASSLIB_SHA512: Self = Self::new(
+        "pbkdf2-sha512",
+        "$pbkdf2-sha512$",
+        Prf::Sha512,
+        Encoding::Passlib,
+    );
+
+    const fn new(name: &'static str, tag: &'static str, prf: Prf, encoding: Encoding) -> Self {
+        Self {
+            name,
+            tag,
+            prf,
+            encoding,
+        }
+    }
 
     fn parse(&self, stored: &str, limits: &HashLimits) -> Result<Parsed, HashError> {
         let (n, salt, hash) = fields(self.name, stored, self.tag)?;
-        let bad = || malformed(self.name, "salt or hash is not passlib's adapted base64");
+        let (salt, hash) = match self.encoding {
+            Encoding::Django => {
+                let hash = BASE64
+                    .decode(hash.as_bytes())
+                    .map_err(|_| malformed(self.name, "hash is not padded base64"))?;
+                (salt.as_bytes().to_vec(), hash)
+            }
+            Encoding::Passlib => {
+                let bad = || malformed(self.name, "salt or hash is not passlib's adapted base64");
+                (
+                    ab64_decode(salt).ok_or_else(bad)?,
+                    ab64_decode(hash).ok_or_else(bad)?,
+                )
+            }
+        };
         let parsed = Parsed {
             rounds: rounds(n)?,
-            salt: ab64_decode(salt).ok_or_else(bad)?,
-            hash: ab64_decode(hash).ok_or_else(bad)?,
+            salt,
+            hash,
         };
         bound(self.name, self.prf, &parsed, limits)?;
         Ok(parsed)
     }
 }
 
-impl HashScheme for Passlib {
+impl HashScheme for Pbkdf2 {
     fn name(&self) -> &'static str {
         self.name
     }

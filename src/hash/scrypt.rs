@@ -180,21 +180,40 @@ fn parsed(ln: u64, r: u64, p: u64, salt: Vec<u8>, hash: Vec<u8>) -> Result<Parse
     })
 }
 
-/// The PHC form (passlib, RustCrypto).
+/// One scrypt form: the PHC string (passlib, RustCrypto) or Django's `ScryptPasswordHasher`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Scrypt;
+pub(super) struct Scrypt {
+    name: &'static str,
+    prefix: &'static str,
+    parse: fn(&str) -> Result<Parsed, HashError>,
+}
+
+impl Scrypt {
+    /// `$scrypt$ln=..,r=..,p=..$salt$hash`.
+    pub(super) const PHC: Self = Self {
+        name: PHC,
+        prefix: "$scrypt$",
+        parse: parse_phc,
+    };
+    /// Django's `scrypt$salt$N$r$p$hash` form.
+    pub(super) const DJANGO: Self = Self {
+        name: DJANGO,
+        prefix: "scrypt$",
+        parse: parse_django,
+    };
+}
 
 impl HashScheme for Scrypt {
     fn name(&self) -> &'static str {
-        PHC
+        self.name
     }
 
     fn detect(&self, stored: &str) -> bool {
-        stored.starts_with("$scrypt$")
+        stored.starts_with(self.prefix)
     }
 
     fn check(&self, stored: &str, limits: &HashLimits) -> Result<(), HashError> {
-        parse_phc(stored)?.bound(PHC, limits)
+        (self.parse)(stored)?.bound(self.name, limits)
     }
 
     fn verify(
@@ -203,37 +222,8 @@ impl HashScheme for Scrypt {
         stored: &str,
         limits: &HashLimits,
     ) -> Result<SchemeMatch, HashError> {
-        let parsed = parse_phc(stored)?;
-        parsed.bound(PHC, limits)?;
-        parsed.verify(PHC, password)
-    }
-}
-
-/// Django's `ScryptPasswordHasher` form.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct DjangoScrypt;
-
-impl HashScheme for DjangoScrypt {
-    fn name(&self) -> &'static str {
-        DJANGO
-    }
-
-    fn detect(&self, stored: &str) -> bool {
-        stored.starts_with("scrypt$")
-    }
-
-    fn check(&self, stored: &str, limits: &HashLimits) -> Result<(), HashError> {
-        parse_django(stored)?.bound(DJANGO, limits)
-    }
-
-    fn verify(
-        &self,
-        password: &[u8],
-        stored: &str,
-        limits: &HashLimits,
-    ) -> Result<SchemeMatch, HashError> {
-        let parsed = parse_django(stored)?;
-        parsed.bound(DJANGO, limits)?;
-        parsed.verify(DJANGO, password)
+        let parsed = (self.parse)(stored)?;
+        parsed.bound(self.name, limits)?;
+        parsed.verify(self.name, password)
     }
 }
