@@ -11,6 +11,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// `init` of the site's first administrator, `head`.
+const INIT: [&str; 7] = [
+    "init",
+    "--admin",
+    "head",
+    "--forename",
+    "Ada",
+    "--surname",
+    "Head",
+];
 const ADMIN_PASSWORD: &str = "ochre-violet-anchor-93";
 const NEW_ADMIN_PASSWORD: &str = "saffron-kettle-mosaic-24";
 const MISPLACED: &str = "hunter2-misplaced";
@@ -95,6 +105,13 @@ impl Tool {
         }
     }
 
+    /// A SQLite file whose site has its first administrator, `head`.
+    fn sqlite_with_admin() -> Self {
+        let tool = Self::sqlite();
+        tool.admin(&INIT).expect(0);
+        tool
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -148,18 +165,9 @@ this line is broken hunter2-misplaced
 
 fn story(tool: &Tool) {
     // init, once only.
-    let init = [
-        "init",
-        "--admin",
-        "head",
-        "--forename",
-        "Ada",
-        "--surname",
-        "Head",
-    ];
-    let out = tool.admin(&init).expect(0);
+    let out = tool.admin(&INIT).expect(0);
     assert_eq!(out.json()[0]["username"], "head");
-    tool.admin(&init).expect(1);
+    tool.admin(&INIT).expect(1);
 
     // import: good records in, bad ones named by line and field, never by value.
     write(&tool.path("pupils.ndjson"), PUPILS_NDJSON);
@@ -585,17 +593,7 @@ fn an_acting_administrator_with_totp_gives_a_code() {
     use keyward::{Keyward, ManualClock, SqliteStore};
     use time::OffsetDateTime;
 
-    let tool = Tool::sqlite();
-    let init = [
-        "init",
-        "--admin",
-        "head",
-        "--forename",
-        "Ada",
-        "--surname",
-        "Head",
-    ];
-    tool.admin(&init).expect(0);
+    let tool = Tool::sqlite_with_admin();
     // Enroll through the library on the same file, a minute and a half in the past, so the
     // code of the present moment is a newer step than the one the enrollment used.
     let store = SqliteStore::open(tool.path("keyward.db")).unwrap();
@@ -641,17 +639,7 @@ fn an_acting_administrator_with_totp_gives_a_code() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_before_the_commit_cancels_cleanly() {
-    let tool = Tool::sqlite();
-    let init = [
-        "init",
-        "--admin",
-        "head",
-        "--forename",
-        "Ada",
-        "--surname",
-        "Head",
-    ];
-    tool.admin(&init).expect(0);
+    let tool = Tool::sqlite_with_admin();
     let lines: String = (0..400)
         .map(|i| format!("{{\"username\": \"p{i}\", \"groups\": [\"Year 9\"]}}\n"))
         .collect();
@@ -706,17 +694,7 @@ fn ctrl_c_before_the_commit_cancels_cleanly() {
 /// stored string is argon2id over the legacy digest, and the user signs in as before.
 #[test]
 fn fast_hashes_are_wrapped_at_import_and_by_the_job() {
-    let tool = Tool::sqlite();
-    let init = [
-        "init",
-        "--admin",
-        "head",
-        "--forename",
-        "Ada",
-        "--surname",
-        "Head",
-    ];
-    tool.admin(&init).expect(0);
+    let tool = Tool::sqlite_with_admin();
     let md5 = r#""hashed_password": "5f4dcc3b5aa765d61d8327deb882cf99", "hashing_method": "md5""#;
     write(
         &tool.path("a.ndjson"),
