@@ -118,6 +118,10 @@ pub enum Error {
         /// The user.
         user: UserId,
     },
+    /// A pending step is too large to seal (an account name or email address far beyond
+    /// what a cookie carries).
+    #[error("the pending step is too large to seal")]
+    StepTooLarge,
     /// Writing an output document (the printable list) failed.
     #[error("writing the {format} output failed")]
     Output {

@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod secret;
 pub mod service;
 pub mod signin;
+pub mod stamp;
 pub mod store;
 mod text_enum;
 pub mod totp;
@@ -37,7 +38,8 @@ pub use hash::{
 pub use hash::{HashError, ImportError};
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use service::{Keyward, KeywardBuilder};
-pub use signin::{Denial, DenialReason, SignIn};
+pub use signin::{Denial, DenialReason, PendingStep, SealedStep, SignIn};
+pub use stamp::{SecurityStamp, SessionCheck};
 pub use store::memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;

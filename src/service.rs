@@ -74,6 +74,8 @@ pub struct Keyward {
     pub(crate) codes: CodeRules,
     pub(crate) errors: ErrorHook,
     pub(crate) pins: Pins,
+    /// Seals pending steps and keys security stamps.
+    pub(crate) steps: TotpSealer,
 }
 
 /// Whether a deployment uses PINs (a second secret beside the password, asked at every
@@ -125,9 +127,24 @@ pub struct KeywardBuilder {
     codes: CodeRules,
     errors: ErrorHook,
     pins: Pins,
+    steps: Option<TotpSealer>,
 }
 
 impl KeywardBuilder {
+    /// The key ring that seals pending steps ([`Keyward::seal_step`]) and keys security
+    /// stamps ([`Keyward::check_session`]): the same ring type as for TOTP secrets (load keys
+    /// with [`TotpSealer::from_text`], rotate by adding the new key as current and keeping the
+    /// old one as previous until the steps and sessions it made are over). Give it a key of
+    /// its own, shared by every server of the deployment.
+    ///
+    /// Without one, the service makes a random key at [`build`](Self::build) that lives only
+    /// in this process: steps and stamps then hold on this server until it restarts, which
+    /// suits one process and tests, never several servers.
+    pub fn step_keys(mut self, keys: TotpSealer) -> Self {
+        self.steps = Some(keys);
+        self
+    }
+
     /// Whether the deployment uses PINs (default [`Pins::On`]; see [`Pins`]).
     pub fn pins(mut self, pins: Pins) -> Self {
         self.pins = pins;
@@ -231,7 +248,9 @@ impl KeywardBuilder {
 
     /// Builds the service.
     pub fn build(self) -> Keyward {
+        let steps = self.steps.unwrap_or_else(TotpSealer::ephemeral);
         Keyward {
+            steps,
             store: self.store,
             hasher: self.hasher.unwrap_or_default(),
             clock: self.clock,
@@ -268,6 +287,7 @@ impl Keyward {
             codes: CodeRules::DEFAULT,
             errors: ErrorHook(None),
             pins: Pins::On,
+            steps: None,
         }
     }
 

@@ -20,20 +20,24 @@ use crate::guard::{FirstFactor, PinCheck};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
+use crate::stamp;
 use crate::store::{Consumed, Swap, UserRecord, ops};
 use crate::user::{
-    PasswordCredential, PinCredential, SiteId, TemporaryMode, TemporaryStatus, User, UserStatus,
+    PasswordCredential, PinCredential, SiteId, StoredHash, TemporaryMode, TemporaryStatus, User,
+    UserStatus,
 };
 
 mod enrollment;
 mod outcome;
 mod second_factor;
+mod travel;
 
 use outcome::Context;
 pub use outcome::{
     Authenticated, Denial, DenialReason, FIRST_FACTOR_MESSAGE, PasswordChange,
     PendingDeviceAuthorization, PendingEnrollment, PendingPasswordChange, PendingTotp, SignIn,
 };
+pub use travel::{MAX_SEALED_STEP_LEN, PendingStep, SealedStep};
 
 impl Keyward {
     /// Signs a user in with a password and, where the user has one, a PIN.
@@ -58,7 +62,7 @@ impl Keyward {
         pin: Option<&Pin>,
     ) -> Result<SignIn, Error> {
         let now = self.now();
-        let Some(record) = self.store.find_user(site, username)? else {
+        let Some(mut record) = self.store.find_user(site, username)? else {
             self.first_factor_dummy(password);
             return self.deny(site, None, DenialReason::UnknownUser);
         };
@@ -66,7 +70,7 @@ impl Keyward {
         let credential = match &record.password {
             Some(c) if user.status == UserStatus::Active => {
                 // SSO-linked users have standard login only through a temporary password.
-                (!user.sso_linked || c.temporary.is_some()).then_some(c)
+                (!user.sso_linked || c.temporary.is_some()).then(|| c.clone())
             }
             _ => None,
         };
@@ -104,7 +108,8 @@ impl Keyward {
             user: user.id.clone(),
             site: site.clone(),
             hash_upgraded: false,
-            credential: Some(credential.hash.clone()),
+            // Bound to the account when a step is issued (`issue`).
+            binding: [0; 32],
             change_password: false,
             signing_in: true,
         };
@@ -137,13 +142,16 @@ impl Keyward {
                 })?;
             if swapped {
                 ctx.hash_upgraded = true;
-                ctx.credential = Some(new.hash);
+                // The steps that follow rest on the password as it is now.
+                record.password = Some(new);
             }
         }
         if let (Some(new_hash), Some(pin)) = (pin_upgraded, &record.pin) {
             let new = PinCredential::new(stored(&new_hash), pin.set_at);
             // Compare-and-swap, so a PIN changed meanwhile is not overwritten.
-            let _ = self.store.replace_pin(&user.id, &pin.hash, &new)?;
+            if self.store.replace_pin(&record.user.id, &pin.hash, &new)? == Swap::Swapped {
+                record.pin = Some(new);
+            }
         }
         self.second_factor(&record, ctx)
     }
@@ -164,7 +172,9 @@ impl Keyward {
                 &ctx.site,
             );
             let event = event.with_reason("password_change_required");
-            let consumed = match &ctx.credential {
+            // The record in hand is the one the first factor matched, or one a resumed step
+            // was bound to: its password is the temporary password that was used.
+            let consumed = match record.password.as_ref().map(|p| &p.hash) {
                 Some(hash) => self.change_with_events(&ctx.user, vec![event], |r| {
                     ops::consume_temporary(r, hash, now) == Consumed::Now
                 })?,
@@ -174,26 +184,54 @@ impl Keyward {
                 let reason = DenialReason::TemporaryPasswordUsed;
                 return self.deny(&ctx.site, Some(&record.user), reason);
             }
-            return Ok(SignIn::PasswordChangeRequired(PendingPasswordChange {
-                ctx,
-                issued_at: self.now(),
-                retry: false,
-            }));
+            let expected = record.password.as_ref().map(|p| &p.hash);
+            return Ok(match self.issue(ctx, expected)? {
+                Ok(ctx) => SignIn::PasswordChangeRequired(PendingPasswordChange {
+                    ctx,
+                    issued_at: self.now(),
+                    retry: false,
+                }),
+                Err(denial) => SignIn::Denied(denial),
+            });
         }
         self.finish(record, &ctx)
     }
 
-    fn finish(&self, record: &UserRecord, ctx: &Context) -> Result<SignIn, Error> {
-        let mut user = record.user.clone();
-        if ctx.signing_in {
-            let now = self.now();
-            self.store.record_sign_in(&user.id, now)?;
-            let reason = "authenticated";
-            self.audit_sign_in(Some(&user), &ctx.site, AuditOutcome::Succeeded, reason)?;
-            user.last_sign_in_at = Some(now);
+    /// Binds a step about to be issued to the account as it is now (one store read: the
+    /// steps so far may have changed it), after checking that its password is still the one
+    /// the sign-in rests on. An administrator's change in between denies the sign-in.
+    fn issue(
+        &self,
+        mut ctx: Context,
+        expected: Option<&StoredHash>,
+    ) -> Result<Result<Context, Denial>, Error> {
+        let record = self.load(&ctx.user)?;
+        if record.password.as_ref().map(|p| &p.hash) != expected {
+            let reason = DenialReason::AccountChanged;
+            return self.denial(&ctx.site, Some(&record.user), reason).map(Err);
         }
+        ctx.binding = stamp::binding(&record);
+        Ok(Ok(ctx))
+    }
+
+    fn finish(&self, record: &UserRecord, ctx: &Context) -> Result<SignIn, Error> {
+        let id = &record.user.id;
+        if ctx.signing_in {
+            self.store.record_sign_in(id, self.now())?;
+            let reason = "authenticated";
+            self.audit_sign_in(
+                Some(&record.user),
+                &ctx.site,
+                AuditOutcome::Succeeded,
+                reason,
+            )?;
+        }
+        // The stamp of the account as this sign-in left it (hash upgraded, temporary password
+        // consumed, lock counters settled): read back once.
+        let now = self.load(id)?;
         Ok(SignIn::Authenticated(Authenticated {
-            user,
+            stamp: self.stamp_of(&now)?,
+            user: now.user,
             hash_upgraded: ctx.hash_upgraded,
         }))
     }
@@ -256,7 +294,7 @@ impl Keyward {
             DenialReason::Locked {
                 until: record.password_lock.locked_until,
             }
-        } else if record.password.as_ref().map(|p| &p.hash) != ctx.credential.as_ref() {
+        } else if !stamp::same_binding(&stamp::binding(&record), &ctx.binding) {
             DenialReason::AccountChanged
         } else {
             return Ok(Ok(record));
@@ -279,7 +317,8 @@ impl Keyward {
             Ok(record) => record,
             Err(denial) => return Ok(PasswordChange::Denied(denial)),
         };
-        let Some(temporary_hash) = pending.ctx.credential.clone() else {
+        // The step's binding held, so this is the temporary password the sign-in used.
+        let Some(temporary_hash) = record.password.as_ref().map(|p| p.hash.clone()) else {
             let denial = self.denial(
                 &pending.ctx.site,
                 Some(&record.user),

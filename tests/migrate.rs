@@ -8,23 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use keyward::admin::CancelToken;
-use keyward::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
-use keyward::lockout::{LockDecision, LockEvent, LockState, LockoutRule};
+use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
 use keyward::migrate::{NO_EXPIRY, WrapOptions, WrapProgress};
 use keyward::signin::PasswordChange;
-use keyward::store::{
-    BatchWritten, Consumed, Creation, GroupQuery, GroupSummary, LockCounter, NewUser, OneTimeKind,
-    OneTimeTry, Page, StepAcceptance, StoreError, Swap, TemporaryBatch, UserQuery, UserRecord,
-};
-use keyward::user::{
-    OneTimeCredential, PasswordCredential, PinCredential, Role, SiteId, StoredHash, TotpState,
-    User, UserId,
-};
-use keyward::{
-    DenialReason, Error, HashingMethod, ImportRecord, InMemoryStore, Password, SignIn, UserStore,
-};
+use keyward::store::StoreError;
+use keyward::user::{Role, User, UserId};
+use keyward::{DenialReason, Error, HashingMethod, ImportRecord, InMemoryStore, Password, SignIn};
+use support::spy::Spy;
 use support::{Fx, T0, USER_PASSWORD, fx};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 /// Hashes of `USER_PASSWORD`, made by libxcrypt (crypt.crypt) and passlib 1.7.4.
 const MD5_CRYPT: &str = "$1$kwsalt01$hi87xsDtnj7kS1nc0PCYN.";
@@ -455,8 +447,8 @@ fn a_temporary_password_consumed_while_the_job_runs_stays_consumed() {
 fn a_wrap_job_stopped_by_an_error_has_audited_what_it_wrote() {
     // Finding: the job audited only at its end, so an error midway left rewritten users
     // with nothing in the audit trail.
-    let store = Arc::new(FailingStore::new(2));
-    let f = support::fx_with(store.clone(), |b| b);
+    let store = FailingStore::new(2);
+    let f = support::fx_with(store.spy.clone(), |b| b);
     let users = cohort(&f);
     store.arm();
     let options = WrapOptions::new().batch(4);
@@ -488,165 +480,42 @@ fn a_wrap_job_stopped_by_an_error_has_audited_what_it_wrote() {
 /// after [`arm`](Self::arm).
 #[derive(Debug)]
 struct FailingStore {
-    inner: InMemoryStore,
-    allowed: u32,
+    spy: Arc<Spy>,
+    state: Arc<Arming>,
+}
+
+#[derive(Debug, Default)]
+struct Arming {
     armed: AtomicBool,
     writes: AtomicU32,
 }
 
 impl FailingStore {
     fn new(allowed: u32) -> Self {
-        Self {
-            inner: InMemoryStore::new(),
-            allowed,
-            armed: AtomicBool::new(false),
-            writes: AtomicU32::new(0),
-        }
+        let state = Arc::new(Arming::default());
+        let arming = state.clone();
+        let hook = move |operation: &'static str| {
+            if operation == "replace_password"
+                && arming.armed.load(Ordering::SeqCst)
+                && arming.writes.fetch_add(1, Ordering::SeqCst) >= allowed
+            {
+                return Err(StoreError::Corrupt {
+                    location: "test",
+                    reason: "injected failure".into(),
+                });
+            }
+            Ok(())
+        };
+        let spy = Arc::new(Spy::new(Arc::new(InMemoryStore::new()), Box::new(hook)));
+        Self { spy, state }
     }
 
     fn arm(&self) {
-        self.writes.store(0, Ordering::SeqCst);
-        self.armed.store(true, Ordering::SeqCst);
+        self.state.writes.store(0, Ordering::SeqCst);
+        self.state.armed.store(true, Ordering::SeqCst);
     }
 
     fn disarm(&self) {
-        self.armed.store(false, Ordering::SeqCst);
-    }
-}
-
-impl UserStore for FailingStore {
-    fn create_user(&self, record: &UserRecord) -> Result<(), StoreError> {
-        self.inner.create_user(record)
-    }
-    fn create_users(&self, users: &[NewUser]) -> Result<Vec<Creation>, StoreError> {
-        self.inner.create_users(users)
-    }
-    fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.inner.get_user(id)
-    }
-    fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.inner.find_user(site, username)
-    }
-    fn update_profile(&self, user: &User) -> Result<(), StoreError> {
-        self.inner.update_profile(user)
-    }
-    fn search_users(&self, query: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
-        self.inner.search_users(query)
-    }
-    fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        self.inner.list_groups(query)
-    }
-    fn set_password(
-        &self,
-        id: &UserId,
-        credential: Option<&PasswordCredential>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_password(id, credential)
-    }
-    fn set_pin(&self, id: &UserId, pin: Option<&PinCredential>) -> Result<(), StoreError> {
-        self.inner.set_pin(id, pin)
-    }
-    fn set_totp(&self, id: &UserId, totp: &TotpState) -> Result<(), StoreError> {
-        self.inner.set_totp(id, totp)
-    }
-    fn set_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        credential: Option<&OneTimeCredential>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_one_time(id, kind, credential)
-    }
-    fn record_sign_in(&self, id: &UserId, at: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.record_sign_in(id, at)
-    }
-    fn apply_lock_event(
-        &self,
-        id: &UserId,
-        counter: LockCounter,
-        rule: &LockoutRule,
-        event: &LockEvent,
-        now: OffsetDateTime,
-    ) -> Result<(LockState, LockDecision), StoreError> {
-        self.inner.apply_lock_event(id, counter, rule, event, now)
-    }
-    fn replace_password(
-        &self,
-        id: &UserId,
-        expected: Option<&StoredHash>,
-        new: Option<&PasswordCredential>,
-    ) -> Result<Swap, StoreError> {
-        if self.armed.load(Ordering::SeqCst)
-            && self.writes.fetch_add(1, Ordering::SeqCst) >= self.allowed
-        {
-            return Err(StoreError::Corrupt {
-                location: "test",
-                reason: "injected failure".into(),
-            });
-        }
-        self.inner.replace_password(id, expected, new)
-    }
-    fn replace_pin(
-        &self,
-        id: &UserId,
-        expected: &StoredHash,
-        new: &PinCredential,
-    ) -> Result<Swap, StoreError> {
-        self.inner.replace_pin(id, expected, new)
-    }
-    fn replace_totp(
-        &self,
-        id: &UserId,
-        expected: &TotpState,
-        new: &TotpState,
-    ) -> Result<Swap, StoreError> {
-        self.inner.replace_totp(id, expected, new)
-    }
-    fn consume_temporary_password(
-        &self,
-        id: &UserId,
-        expected: &StoredHash,
-        now: OffsetDateTime,
-    ) -> Result<Consumed, StoreError> {
-        self.inner.consume_temporary_password(id, expected, now)
-    }
-    fn try_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        max_tries: u32,
-        now: OffsetDateTime,
-    ) -> Result<OneTimeTry, StoreError> {
-        self.inner.try_one_time(id, kind, max_tries, now)
-    }
-    fn consume_one_time(
-        &self,
-        id: &UserId,
-        kind: OneTimeKind,
-        expected: &StoredHash,
-    ) -> Result<Consumed, StoreError> {
-        self.inner.consume_one_time(id, kind, expected)
-    }
-    fn accept_totp_step(&self, id: &UserId, step: u64) -> Result<StepAcceptance, StoreError> {
-        self.inner.accept_totp_step(id, step)
-    }
-    fn replace_batch(&self, batch: &TemporaryBatch) -> Result<BatchWritten, StoreError> {
-        self.inner.replace_batch(batch)
-    }
-    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event)
-    }
-    fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        self.inner.query_audit(query)
-    }
-    fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.prune_audit(site, before)
-    }
-    fn change_recorded(
-        &self,
-        id: &UserId,
-        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
-    ) -> Result<(), StoreError> {
-        self.inner.change_recorded(id, change)
+        self.state.armed.store(false, Ordering::SeqCst);
     }
 }

@@ -3,7 +3,7 @@
 //! are kept at rest (sealed under the application's key ring, re-sealed after a rotation).
 
 use super::outcome::{Context, DenialReason, PendingEnrollment, SignIn};
-use super::second_factor::TotpAttempt;
+use super::second_factor::{TotpAttempt, expected_password};
 use crate::audit::AuditAction;
 use crate::error::Error;
 use crate::secret::{OneTimeCode, TotpSecret};
@@ -40,9 +40,13 @@ impl Keyward {
             user: user.clone(),
             site: record.user.site.clone(),
             hash_upgraded: false,
-            credential: record.password.map(|p| p.hash),
+            binding: [0; 32],
             change_password: false,
             signing_in: false,
+        };
+        let ctx = match self.issue(ctx, expected_password(&record))? {
+            Ok(ctx) => ctx,
+            Err(_) => return Err(StoreError::Conflict { what: "password" }.into()),
         };
         Ok(PendingEnrollment {
             ctx,

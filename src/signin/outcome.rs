@@ -7,8 +7,9 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::policy::PolicyViolation;
+use crate::stamp::SecurityStamp;
 use crate::totp::Enrollment;
-use crate::user::{SiteId, StoredHash, User, UserId};
+use crate::user::{SiteId, User, UserId};
 
 /// The outcome of a sign-in step.
 #[must_use = "every outcome must be handled"]
@@ -36,6 +37,7 @@ pub enum SignIn {
 pub struct Authenticated {
     pub(super) user: User,
     pub(super) hash_upgraded: bool,
+    pub(super) stamp: SecurityStamp,
 }
 
 impl Authenticated {
@@ -50,6 +52,15 @@ impl Authenticated {
     #[must_use]
     pub fn hash_upgraded(&self) -> bool {
         self.hash_upgraded
+    }
+
+    /// The account's security stamp as the sign-in left it: keep it with the session and
+    /// check it on each request with [`Keyward::check_session`](crate::Keyward::check_session),
+    /// which says when a password, PIN, TOTP, role, site, status or lock change has ended the
+    /// session.
+    #[must_use]
+    pub fn stamp(&self) -> &SecurityStamp {
+        &self.stamp
     }
 }
 
@@ -98,8 +109,12 @@ pub enum DenialReason {
     /// The pending step waited too long.
     StepExpired,
     /// The account changed while a step was pending (password changed or removed,
-    /// authenticator reset, enrollment replaced): the sign-in must start again.
+    /// authenticator reset, enrollment replaced, or the step was already finished): the
+    /// sign-in must start again.
     AccountChanged,
+    /// A sealed step could not be opened: tampered, truncated, sealed under a key the ring
+    /// does not hold, or not a sealed step at all.
+    StepInvalid,
 }
 
 impl DenialReason {
@@ -123,6 +138,7 @@ impl DenialReason {
             Self::NoVerifiedEmail => "no_verified_email",
             Self::StepExpired => "step_expired",
             Self::AccountChanged => "account_changed",
+            Self::StepInvalid => "step_invalid",
         }
     }
 
@@ -310,15 +326,17 @@ pub enum PasswordChange {
     Denied(Denial),
 }
 
-/// What a sign-in has established so far; carried by every pending step.
+/// What a sign-in has established so far; carried by every pending step (sealed, when the
+/// step travels: see `signin/travel.rs`).
 #[derive(Debug, Clone)]
 pub(super) struct Context {
     pub(super) user: UserId,
     pub(super) site: SiteId,
     pub(super) hash_upgraded: bool,
-    /// The password hash the first factor matched (for self-service enrollment: the one the
-    /// user had). A pending step is void once the password changed.
-    pub(super) credential: Option<StoredHash>,
+    /// The account state and sign-in progress the step was issued on
+    /// ([`crate::stamp::binding`]): the step is void once any of it changed, and finishing it
+    /// changes it.
+    pub(super) binding: [u8; 32],
     /// A single-use temporary password was used: a new password is due once any second
     /// factor has passed.
     pub(super) change_password: bool,

@@ -17,7 +17,12 @@ use crate::store::{
     Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap, UserRecord,
 };
 use crate::totp::TotpCheck;
-use crate::user::{CodeStatus, OneTimeCredential, SiteId, TotpState, User};
+use crate::user::{CodeStatus, OneTimeCredential, SiteId, StoredHash, TotpState, User};
+
+/// The password a step issued after `record` must still find: the one the sign-in rests on.
+pub(super) fn expected_password(record: &UserRecord) -> Option<&StoredHash> {
+    record.password.as_ref().map(|p| &p.hash)
+}
 
 /// How one code check under the TOTP lock counter ended.
 pub(super) enum TotpAttempt {
@@ -58,6 +63,10 @@ impl Keyward {
             if !live {
                 self.send_device_code(user, &email)?;
             }
+            let ctx = match self.issue(ctx, expected_password(record))? {
+                Ok(ctx) => ctx,
+                Err(denial) => return Ok(SignIn::Denied(denial)),
+            };
             let reason = "device_authorization_required";
             self.audit_sign_in(Some(user), &ctx.site, AuditOutcome::Continued, reason)?;
             return Ok(SignIn::DeviceAuthorizationRequired(
@@ -70,6 +79,10 @@ impl Keyward {
             ));
         }
         if record.totp.secret.is_some() {
+            let ctx = match self.issue(ctx, expected_password(record))? {
+                Ok(ctx) => ctx,
+                Err(denial) => return Ok(SignIn::Denied(denial)),
+            };
             self.audit_sign_in(
                 Some(user),
                 &ctx.site,
@@ -270,10 +283,19 @@ impl Keyward {
         if self.store.replace_totp(id, &current, &next)? != Swap::Swapped {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
+        let ctx = match self.issue(pending.ctx, expected_password(&record))? {
+            Ok(ctx) => ctx,
+            Err(denial) => return Ok(SignIn::Denied(denial)),
+        };
         let reason = "totp_enrollment_required";
-        self.audit_sign_in(Some(&record.user), site, AuditOutcome::Continued, reason)?;
+        self.audit_sign_in(
+            Some(&record.user),
+            &ctx.site,
+            AuditOutcome::Continued,
+            reason,
+        )?;
         Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
-            ctx: pending.ctx,
+            ctx,
             issued_at: self.now(),
             retry: false,
             enrollment,

@@ -145,6 +145,12 @@ pub enum TotpError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A key given as text is not 64 hex digits or 32 bytes in base64.
+    #[error("invalid key text: {reason}")]
+    InvalidKeyText {
+        /// What is wrong with it (never the text).
+        reason: &'static str,
+    },
     /// Two keys in one key ring share an id.
     #[error("key id {key_id:?} appears twice in the key ring")]
     DuplicateKeyId {

@@ -4,6 +4,8 @@ use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::error::TotpError;
@@ -108,6 +110,60 @@ impl TotpSealer {
             key: Zeroizing::new(*key),
         });
         Ok(self)
+    }
+
+    /// Like [`new`](Self::new), with the key given as text: 64 hex digits, or 32 bytes in
+    /// base64 (standard or URL-safe alphabet, padded or not), as environment variables and
+    /// secret managers hold keys. Surrounding whitespace (a trailing newline) is ignored.
+    ///
+    /// # Errors
+    /// [`TotpError::InvalidKeyId`] as for [`new`](Self::new); [`TotpError::InvalidKeyText`]
+    /// when the text is neither form or does not hold exactly 32 bytes (the message never
+    /// contains the text).
+    pub fn from_text(key_id: &str, key: &str) -> Result<Self, TotpError> {
+        Self::new(key_id, &*key_from_text(key)?)
+    }
+
+    /// Like [`with_previous_key`](Self::with_previous_key), with the key given as text (see
+    /// [`from_text`](Self::from_text)).
+    ///
+    /// # Errors
+    /// As for [`with_previous_key`](Self::with_previous_key) and
+    /// [`from_text`](Self::from_text).
+    pub fn with_previous_key_text(self, key_id: &str, key: &str) -> Result<Self, TotpError> {
+        self.with_previous_key(key_id, &*key_from_text(key)?)
+    }
+
+    /// A ring holding one random key that lives only in this process (what a [`Keyward`]
+    /// seals its pending steps with when the application gives it no key).
+    ///
+    /// [`Keyward`]: crate::Keyward
+    pub(crate) fn ephemeral() -> Self {
+        // The thread-local CSPRNG (seeded from the operating system) cannot fail, so building
+        // a service never does.
+        let mut key = Zeroizing::new([0_u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rng(), key.as_mut_slice());
+        Self {
+            keys: vec![KeyEntry {
+                id: "ephemeral".to_owned(),
+                key,
+            }],
+        }
+    }
+
+    /// HMAC-SHA256 of `data` under the key `key_id` names, through a subkey derived for
+    /// `domain` (so a MAC key is never also an encryption key). `None` when the ring does not
+    /// hold that key.
+    pub(crate) fn mac(&self, domain: &[u8], key_id: &str, data: &[u8]) -> Option<[u8; 32]> {
+        let entry = self.keys.iter().find(|k| k.id == key_id)?;
+        let mut derive =
+            <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(entry.key.as_slice()).ok()?;
+        derive.update(b"keyward mac subkey v1\0");
+        derive.update(domain);
+        let subkey = Zeroizing::new(<[u8; 32]>::from(derive.finalize().into_bytes()));
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(subkey.as_slice()).ok()?;
+        mac.update(data);
+        Some(mac.finalize().into_bytes().into())
     }
 
     /// The id of the key that seals.
@@ -248,6 +304,34 @@ impl fmt::Debug for TotpSealer {
                 &self.keys[1..].iter().map(|k| &k.id).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// Decodes a 32-byte key from hex or base64 text into zeroizing memory.
+fn key_from_text(text: &str) -> Result<Zeroizing<[u8; 32]>, TotpError> {
+    use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD, HEXLOWER_PERMISSIVE};
+    let text = text.trim().as_bytes();
+    let invalid = |reason| TotpError::InvalidKeyText { reason };
+    // Every form is decoded into this buffer only, so no copy of the key is left behind.
+    let mut buf = Zeroizing::new([0_u8; 64]);
+    let decoded = if text.len() == 64 {
+        HEXLOWER_PERMISSIVE.decode_mut(text, &mut buf[..32]).ok()
+    } else {
+        [BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD]
+            .iter()
+            .find_map(|encoding| {
+                let len = encoding.decode_len(text.len()).ok()?;
+                encoding.decode_mut(text, buf.get_mut(..len)?).ok()
+            })
+    };
+    match decoded {
+        Some(32) => {
+            let mut key = Zeroizing::new([0_u8; 32]);
+            key.copy_from_slice(&buf[..32]);
+            Ok(key)
+        }
+        Some(_) => Err(invalid("the key must be exactly 32 bytes")),
+        None => Err(invalid("expected 64 hex digits or 32 bytes in base64")),
     }
 }
 

@@ -19,6 +19,7 @@ use time::macros::datetime;
 
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod spy;
 
 /// Unwraps one variant of an outcome enum, or fails naming what came instead:
 /// `step!(kw.sign_in(..).unwrap(), SignIn::TotpRequired)`.
