@@ -19,7 +19,7 @@ export RUSTFLAGS="-Cpasses=sancov-module \
  --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build --release --target "$host" --bins
-for t in hash_parse_verify import_record import_lines usernames totp_input; do
+for t in hash_parse_verify import_record import_lines usernames totp_input sealed_steps; do
   mkdir -p "corpus/$t"
   cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
   echo "== fuzz $t (${secs}s)"
