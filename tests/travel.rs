@@ -165,6 +165,9 @@ fn device_authorization_and_enrollment_travel_and_finish_once() {
     let uri = enrollment.enrollment().expose_uri().to_owned();
     let new_secret = enrollment.enrollment().secret().expose_secret().to_vec();
     let sealed_enrollment = s.b.seal_step(enrollment).unwrap();
+    // Small enough for a cookie (4 KiB with its name and attributes).
+    eprintln!("sealed enrollment: {} bytes", sealed_enrollment.as_str().len());
+    assert!(sealed_enrollment.as_str().len() < 1024);
     // The secret is nowhere in the string, in any encoding.
     let text = sealed_enrollment.as_str();
     let base32 = data_encoding::BASE32_NOPAD.encode(&new_secret);
@@ -404,6 +407,8 @@ fn tampered_truncated_foreign_and_expired_strings_are_denied() {
 fn sealed_steps_say_nothing_in_debug() {
     let s = servers();
     let (sealed, _) = sealed_totp_step(&s, "sam");
+    eprintln!("sealed TOTP step: {} bytes", sealed.as_str().len());
+    assert!(sealed.as_str().len() < 512);
     let debug = format!("{sealed:?}");
     assert!(!debug.contains(&sealed.as_str()[10..30]), "{debug}");
     assert!(debug.contains("len"), "{debug}");
