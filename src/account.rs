@@ -24,6 +24,7 @@ impl Keyward {
         user: User,
         password: Option<Password>,
     ) -> Result<User, Error> {
+        let _span = tracing::info_span!("keyward.create_user").entered();
         user.validate()?;
         if let Some(actor) = actor {
             let (permission, action) = (Permission::ManageUsers, AuditAction::UserCreated);
@@ -52,6 +53,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::Import`] naming the offending field (nothing is stored); store errors.
     pub fn import_user(&self, user: User, record: &ImportRecord) -> Result<User, Error> {
+        let _span = tracing::info_span!("keyward.import_user").entered();
         self.create_one(self.imported(None, user, Some(record))?)
     }
 
@@ -62,6 +64,7 @@ impl Keyward {
     /// ([`Pins::Off`](crate::service::Pins::Off)); removing one is always allowed. Store and
     /// hashing errors; [`Error::UserNotFound`].
     pub fn set_pin(&self, user: &UserId, pin: Option<&Pin>) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.set_pin").entered();
         if pin.is_some() && self.pins == crate::service::Pins::Off {
             return Err(Error::PinsDisabled);
         }

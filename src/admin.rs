@@ -299,6 +299,7 @@ impl Keyward {
         actor: &UserId,
         query: &UserQuery,
     ) -> Result<Page<UserSummary>, Error> {
+        let _span = tracing::info_span!("keyward.search_users").entered();
         let actor = self.authorize(
             actor,
             Permission::ViewUsers,
@@ -329,6 +330,7 @@ impl Keyward {
         site: &SiteId,
         username: &str,
     ) -> Result<UserSummary, Error> {
+        let _span = tracing::info_span!("keyward.lookup_user").entered();
         let (permission, action) = (Permission::ViewUsers, AuditAction::UsersViewed);
         let actor = self.authorize(actor, permission, action, site, None)?;
         let not_found = || Error::UsernameNotFound { site: site.clone() };
@@ -372,6 +374,7 @@ impl Keyward {
         actor: &UserId,
         query: &AuditQuery,
     ) -> Result<Page<AuditEvent>, Error> {
+        let _span = tracing::info_span!("keyward.audit_trail").entered();
         if query.user.as_ref() != Some(actor) {
             let Some(site) = &query.site else {
                 let actor_site = self.load(actor)?.user.site;
@@ -425,6 +428,7 @@ impl Keyward {
         target: &UserId,
         options: IssueOptions,
     ) -> Result<IssuedTemporaryPassword, Error> {
+        let _span = tracing::info_span!("keyward.issue_temporary_password").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         let permission = if record.unconsumed_temporary().is_some() {
@@ -563,6 +567,7 @@ impl Keyward {
     /// [`Error::PermissionDenied`]; [`Error::NoTemporaryPassword`] when the user's password
     /// is not temporary; store errors.
     pub fn remove_temporary_password(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.remove_temporary_password").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         let action = AuditAction::TemporaryPasswordRemoved;
@@ -596,6 +601,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::PermissionDenied`]; store errors.
     pub fn unlock(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.unlock").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         self.authorize(
@@ -625,6 +631,7 @@ impl Keyward {
     /// [`Error::InvalidUser`] for an empty reason, one over 500 characters or one with
     /// control characters; store errors.
     pub fn lock_user(&self, actor: &UserId, target: &UserId, reason: &str) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.lock_user").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         let (permission, action) = (Permission::Unlock, AuditAction::Locked);
@@ -663,6 +670,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::PermissionDenied`]; store errors.
     pub fn reset_totp(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.reset_totp").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         let action = AuditAction::TotpReset;

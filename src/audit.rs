@@ -71,6 +71,30 @@ text_enum!(
     }
 );
 
+/// Reports a committed audit event as a `tracing` event (target `keyward::audit`, level
+/// INFO; a denial at WARN when it locked an account): the decision, its reason and the ids,
+/// which is everything an event holds. Audit events never hold secret material, so neither
+/// does the trace.
+pub(crate) fn trace(event: &AuditEvent) {
+    let actor = event.actor.as_ref().map(UserId::as_str);
+    let target = event.target.as_ref().map(UserId::as_str);
+    let reason = event.reason.as_deref();
+    let details = event.details.as_deref();
+    tracing::info!(
+        target: "keyward::audit",
+        action = event.action.as_str(),
+        outcome = event.outcome.as_str(),
+        reason,
+        site = event.site.as_str(),
+        actor,
+        target_user = target,
+        details,
+        "{} {}",
+        event.action.as_str(),
+        event.outcome.as_str(),
+    );
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

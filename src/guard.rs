@@ -132,10 +132,23 @@ impl Keyward {
             store.apply_lock_event(&user.id, counter, &rule, event, now)
         };
         let (reserved, decision) = apply(&LockEvent::Attempt)?;
+        let counter_name = match counter {
+            LockCounter::Password => "password",
+            LockCounter::Totp => "totp",
+        };
         match decision {
             LockDecision::Proceed => {}
-            LockDecision::Locked { until } => return Ok(Guarded::Locked { until }),
-            _ => return Ok(Guarded::Busy),
+            LockDecision::Locked { until } => {
+                tracing::debug!(counter = counter_name, "attempt refused: locked");
+                return Ok(Guarded::Locked { until });
+            }
+            _ => {
+                tracing::debug!(
+                    counter = counter_name,
+                    "attempt refused: too many in flight"
+                );
+                return Ok(Guarded::Busy);
+            }
         }
         // The settle names the epoch of this reservation: if an administrator unlocks while
         // the guess is evaluated, the guess neither counts nor re-locks.
@@ -155,10 +168,18 @@ impl Keyward {
             });
         }
         let lock = match apply(&LockEvent::Failure { reserved_in })?.1 {
-            LockDecision::NowLocked { until } => FailureLock::NowLocked { until },
+            LockDecision::NowLocked { until } => {
+                tracing::warn!(
+                    counter = counter_name,
+                    user = user.id.as_str(),
+                    "account locked"
+                );
+                FailureLock::NowLocked { until }
+            }
             LockDecision::Locked { until } => FailureLock::AlreadyLocked { until },
             _ => FailureLock::Counted,
         };
+        tracing::debug!(counter = counter_name, "failure counted");
         Ok(Guarded::Failed { found, lock })
     }
 

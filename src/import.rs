@@ -642,6 +642,7 @@ impl Keyward {
     where
         I: IntoIterator<Item = Result<ImportedUser, RecordError>>,
     {
+        let _span = tracing::info_span!("keyward.import_users").entered();
         let (permission, action) = (Permission::ManageUsers, AuditAction::UserCreated);
         let actor_user = match actor {
             Some(actor) => Some(self.authorize(actor, permission, action, site, None)?.user),
@@ -689,6 +690,14 @@ impl Keyward {
                     _ => counts.existing += 1,
                 }
             }
+            tracing::info!(
+                target: "keyward::audit",
+                site = site.as_str(),
+                created = counts.created,
+                existing = counts.existing,
+                refused = counts.refused,
+                "import batch committed"
+            );
             batch.clear();
             lines.clear();
             if let Some(report) = options.on_progress.as_mut() {

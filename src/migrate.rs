@@ -107,6 +107,7 @@ impl Keyward {
         user: &UserId,
         record: &ImportRecord,
     ) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.set_imported_password").entered();
         let target = self.load(user)?;
         let site = &target.user.site;
         let action = AuditAction::ImportedPasswordSet;
@@ -155,6 +156,7 @@ impl Keyward {
         site: &SiteId,
         options: WrapOptions<'_>,
     ) -> Result<WrapReport, Error> {
+        let _span = tracing::info_span!("keyward.wrap_fast_hashes").entered();
         let action = AuditAction::FastHashesWrapped;
         if let Some(actor) = actor {
             self.authorize(actor, Permission::ManageUsers, action, site, None)?;

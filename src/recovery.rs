@@ -62,6 +62,7 @@ impl Keyward {
     /// # Errors
     /// Store failures (never a delivery failure, never anything about the username).
     pub fn request_password_reset(&self, site: &SiteId, username: &str) -> Result<(), Error> {
+        let _span = tracing::info_span!("keyward.request_password_reset").entered();
         match self.store.find_user(site, username)? {
             Some(record)
                 if record.user.status == UserStatus::Active
@@ -107,6 +108,7 @@ impl Keyward {
         actor: &UserId,
         target: &UserId,
     ) -> Result<DeliveryReceipt, Error> {
+        let _span = tracing::info_span!("keyward.send_password_reset").entered();
         let record = self.load(target)?;
         let (permission, action) = (
             Permission::SendPasswordReset,
@@ -196,6 +198,7 @@ impl Keyward {
         token: &OneTimeCode,
         new_password: Password,
     ) -> Result<PasswordReset, Error> {
+        let _span = tracing::info_span!("keyward.reset_password").entered();
         let Some((id, secret)) = token.expose_secret().trim().split_once('.') else {
             return Ok(PasswordReset::InvalidToken);
         };

@@ -316,7 +316,9 @@ impl Keyward {
     }
 
     pub(crate) fn audit(&self, event: AuditEvent) -> Result<(), Error> {
-        self.store.append_audit(&event).map_err(Error::from)
+        self.store.append_audit(&event)?;
+        crate::audit::trace(&event);
+        Ok(())
     }
 
     /// Applies `change` to the record of `id` and, when it says it changed something, records
@@ -334,6 +336,9 @@ impl Keyward {
             if applied { events.clone() } else { Vec::new() }
         };
         self.store.change_recorded(id, &mut recorded)?;
+        if applied {
+            events.iter().for_each(crate::audit::trace);
+        }
         Ok(applied)
     }
 

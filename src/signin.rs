@@ -61,6 +61,7 @@ impl Keyward {
         password: &Password,
         pin: Option<&Pin>,
     ) -> Result<SignIn, Error> {
+        let _span = tracing::info_span!("keyward.sign_in").entered();
         let now = self.now();
         let Some(mut record) = self.store.find_user(site, username)? else {
             self.first_factor_dummy(password);
@@ -313,6 +314,7 @@ impl Keyward {
         pending: PendingPasswordChange,
         new_password: Password,
     ) -> Result<PasswordChange, Error> {
+        let _span = tracing::info_span!("keyward.complete_password_change").entered();
         let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
             Err(denial) => return Ok(PasswordChange::Denied(denial)),

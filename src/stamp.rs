@@ -232,6 +232,7 @@ impl Keyward {
         user: &UserId,
         stamp: &SecurityStamp,
     ) -> Result<SessionCheck, Error> {
+        let _span = tracing::info_span!("keyward.check_session").entered();
         let text = stamp.as_str();
         let Some((key_id, mac)) = text.split_once('.').filter(|_| text.len() <= MAX_STAMP_LEN)
         else {

@@ -166,7 +166,10 @@ fn device_authorization_and_enrollment_travel_and_finish_once() {
     let new_secret = enrollment.enrollment().secret().expose_secret().to_vec();
     let sealed_enrollment = s.b.seal_step(enrollment).unwrap();
     // Small enough for a cookie (4 KiB with its name and attributes).
-    eprintln!("sealed enrollment: {} bytes", sealed_enrollment.as_str().len());
+    eprintln!(
+        "sealed enrollment: {} bytes",
+        sealed_enrollment.as_str().len()
+    );
     assert!(sealed_enrollment.as_str().len() < 1024);
     // The secret is nowhere in the string, in any encoding.
     let text = sealed_enrollment.as_str();

@@ -32,6 +32,7 @@ impl Keyward {
         username: &str,
         reset_totp: bool,
     ) -> Result<TemporaryPassword, Error> {
+        let _span = tracing::info_span!("keyward.recover_administrator").entered();
         let action = AuditAction::AdministratorRecovered;
         let refuse = |target: Option<&UserId>, reason: &str, error: Error| {
             let event = self.event(action, AuditOutcome::Denied, None, target, site);

@@ -211,6 +211,7 @@ impl Keyward {
         site: &SiteId,
         groups: &[String],
     ) -> Result<RegenerationPreview, Error> {
+        let _span = tracing::info_span!("keyward.preview_regeneration").entered();
         let (permission, action) = (Permission::BulkRegenerate, AuditAction::BulkRegenerated);
         let actor = self.authorize(actor, permission, action, site, None)?;
         let cohort = self.cohort(&actor.user, permission, site, groups)?;
@@ -247,6 +248,7 @@ impl Keyward {
         mut preview: RegenerationPreview,
         options: RegenerationOptions<'_>,
     ) -> Result<Regenerated, Error> {
+        let _span = tracing::info_span!("keyward.regenerate").entered();
         let site = &preview.site.clone();
         let (permission, action) = (Permission::BulkRegenerate, AuditAction::BulkRegenerated);
         let actor_record = self.authorize(actor, permission, action, site, None)?;
@@ -315,11 +317,20 @@ impl Keyward {
             generated.len()
         );
         let summary = self.event(action, AuditOutcome::Succeeded, Some(actor), None, site);
+        let summary = summary.with_details(details);
         let written = (self.store).replace_batch(&TemporaryBatch::new(
             batch.clone(),
             entries,
-            summary.with_details(details),
+            summary.clone(),
         ))?;
+        // The run's event; the per-user events it committed with are counted, not repeated.
+        crate::audit::trace(&summary);
+        tracing::info!(
+            target: "keyward::audit",
+            written = written.written.len(),
+            changed_meanwhile = written.changed.len(),
+            "bulk regeneration committed"
+        );
         // From here on nothing can fail: the list is the only copy of the passwords.
         // Only what the store wrote goes on the list.
         let stored: std::collections::HashSet<&UserId> = written.written.iter().collect();

@@ -276,6 +276,7 @@ impl Keyward {
         site: &SiteId,
         groups: &[String],
     ) -> Result<GroupResets, Error> {
+        let _span = tracing::info_span!("keyward.send_group_password_resets").entered();
         let (permission, action) = (
             Permission::SendPasswordReset,
             AuditAction::PasswordResetSent,

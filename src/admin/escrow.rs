@@ -117,6 +117,7 @@ impl Keyward {
         actor: &UserId,
         target: &UserId,
     ) -> Result<TemporaryPassword, Error> {
+        let _span = tracing::info_span!("keyward.reveal_temporary_password").entered();
         let record = self.load(target)?;
         let site = &record.user.site;
         let (permission, action) = (
@@ -180,6 +181,7 @@ impl Keyward {
     /// # Errors
     /// Store errors.
     pub fn erase_expired_escrow(&self, site: &SiteId) -> Result<u64, Error> {
+        let _span = tracing::info_span!("keyward.erase_expired_escrow").entered();
         let mut erased = 0;
         let temporary = UserQuery::new(site.clone(), self.now()).temporary_password_only();
         self.each_user(temporary, |record| {

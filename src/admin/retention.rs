@@ -66,6 +66,7 @@ impl Keyward {
         before: OffsetDateTime,
         out: &mut dyn Write,
     ) -> Result<Archived, Error> {
+        let _span = tracing::info_span!("keyward.archive_audit").entered();
         let action = AuditAction::AuditPruned;
         self.authorize(actor, Permission::PruneAudit, action, site, None)?;
         if before > self.now() {

@@ -24,6 +24,7 @@ impl Keyward {
     /// key is configured; [`StoreError::Conflict`] when the TOTP
     /// state changed meanwhile; store and TOTP failures.
     pub fn enroll_totp(&self, user: &UserId) -> Result<PendingEnrollment, Error> {
+        let _span = tracing::info_span!("keyward.enroll_totp").entered();
         let record = self.load(user)?;
         if record.totp.reset_pending {
             return Err(Error::TotpResetPending { user: user.clone() });
@@ -67,6 +68,7 @@ impl Keyward {
         pending: PendingEnrollment,
         code: &OneTimeCode,
     ) -> Result<SignIn, Error> {
+        let _span = tracing::info_span!("keyward.confirm_enrollment").entered();
         let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
             Err(denial) => return Ok(SignIn::Denied(denial)),

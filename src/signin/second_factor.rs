@@ -106,6 +106,7 @@ impl Keyward {
     /// Store failures; a stored secret that cannot be opened (wrong or missing key, or a
     /// plain secret where a key is configured).
     pub fn verify_totp(&self, pending: PendingTotp, code: &OneTimeCode) -> Result<SignIn, Error> {
+        let _span = tracing::info_span!("keyward.verify_totp").entered();
         let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
             Err(denial) => return Ok(SignIn::Denied(denial)),
@@ -220,6 +221,7 @@ impl Keyward {
         pending: PendingDeviceAuthorization,
         code: &OneTimeCode,
     ) -> Result<SignIn, Error> {
+        let _span = tracing::info_span!("keyward.authorize_device").entered();
         let record = match self.resume(&pending.ctx, pending.issued_at)? {
             Ok(record) => record,
             Err(denial) => return Ok(SignIn::Denied(denial)),

@@ -215,11 +215,22 @@ impl Keyward {
     /// # Errors
     /// A [`Denial`] as above.
     pub fn open_step(&self, sealed: &str) -> Result<PendingStep, Denial> {
-        let invalid = || Denial::new(DenialReason::StepInvalid, None);
-        let payload_step = self.open_payload(sealed).ok_or_else(invalid)?;
-        let (step, issued_at) = payload_step;
+        let _span = tracing::info_span!("keyward.open_step").entered();
+        let Some((step, issued_at)) = self.open_payload(sealed) else {
+            tracing::info!(
+                reason = "step_invalid",
+                len = sealed.len(),
+                "sealed step refused"
+            );
+            return Err(Denial::new(DenialReason::StepInvalid, None));
+        };
         if self.codes.step_expired(issued_at, self.now()) {
             let user = step.user().clone();
+            tracing::info!(
+                reason = "step_expired",
+                user = user.as_str(),
+                "sealed step refused"
+            );
             return Err(Denial::new(DenialReason::StepExpired, Some(user)));
         }
         Ok(step)
