@@ -477,12 +477,15 @@ impl Notifier for MailDrop {
         let n = self.sent.fetch_add(1, Ordering::SeqCst);
         let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
         let name = format!("{stamp}-{}-{n}.txt", std::process::id());
-        let text = format!(
-            "To: {}\nSubject: {}\n\n{}\n",
-            message.to,
-            message.subject,
-            message.expose_body()
-        );
+        let rendered = message.render_english();
+        // Reserved up front and zeroized: the body holds the secret.
+        let mut text = zeroize::Zeroizing::new(String::with_capacity(
+            rendered.subject.len() + rendered.body.len() + message.to.to_string().len() + 32,
+        ));
+        let header = format!("To: {}\nSubject: {}\n\n", message.to, rendered.subject);
+        text.push_str(&header);
+        text.push_str(&rendered.body);
+        text.push('\n');
         let written = private_file(&self.dir.join(&name)).and_then(|mut f| {
             f.write_all(text.as_bytes())?;
             f.sync_all()

@@ -304,13 +304,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mail = outbox
         .take_last_to(&Recipient::Email("alan@example.org".into()))
         .expect("a code was sent");
-    println!("  outbox -> {}: {}", pending.sent_to(), mail.expose_body());
-    let device_code: String = mail
-        .expose_body()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(8)
-        .collect();
+    let text = mail.render_english();
+    println!("  outbox -> {}: {}", pending.sent_to(), text.body.as_str());
+    let device_code = mail.secret.expose_secret().to_owned();
     let SignIn::TotpEnrollmentRequired(enrollment) =
         kw.authorize_device(pending, &OneTimeCode::new(device_code))?
     else {

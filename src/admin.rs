@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::error::Error;
 use crate::lockout::{LockEvent, LockState};
-use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient, secret_text};
+use crate::notify::{DeliveryReceipt, Message, MessageKind, Recipient};
 use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
@@ -523,11 +523,8 @@ impl Keyward {
         let (shown, receipt) = match recipient {
             None => (Some(password), None),
             Some(to) => {
-                let rest = format!(". It expires on {}.", expires_at.date());
-                let intro = "Your temporary password is ";
-                let body = secret_text(&[intro, password.expose_secret(), &rest]);
                 let kind = MessageKind::TemporaryPassword;
-                let message = Message::new(to, kind, "Your temporary password", body);
+                let message = Message::new(to, kind, password.expose_secret(), expires_at, user);
                 (None, Some(self.notifier.send(message)?))
             }
         };

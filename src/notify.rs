@@ -1,11 +1,17 @@
 //! Delivery of messages to users. Sending email or SMS is the application's job: keyward
-//! builds the message and hands it to a [`Notifier`]. [`Outbox`] keeps messages in memory
-//! for tests and examples.
+//! builds the message as data ([`Message`]: kind, recipient, the secret, its expiry, the
+//! user's display name and site) and hands it to a [`Notifier`], which renders it in the
+//! application's words and language ([`MessageKind::key`] names it for translations) or
+//! takes the default English text ([`Message::render_english`]). [`Outbox`] keeps messages in
+//! memory for tests and examples; without a notifier ([`NoNotifier`]) every delivery fails.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+use crate::user::{SiteId, User, UserId};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,24 +44,84 @@ pub enum MessageKind {
     DeviceCode,
 }
 
-/// A message for one user. Its body carries a secret: it is zeroized on drop and never shown
-/// by `Debug`.
+impl MessageKind {
+    /// A stable key for the application's translations (`message.temporary_password`,
+    /// `message.password_reset`, `message.device_code`).
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::TemporaryPassword => "message.temporary_password",
+            Self::PasswordReset => "message.password_reset",
+            Self::DeviceCode => "message.device_code",
+        }
+    }
+}
+
+/// The secret a message delivers (a temporary password, a reset token, a device code):
+/// zeroized on drop, never shown by `Debug`, read only through
+/// [`expose_secret`](Self::expose_secret).
+pub struct DeliveredSecret(Zeroizing<String>);
+
+impl DeliveredSecret {
+    pub(crate) fn new(secret: &str) -> Self {
+        Self(Zeroizing::new(secret.to_owned()))
+    }
+
+    /// The secret itself, to put into the application's own text.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DeliveredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeliveredSecret(***)")
+    }
+}
+
+/// A message for one user, as data: the application renders it in its own words and
+/// language (or takes [`render_english`](Self::render_english)) and delivers it.
 #[non_exhaustive]
 pub struct Message {
     /// Where it goes.
     pub to: Recipient,
     /// What it is about.
     pub kind: MessageKind,
-    /// Subject line (no secrets).
-    pub subject: String,
-    body: Zeroizing<String>,
+    /// The secret it delivers.
+    pub secret: DeliveredSecret,
+    /// When the secret stops working.
+    pub expires_at: OffsetDateTime,
+    /// The user it is for.
+    pub user: UserId,
+    /// The user's name as it should be shown ("Forename Surname").
+    pub display_name: String,
+    /// The user's site.
+    pub site: SiteId,
 }
 
-/// Concatenates `parts` (one or more of them secret) into one buffer reserved up front, so
-/// that no reallocation leaves a copy of the secret behind in freed memory; the result goes
-/// straight into a [`Message`], which zeroizes it.
-pub(crate) fn secret_text(parts: &[&str]) -> String {
-    let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+/// A message rendered as text: a subject (no secret) and a body (holding the secret,
+/// zeroized on drop).
+#[non_exhaustive]
+pub struct RenderedMessage {
+    /// The subject line.
+    pub subject: String,
+    /// The body.
+    pub body: Zeroizing<String>,
+}
+
+impl fmt::Debug for RenderedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedMessage")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Concatenates `parts` (one or more of them secret) into one zeroizing buffer reserved up
+/// front, so that no reallocation leaves a copy of the secret behind in freed memory.
+pub(crate) fn secret_text(parts: &[&str]) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::with_capacity(parts.iter().map(|p| p.len()).sum()));
     for part in parts {
         text.push_str(part);
     }
@@ -63,21 +129,81 @@ pub(crate) fn secret_text(parts: &[&str]) -> String {
 }
 
 impl Message {
-    /// A message.
+    /// A message delivering `secret` to `to` for `user`, expiring at `expires_at`.
     #[must_use]
-    pub fn new(to: Recipient, kind: MessageKind, subject: impl Into<String>, body: String) -> Self {
+    pub fn new(
+        to: Recipient,
+        kind: MessageKind,
+        secret: &str,
+        expires_at: OffsetDateTime,
+        user: &User,
+    ) -> Self {
         Self {
             to,
             kind,
-            subject: subject.into(),
-            body: Zeroizing::new(body),
+            secret: DeliveredSecret::new(secret),
+            expires_at,
+            user: user.id.clone(),
+            display_name: format!("{} {}", user.forename, user.surname)
+                .trim()
+                .to_owned(),
+            site: user.site.clone(),
         }
     }
 
-    /// The body, which contains the secret being delivered.
+    /// The default English text. The body's buffer is reserved up front and zeroized, so
+    /// the secret leaves no copy in freed memory.
     #[must_use]
-    pub fn expose_body(&self) -> &str {
-        &self.body
+    pub fn render_english(&self) -> RenderedMessage {
+        let secret = self.secret.expose_secret();
+        let date = self.expires_at.date().to_string();
+        let time = format!(
+            "{:02}:{:02} UTC",
+            self.expires_at.hour(),
+            self.expires_at.minute()
+        );
+        let greeting = format!("Hello {},\n\n", self.display_name);
+        let (subject, parts): (&str, Vec<&str>) = match self.kind {
+            MessageKind::TemporaryPassword => (
+                "Your temporary password",
+                vec![
+                    &greeting,
+                    "Your temporary password is ",
+                    secret,
+                    ". It expires on ",
+                    &date,
+                    ".",
+                ],
+            ),
+            MessageKind::PasswordReset => (
+                "Reset your password",
+                vec![
+                    &greeting,
+                    "Use this code to choose a new password: ",
+                    secret,
+                    "\nIt works once and expires on ",
+                    &date,
+                    " at ",
+                    &time,
+                    ".",
+                ],
+            ),
+            MessageKind::DeviceCode => (
+                "Your sign-in code",
+                vec![
+                    &greeting,
+                    "Your sign-in code is ",
+                    secret,
+                    ". It expires at ",
+                    &time,
+                    ". If you did not try to sign in, tell your administrator.",
+                ],
+            ),
+        };
+        RenderedMessage {
+            subject: subject.to_owned(),
+            body: secret_text(&parts),
+        }
     }
 }
 
@@ -86,7 +212,9 @@ impl fmt::Debug for Message {
         f.debug_struct("Message")
             .field("to", &self.to)
             .field("kind", &self.kind)
-            .field("subject", &self.subject)
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .field("site", &self.site)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +266,20 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`NotifyError`] when the message could not be handed over.
     fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError>;
+}
+
+/// What a service built without [`KeywardBuilder::notifier`](crate::KeywardBuilder::notifier)
+/// delivers with: nothing. Every message fails with a [`NotifyError`] naming the missing
+/// setting, so an operation that must deliver a code (a device code, a reset link, a
+/// temporary password sent by email) fails loudly instead of the code vanishing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
+        let reason = "no notifier is configured (see KeywardBuilder::notifier)";
+        Err(NotifyError::new(message.to, reason))
+    }
 }
 
 /// An in-memory outbox: keeps every message, for tests and examples.
@@ -195,36 +337,71 @@ impl Notifier for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
+
+    fn message(kind: MessageKind, secret: &str) -> Message {
+        let site = SiteId::new("north").unwrap_or_else(|_| unreachable!());
+        let user = User::new(
+            site,
+            "ada",
+            "Ada",
+            "Lovelace",
+            "staff",
+            datetime!(2026-01-01 0:00 UTC),
+        );
+        let to = Recipient::Email("a@example.org".into());
+        Message::new(to, kind, secret, datetime!(2026-01-02 9:30 UTC), &user)
+    }
 
     #[test]
-    fn debug_hides_the_body() {
-        let m = Message::new(
-            Recipient::Email("a@example.org".into()),
+    fn debug_hides_the_secret() {
+        let m = message(MessageKind::DeviceCode, "73921654");
+        for shown in [format!("{m:?}"), format!("{:?}", m.render_english())] {
+            assert!(!shown.contains("73921654"), "{shown}");
+        }
+        assert!(format!("{m:?}").contains("a@example.org"));
+    }
+
+    #[test]
+    fn the_english_rendering_names_the_user_the_secret_and_the_expiry() {
+        let m = message(MessageKind::PasswordReset, "uid.TOKEN");
+        assert_eq!(m.display_name, "Ada Lovelace");
+        assert_eq!(m.secret.expose_secret(), "uid.TOKEN");
+        let text = m.render_english();
+        assert_eq!(text.subject, "Reset your password");
+        for part in ["Hello Ada Lovelace", "uid.TOKEN", "2026-01-02", "09:30 UTC"] {
+            assert!(text.body.contains(part), "{part}: {}", text.body.as_str());
+        }
+        let keys = [
+            MessageKind::TemporaryPassword,
+            MessageKind::PasswordReset,
             MessageKind::DeviceCode,
-            "Your code",
-            "Your code is 73921654".into(),
+        ]
+        .map(MessageKind::key);
+        assert_eq!(
+            keys,
+            [
+                "message.temporary_password",
+                "message.password_reset",
+                "message.device_code"
+            ]
         );
-        let shown = format!("{m:?}");
-        assert!(!shown.contains("73921654"), "{shown}");
-        assert!(shown.contains("a@example.org"));
     }
 
     #[test]
     fn outbox_keeps_messages_in_order() {
         let outbox = Outbox::new();
-        let to = Recipient::Sms("+441234".into());
-        for body in ["one", "two"] {
+        for secret in ["one", "two"] {
             outbox
-                .send(Message::new(
-                    to.clone(),
-                    MessageKind::TemporaryPassword,
-                    "s",
-                    body.into(),
-                ))
+                .send(message(MessageKind::TemporaryPassword, secret))
                 .unwrap();
         }
         assert_eq!(outbox.len(), 2);
-        assert_eq!(outbox.take_last_to(&to).unwrap().expose_body(), "two");
+        let to = Recipient::Email("a@example.org".into());
+        assert_eq!(
+            outbox.take_last_to(&to).unwrap().secret.expose_secret(),
+            "two"
+        );
         assert_eq!(outbox.take_all().len(), 1);
         assert!(outbox.is_empty());
     }

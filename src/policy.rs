@@ -257,6 +257,27 @@ pub enum PolicyViolation {
     },
 }
 
+impl PolicyViolation {
+    /// A stable key for the application's translations, e.g. `password.too_short`; the
+    /// variant's fields (`min`, `actual`, `class`, `field`, `score`, `max_days`) are the
+    /// values to put into the translated text.
+    #[must_use]
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::TooShort { .. } => "password.too_short",
+            Self::TooLong { .. } => "password.too_long",
+            Self::MissingClass { .. } => "password.missing_class",
+            Self::ContainsPersonalInfo { .. } => "password.contains_personal_info",
+            Self::CommonPassword => "password.common",
+            Self::TooGuessable { .. } => "password.too_guessable",
+            Self::SameAsTemporary => "password.same_as_temporary",
+            Self::ChosenNotAllowed => "temporary_password.chosen_not_allowed",
+            Self::ExpiryInThePast => "temporary_password.expiry_in_the_past",
+            Self::ExpiryTooFar { .. } => "temporary_password.expiry_too_far",
+        }
+    }
+}
+
 /// The furthest an administrator may set a temporary password's expiry: a year and a day (a
 /// school year's cohort, an SSO outage); a password that must live longer is not temporary.
 pub const MAX_TEMPORARY_LIFETIME_DAYS: i64 = 366;

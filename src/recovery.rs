@@ -151,7 +151,9 @@ impl Keyward {
         rand::rngs::OsRng.unwrap_err().fill(&mut secret);
         let secret_text = zeroize::Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&secret));
         zeroize::Zeroize::zeroize(&mut secret);
-        let token = OneTimeCode::new(secret_text_of(&[user.id.as_str(), ".", &secret_text]));
+        // The buffer moves into the code (no copy); the emptied wrapper has nothing to clear.
+        let mut token = secret_text_of(&[user.id.as_str(), ".", &secret_text]);
+        let token = OneTimeCode::new(std::mem::take(&mut *token));
         let credential = OneTimeCredential::new(
             StoredHash::new(token_digest(&secret_text)),
             now,
@@ -159,15 +161,12 @@ impl Keyward {
         );
         self.store
             .set_one_time(&user.id, OneTimeKind::ResetToken, Some(&credential))?;
-        let minutes = self.codes.reset_token_lifetime.whole_minutes();
-        let rest = format!("\nIt expires in {minutes} minutes and works once.");
-        let intro = "Use this code to choose a new password: ";
-        let body = secret_text_of(&[intro, token.expose_secret(), &rest]);
         let message = Message::new(
             Recipient::Email(email.clone()),
             MessageKind::PasswordReset,
-            "Reset your password",
-            body,
+            token.expose_secret(),
+            credential.expires_at,
+            user,
         );
         let receipt = match self.notifier.send(message) {
             Ok(receipt) => receipt,

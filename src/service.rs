@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::hash::{Hasher, PasswordHash};
 use crate::lockout::{LockoutPolicy, LockoutRule};
-use crate::notify::{Notifier, Outbox};
+use crate::notify::{NoNotifier, Notifier};
 use crate::permission::Permissions;
 use crate::policy::{CodeRules, PasswordPolicy, PolicySet, TemporaryPolicy};
 use crate::store::{UserRecord, UserStore};
@@ -193,7 +193,10 @@ impl KeywardBuilder {
         self
     }
 
-    /// Where messages go (default: an in-memory [`Outbox`] nobody reads: set a real one).
+    /// Where messages go. There is no working default: without one, every delivery fails
+    /// with [`NotifyError`](crate::notify::NotifyError) ([`NoNotifier`]), so a device code
+    /// or a reset link never vanishes unnoticed. Tests and examples use an
+    /// [`Outbox`](crate::notify::Outbox).
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
         self
@@ -280,7 +283,7 @@ impl Keyward {
             passwords: Arc::new(PolicySet::default()),
             temporary: Arc::new(PolicySet::default()),
             permissions: Permissions::default(),
-            notifier: Arc::new(Outbox::new()),
+            notifier: Arc::new(NoNotifier),
             totp: TotpConfig::DEFAULT,
             keeping: SecretKeeping::Refused,
             escrow: None,

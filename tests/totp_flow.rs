@@ -703,3 +703,44 @@ fn only_the_secret_a_step_showed_can_be_confirmed() {
         SignIn::Authenticated(_)
     ));
 }
+
+#[test]
+fn without_a_notifier_a_due_code_fails_loudly_instead_of_vanishing() {
+    // The builder's default delivers nothing: every send fails, naming the missing setting.
+    let store: Arc<dyn UserStore> = Arc::new(InMemoryStore::new());
+    let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_sink = reported.clone();
+    let kw = builder(store)
+        .totp_sealer(sealer())
+        .on_error(Arc::new(move |e: &keyward::Error| {
+            hook_sink.lock().unwrap().push(e.to_string());
+        }))
+        .build();
+    let admin = User::new(site(), "head", "Ada", "Admin", "staff", kw.now())
+        .with_role(keyward::user::Role::Administrator);
+    let admin = kw
+        .create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
+        .unwrap();
+    let sam = User::new(site(), "sam", "Sam", "S", "student", kw.now())
+        .with_email("sam@example.org", true);
+    let sam = kw
+        .create_user(Some(&admin.id), sam, Some(Password::new(USER_PASSWORD)))
+        .unwrap();
+    enroll(&kw, &sam.id);
+    kw.reset_totp(&admin.id, &sam.id).unwrap();
+    let err = kw
+        .sign_in(&site(), "sam", &Password::new(USER_PASSWORD), None)
+        .unwrap_err();
+    assert!(matches!(err, keyward::Error::Notify(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("no notifier is configured"),
+        "{err}"
+    );
+    // The unauthenticated reset request answers as always; the failure reaches the hook.
+    kw.request_password_reset(&site(), "sam").unwrap();
+    let reported = reported.lock().unwrap();
+    assert!(
+        reported.iter().any(|e| e.contains("no notifier")),
+        "{reported:?}"
+    );
+}

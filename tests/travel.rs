@@ -150,7 +150,7 @@ fn device_authorization_and_enrollment_travel_and_finish_once() {
         .outbox
         .take_last_to(&keyward::notify::Recipient::Email("sam@example.org".into()))
         .unwrap();
-    let device_code = digits_in(mail.expose_body(), 8);
+    let device_code = mail.secret.expose_secret().to_owned();
     // Device code on B.
     let device = step!(
         s.b.open_step(sealed_device.as_str()).unwrap(),

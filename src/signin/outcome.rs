@@ -160,6 +160,24 @@ impl DenialReason {
         )
     }
 
+    /// A stable key for the application's translation of [`admin_hint`](Self::admin_hint):
+    /// `admin_hint.` followed by what to do (`admin_hint.issue_temporary_password`, ...).
+    #[must_use]
+    pub fn admin_hint_key(self) -> Option<&'static str> {
+        Some(match self {
+            Self::TemporaryPasswordExpired | Self::TemporaryPasswordUsed => {
+                "admin_hint.issue_temporary_password"
+            }
+            Self::Locked { until: None } | Self::TotpLocked { until: None } => {
+                "admin_hint.unlock_after_checking"
+            }
+            Self::NoVerifiedEmail => "admin_hint.verify_email_or_reset_in_person",
+            Self::NoPasswordLogin => "admin_hint.temporary_password_for_outage",
+            Self::Disabled => "admin_hint.enable_account",
+            _ => return None,
+        })
+    }
+
     /// What an administrator should do about it, where there is something to do.
     #[must_use]
     pub fn admin_hint(self) -> Option<&'static str> {
@@ -213,6 +231,23 @@ impl Denial {
     #[must_use]
     pub fn user(&self) -> Option<&UserId> {
         self.user.as_ref()
+    }
+
+    /// A stable key for the application's translation of
+    /// [`user_message`](Self::user_message): every first-factor denial has the same one
+    /// (`signin.first_factor`).
+    #[must_use]
+    pub fn user_message_key(&self) -> &'static str {
+        match self.reason {
+            r if r.is_first_factor() => "signin.first_factor",
+            DenialReason::WrongTotpCode => "signin.wrong_code",
+            DenialReason::TotpLocked { .. } => "signin.second_factor_locked",
+            DenialReason::DeviceCodeExpired | DenialReason::DeviceCodeExhausted => {
+                "signin.device_code_spent"
+            }
+            DenialReason::NoVerifiedEmail => "signin.needs_administrator",
+            _ => "signin.start_again",
+        }
     }
 
     /// The message to show the person signing in. Every first-factor denial (unknown user,
@@ -334,7 +369,7 @@ pub(super) struct Context {
     pub(super) site: SiteId,
     pub(super) hash_upgraded: bool,
     /// The account state and sign-in progress the step was issued on
-    /// ([`crate::stamp::binding`]): the step is void once any of it changed, and finishing it
+    /// (`stamp::binding`): the step is void once any of it changed, and finishing it
     /// changes it.
     pub(super) binding: [u8; 32],
     /// A single-use temporary password was used: a new password is due once any second
@@ -342,4 +377,60 @@ pub(super) struct Context {
     pub(super) change_password: bool,
     /// `false` for self-service enrollment by a user who is already signed in.
     pub(super) signing_in: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const ALL: [DenialReason; 18] = [
+        DenialReason::UnknownUser,
+        DenialReason::Disabled,
+        DenialReason::NoPasswordLogin,
+        DenialReason::WrongPassword,
+        DenialReason::WrongPin,
+        DenialReason::TemporaryPasswordExpired,
+        DenialReason::TemporaryPasswordUsed,
+        DenialReason::Locked { until: None },
+        DenialReason::TooManyAttempts,
+        DenialReason::WrongTotpCode,
+        DenialReason::TotpLocked { until: None },
+        DenialReason::DeviceCodeExpired,
+        DenialReason::DeviceCodeExhausted,
+        DenialReason::NoVerifiedEmail,
+        DenialReason::StepExpired,
+        DenialReason::AccountChanged,
+        DenialReason::StepInvalid,
+        DenialReason::Locked {
+            until: Some(time::OffsetDateTime::UNIX_EPOCH),
+        },
+    ];
+
+    #[test]
+    fn one_key_per_message_and_per_hint() {
+        let mut messages: HashMap<&str, &str> = HashMap::new();
+        let mut hints: HashMap<&str, &str> = HashMap::new();
+        for reason in ALL {
+            let denial = Denial::new(reason, None);
+            let (key, text) = (denial.user_message_key(), denial.user_message());
+            assert_eq!(*messages.entry(key).or_insert(text), text, "{reason}");
+            assert_eq!(
+                reason.admin_hint().is_some(),
+                reason.admin_hint_key().is_some()
+            );
+            if let (Some(key), Some(hint)) = (reason.admin_hint_key(), reason.admin_hint()) {
+                assert_eq!(*hints.entry(key).or_insert(hint), hint, "{reason}");
+            }
+        }
+        // Distinct texts have distinct keys.
+        let texts: std::collections::HashSet<&str> = messages.values().copied().collect();
+        assert_eq!(texts.len(), messages.len());
+        assert_eq!(messages.len(), 6);
+        assert_eq!(
+            Denial::new(DenialReason::WrongPin, None).user_message_key(),
+            "signin.first_factor"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use super::outcome::{
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::Guarded;
-use crate::notify::{Message, MessageKind, Recipient, secret_text};
+use crate::notify::{Message, MessageKind, Recipient};
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
 use crate::store::{
@@ -183,14 +183,9 @@ impl Keyward {
         let credential = OneTimeCredential::new(stored(&hash), now, expires_at);
         self.store
             .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
-        let minutes = self.codes.device_code_lifetime.whole_minutes();
-        let rest = format!(
-            ". It expires in {minutes} minutes. If you did not try to sign in, tell your \
-             administrator."
-        );
-        let body = secret_text(&["Your sign-in code is ", code.expose_secret(), &rest]);
         let to = Recipient::Email(email.to_owned());
-        let message = Message::new(to, MessageKind::DeviceCode, "Your sign-in code", body);
+        let kind = MessageKind::DeviceCode;
+        let message = Message::new(to, kind, code.expose_secret(), expires_at, user);
         let receipt = match self.notifier.send(message) {
             Ok(receipt) => receipt,
             Err(e) => {

@@ -7,7 +7,7 @@
 //! rotation as for TOTP secrets, with a domain of its own in the associated data). The
 //! plaintext is a small JSON document: the kind of step, the user and site, when it was
 //! issued, the sign-in's flags, the step's binding to the account
-//! ([`crate::stamp::binding`]), and for an enrollment the new secret and its account name.
+//! (`stamp::binding`), and for an enrollment the new secret and its account name.
 //! The client can neither read it nor change it.
 //!
 //! Opening checks the seal and the expiry only (no store read). Finishing the step checks the

@@ -202,15 +202,19 @@ impl Fx {
             .outbox
             .take_last_to(&Recipient::Email(email.to_owned()))
             .expect("a message");
-        message.expose_body().to_owned()
+        message.render_english().body.as_str().to_owned()
     }
 
-    /// The password-reset token in the newest message to `email`: the last word of its
-    /// first line.
+    /// The password-reset token in the newest message to `email` (the message carries it as
+    /// data; the English text must hold it too).
     pub fn reset_token_to(&self, email: &str) -> String {
-        let mail = self.mail_to(email);
-        let first_line = mail.lines().next().unwrap();
-        first_line.rsplit(' ').next().unwrap().to_owned()
+        let message = self
+            .outbox
+            .take_last_to(&Recipient::Email(email.to_owned()))
+            .expect("a message");
+        let token = message.secret.expose_secret().to_owned();
+        assert!(message.render_english().body.contains(&token));
+        token
     }
 }
 
