@@ -272,7 +272,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // ---------------------------------------------------------------------------------------
     println!("\n== 5. Lost phone: TOTP reset, device authorization by email, new enrollment");
     // Alan had an authenticator (enrolled here in two lines).
-    let pending = kw.enroll_totp(&alan.id)?;
+    let pending = kw.enroll_totp(&alan.id, None)?;
     let code = keyward::totp::code_at(
         &TotpConfig::DEFAULT,
         pending.enrollment().secret(),

@@ -54,6 +54,8 @@ text_enum!(
         ImportedPasswordSet => "imported_password_set",
         /// A run protecting fast legacy hashes at rest (argon2id over them) ended.
         FastHashesWrapped => "fast_hashes_wrapped",
+        /// A signed-in user re-authenticated (step-up) before a sensitive action.
+        Reauthenticated => "reauthenticated",
     }
 );
 

@@ -96,6 +96,15 @@ pub enum Error {
     /// not opted into (see [`crate::KeywardBuilder::totp_sealer`]).
     #[error("no TOTP sealing key is configured")]
     TotpKeyMissing,
+    /// Replacing an active authenticator needs a fresh step-up of the same user
+    /// ([`Keyward::reauthenticate`](crate::Keyward::reauthenticate) or
+    /// [`Keyward::reauthenticate_with_totp`](crate::Keyward::reauthenticate_with_totp)); none
+    /// was given, or it is another user's, too old, or the account changed since.
+    #[error("user {user} must re-authenticate first")]
+    StepUpRequired {
+        /// The user.
+        user: UserId,
+    },
     /// Self-service TOTP enrollment is refused while an administrator's reset awaits device
     /// authorization at the next sign-in.
     #[error("user {user} has an authenticator reset pending: enrollment happens at sign-in")]

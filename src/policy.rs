@@ -487,6 +487,9 @@ pub struct CodeRules {
     /// How long a pending sign-in step (password change, TOTP, device code, enrollment) may
     /// wait for the user (default 15 minutes).
     pub pending_step_lifetime: Duration,
+    /// How long a step-up ([`crate::signin::StepUp`]) holds for the action that needs it
+    /// (default 5 minutes).
+    pub step_up_lifetime: Duration,
 }
 
 impl CodeRules {
@@ -498,6 +501,7 @@ impl CodeRules {
         reset_token_lifetime: Duration::hours(1),
         reset_token_max_tries: 5,
         pending_step_lifetime: Duration::minutes(15),
+        step_up_lifetime: Duration::minutes(5),
     };
 
     /// A fresh device-authorization code (`device_code_digits` digits, at least one) from

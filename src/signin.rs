@@ -30,13 +30,15 @@ use crate::user::{
 mod enrollment;
 mod outcome;
 mod second_factor;
+mod step_up;
 mod travel;
 
 use outcome::Context;
 pub use outcome::{
-    Authenticated, Denial, DenialReason, FIRST_FACTOR_MESSAGE, PasswordChange,
+    Authenticated, AuthenticatorAdded, Denial, DenialReason, FIRST_FACTOR_MESSAGE, PasswordChange,
     PendingDeviceAuthorization, PendingEnrollment, PendingPasswordChange, PendingTotp, SignIn,
 };
+pub use step_up::{Reauthentication, StepUp};
 pub use travel::{MAX_SEALED_STEP_LEN, PendingStep, SealedStep};
 
 impl Keyward {

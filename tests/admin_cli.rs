@@ -610,13 +610,13 @@ fn an_acting_administrator_with_totp_gives_a_code() {
         .unwrap()
         .user
         .id;
-    let pending = kw.enroll_totp(&head).unwrap();
+    let pending = kw.enroll_totp(&head, None).unwrap();
     let secret = pending.enrollment().secret();
     let now_code = totp::code_at(&TotpConfig::DEFAULT, secret, OffsetDateTime::now_utc()).unwrap();
     let then_code = totp::code_at(&TotpConfig::DEFAULT, secret, then).unwrap();
     assert!(matches!(
         kw.confirm_enrollment(pending, &then_code).unwrap(),
-        keyward::SignIn::Authenticated(_)
+        keyward::SignIn::AuthenticatorAdded(_)
     ));
     drop(kw);
     let wrong = if now_code.expose_secret() == "000000" {

@@ -101,7 +101,7 @@ fn no_secret_is_stored_in_plaintext() {
         "TOTP secret (base32)",
         data_encoding::BASE32_NOPAD.encode(&secret).into_bytes(),
     ));
-    let tia_pending = f.kw.enroll_totp(&other.id).unwrap();
+    let tia_pending = f.kw.enroll_totp(&other.id, None).unwrap();
     let tia_secret = tia_pending.enrollment().secret().expose_secret().to_vec();
     plain.push((
         "pending TOTP secret (base32)",
@@ -149,7 +149,7 @@ fn the_search_finds_a_secret_that_is_stored_plain() {
     let user = kw
         .create_user(None, User::new(site(), "p", "P", "Lain", "staff", T0), None)
         .unwrap();
-    let pending = kw.enroll_totp(&user.id).unwrap();
+    let pending = kw.enroll_totp(&user.id, None).unwrap();
     let b32 = data_encoding::BASE32_NOPAD.encode(pending.enrollment().secret().expose_secret());
     drop(kw);
     assert!(contains(&raw_bytes(dir.path()), b32.as_bytes()));

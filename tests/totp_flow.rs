@@ -404,11 +404,11 @@ fn enrollment_without_a_key_is_refused_unless_opted_in() {
         .create_user(None, User::new(site(), "k", "K", "Ey", "staff", T0), None)
         .unwrap();
     assert!(matches!(
-        kw.enroll_totp(&user.id),
+        kw.enroll_totp(&user.id, None),
         Err(keyward::Error::TotpKeyMissing)
     ));
     let plain = builder(store).insecure_plain_totp_secrets().build();
-    let pending = plain.enroll_totp(&user.id).unwrap();
+    let pending = plain.enroll_totp(&user.id, None).unwrap();
     let stored = record_of(&plain, &user.id).totp.pending_secret.unwrap();
     assert!(stored.as_str().starts_with("plain:"));
     drop(pending);
@@ -558,7 +558,7 @@ fn self_service_enrollment_is_refused_during_a_reset_and_records_no_sign_in() {
     assert_eq!(f.record(&sam.id).user.last_sign_in_at, None);
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
     assert!(matches!(
-        f.kw.enroll_totp(&sam.id),
+        f.kw.enroll_totp(&sam.id, None),
         Err(keyward::Error::TotpResetPending { .. })
     ));
 }
@@ -567,7 +567,7 @@ fn self_service_enrollment_is_refused_during_a_reset_and_records_no_sign_in() {
 fn an_admin_reset_during_enrollment_wins() {
     let f = fx();
     let sam = f.user("sam");
-    let pending = f.kw.enroll_totp(&sam.id).unwrap();
+    let pending = f.kw.enroll_totp(&sam.id, None).unwrap();
     let c = code_for(&pending, f.kw.now());
     f.kw.reset_totp(&f.admin.id, &sam.id).unwrap();
     let denial = step!(
@@ -690,8 +690,8 @@ fn a_temporary_password_survives_an_unfinished_second_factor() {
 fn only_the_secret_a_step_showed_can_be_confirmed() {
     let f = fx();
     let sam = f.user("sam");
-    let older = f.kw.enroll_totp(&sam.id).unwrap();
-    let newer = f.kw.enroll_totp(&sam.id).unwrap();
+    let older = f.kw.enroll_totp(&sam.id, None).unwrap();
+    let newer = f.kw.enroll_totp(&sam.id, None).unwrap();
     let newer_code = code_for(&newer, f.kw.now());
     let denial = step!(
         f.kw.confirm_enrollment(older, &newer_code).unwrap(),
@@ -700,7 +700,7 @@ fn only_the_secret_a_step_showed_can_be_confirmed() {
     assert_eq!(denial.reason(), DenialReason::AccountChanged);
     assert!(matches!(
         f.kw.confirm_enrollment(newer, &newer_code).unwrap(),
-        SignIn::Authenticated(_)
+        SignIn::AuthenticatorAdded(_)
     ));
 }
 

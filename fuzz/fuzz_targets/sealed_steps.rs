@@ -35,7 +35,7 @@ fn fixture() -> &'static Fixture {
         let password = Password::new("correct horse battery staple");
         let user = kw.create_user(None, user, Some(password)).expect("created");
         // A self-service enrollment: the richest step (it carries the new secret).
-        let pending = kw.enroll_totp(&user.id).expect("enrollment");
+        let pending = kw.enroll_totp(&user.id, None).expect("enrollment");
         let genuine = kw.seal_step(pending).expect("sealed").into_string();
         Fixture { kw, genuine }
     })

@@ -2,32 +2,57 @@
 //! secret (also the last step of a sign-in after an authenticator reset), and how TOTP secrets
 //! are kept at rest (sealed under the application's key ring, re-sealed after a rotation).
 
-use super::outcome::{Context, DenialReason, PendingEnrollment, SignIn};
+use super::outcome::{AuthenticatorAdded, Context, DenialReason, PendingEnrollment, SignIn};
 use super::second_factor::{TotpAttempt, expected_password};
+use super::step_up::StepUp;
 use crate::audit::AuditAction;
 use crate::error::Error;
 use crate::secret::{OneTimeCode, TotpSecret};
 use crate::service::{Keyward, SecretKeeping};
-use crate::store::{StoreError, Swap};
+use crate::store::{StoreError, Swap, ops};
 use crate::totp::{Enrollment, StoredTotpSecret, TotpCheck};
 use crate::user::{StoredSecret, TotpState, User, UserId};
 
 impl Keyward {
     /// Starts adding an authenticator for a signed-in user (self-service enrollment). The
     /// secret is stored sealed as pending and becomes active only when
-    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it; that records
-    /// no new sign-in.
+    /// [`confirm_enrollment`](Self::confirm_enrollment) accepts a code from it, which answers
+    /// [`SignIn::AuthenticatorAdded`] (no new sign-in is recorded).
+    ///
+    /// Replacing an authenticator the user already has takes a fresh `step_up` of the same
+    /// user ([`reauthenticate`](Self::reauthenticate) with the password, or
+    /// [`reauthenticate_with_totp`](Self::reauthenticate_with_totp) with a code of the current
+    /// authenticator): a stolen session alone must not swap in the thief's authenticator. A
+    /// first authenticator needs none.
     ///
     /// # Errors
+    /// [`Error::StepUpRequired`] when replacing without a step-up that still holds;
     /// [`Error::TotpResetPending`] after an administrator reset (the user must go through
     /// device authorization at sign-in instead); [`Error::TotpKeyMissing`] when no sealing
     /// key is configured; [`StoreError::Conflict`] when the TOTP
     /// state changed meanwhile; store and TOTP failures.
-    pub fn enroll_totp(&self, user: &UserId) -> Result<PendingEnrollment, Error> {
+    pub fn enroll_totp(
+        &self,
+        user: &UserId,
+        step_up: Option<StepUp>,
+    ) -> Result<PendingEnrollment, Error> {
         let _span = tracing::info_span!("keyward.enroll_totp").entered();
         let record = self.load(user)?;
         if record.totp.reset_pending {
             return Err(Error::TotpResetPending { user: user.clone() });
+        }
+        if record.totp.secret.is_some() {
+            let holds = match &step_up {
+                Some(proof) => self.step_up_holds(user, proof)?,
+                None => false,
+            };
+            if !holds {
+                tracing::info!(
+                    user = user.as_str(),
+                    "replacing an authenticator refused: no step-up"
+                );
+                return Err(Error::StepUpRequired { user: user.clone() });
+            }
         }
         let (enrollment, sealed) = self.new_secret(&record.user)?;
         let next = TotpState {
@@ -111,16 +136,23 @@ impl Keyward {
             device_code: None,
         };
         // Only the pending secret this step showed may be promoted: a reset or another
-        // enrollment meanwhile wins.
-        if self
-            .store
-            .replace_totp(&record.user.id, &record.totp, &next)?
-            != Swap::Swapped
-        {
+        // enrollment meanwhile wins. The new secret and its event commit together.
+        let event = self.own_event(AuditAction::TotpEnrolled, &record.user.id, site);
+        let seen = record.totp.clone();
+        let promoted = self.change_with_events(&record.user.id, vec![event], |r| {
+            ops::swap_totp(r, &seen, &next) == Swap::Swapped
+        })?;
+        if !promoted {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
-        let event = self.own_event(AuditAction::TotpEnrolled, &record.user.id, site);
-        self.audit(event)?;
+        if !pending.ctx.signing_in {
+            // Self-service: its own outcome, with the stamp the new secret brought.
+            let now = self.load(&record.user.id)?;
+            return Ok(SignIn::AuthenticatorAdded(AuthenticatorAdded {
+                stamp: self.stamp_of(&now)?,
+                user: now.user.id,
+            }));
+        }
         self.complete(&record, pending.ctx)
     }
 

@@ -27,8 +27,33 @@ pub enum SignIn {
     /// After device authorization: the user must add the new secret to an authenticator and
     /// confirm it with a code.
     TotpEnrollmentRequired(PendingEnrollment),
+    /// Self-service enrollment only (never a sign-in): the new authenticator is active.
+    /// The account's stamp changed with it: keep the new one with the session.
+    AuthenticatorAdded(AuthenticatorAdded),
     /// Sign-in refused.
     Denied(Denial),
+}
+
+/// A signed-in user's new authenticator is active ([`SignIn::AuthenticatorAdded`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AuthenticatorAdded {
+    pub(super) user: UserId,
+    pub(super) stamp: SecurityStamp,
+}
+
+impl AuthenticatorAdded {
+    /// The user.
+    #[must_use]
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The account's new security stamp, to replace the session's.
+    #[must_use]
+    pub fn stamp(&self) -> &SecurityStamp {
+        &self.stamp
+    }
 }
 
 /// A completed sign-in.

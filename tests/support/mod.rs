@@ -67,7 +67,7 @@ pub fn record_of(kw: &Keyward, user: &UserId) -> UserRecord {
 /// Enrolls `user` in TOTP outside sign-in, confirms the enrollment with the current code,
 /// and returns the raw secret bytes for computing later codes.
 pub fn enroll(kw: &Keyward, user: &UserId) -> Vec<u8> {
-    let pending = kw.enroll_totp(user).unwrap();
+    let pending = kw.enroll_totp(user, None).unwrap();
     let secret = pending.enrollment().secret().expose_secret().to_vec();
     let code = totp::code_at(
         &TotpConfig::DEFAULT,
@@ -75,10 +75,8 @@ pub fn enroll(kw: &Keyward, user: &UserId) -> Vec<u8> {
         kw.now(),
     )
     .unwrap();
-    assert!(matches!(
-        kw.confirm_enrollment(pending, &code).unwrap(),
-        SignIn::Authenticated(_)
-    ));
+    let added = kw.confirm_enrollment(pending, &code).unwrap();
+    assert!(matches!(added, SignIn::AuthenticatorAdded(_)), "{added:?}");
     secret
 }
 
