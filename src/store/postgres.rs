@@ -322,20 +322,27 @@ fn cached_execute(
     }
 }
 
+/// Column `col` of `row`, found by its expected place first (see [`sql::column_hints`]).
+fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, col: &str) -> Result<T, postgres::Error> {
+    let hinted = (sql::column_hints(col).into_iter().flatten())
+        .find(|&i| row.columns().get(i).is_some_and(|c| c.name() == col));
+    match hinted {
+        Some(i) => row.try_get(i),
+        None => row.try_get(col),
+    }
+}
+
 impl SqlRow for Row {
     fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not an integer"))
     }
 
     fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not text"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not text"))
     }
 
     fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not a boolean"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not a boolean"))
     }
 }
 
@@ -856,7 +863,7 @@ static LOCKED_SELECT: LazyLock<String> = LazyLock::new(|| {
 /// read; it is compared as text, the one form of `xid` a client can bind.
 static VERSIONED_SELECT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT xmin::text AS row_version, {} FROM users WHERE id = ?1",
+        "SELECT {}, xmin::text AS row_version FROM users WHERE id = ?1",
         sql::user_select_list()
     )
 });

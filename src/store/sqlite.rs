@@ -97,15 +97,28 @@ impl rusqlite::ToSql for Val {
     }
 }
 
+/// The index of `col` in `row` when it stands where [`sql::column_hints`] expects it.
+fn hinted(row: &rusqlite::Row<'_>, col: &str) -> Option<usize> {
+    let stmt = row.as_ref();
+    (sql::column_hints(col).into_iter().flatten())
+        .find(|&i| stmt.column_name(i).is_ok_and(|name| name == col))
+}
+
+/// Column `col` of `row`, found by its expected place first (see [`sql::column_hints`]).
+fn get<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, col: &str) -> rusqlite::Result<T> {
+    match hinted(row, col) {
+        Some(i) => row.get(i),
+        None => row.get(col),
+    }
+}
+
 impl SqlRow for rusqlite::Row<'_> {
     fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.get(col)
-            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not an integer"))
     }
 
     fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.get(col)
-            .map_err(|_| StoreError::corrupt(col, "not text"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not text"))
     }
 
     fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
