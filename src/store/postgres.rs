@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement, Transaction};
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 
 use super::ops::{Part, RecordBackend};
@@ -466,33 +466,9 @@ impl PostgresStore {
         context: &'static str,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        self.transaction(context, false, f)
-    }
-
-    /// Runs `f` in a read-only snapshot (so a count and its page agree).
-    fn read<T: Send>(
-        &self,
-        context: &'static str,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
-    ) -> Result<T, StoreError> {
-        self.transaction(context, true, f)
-    }
-
-    fn transaction<T: Send>(
-        &self,
-        context: &'static str,
-        snapshot: bool,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
-    ) -> Result<T, StoreError> {
         off_runtime(|| {
             let mut conn = self.conn()?;
-            let mut builder = conn.client.build_transaction();
-            if snapshot {
-                builder = builder
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true);
-            }
-            let mut tx = builder.start().map_err(be(context))?;
+            let mut tx = conn.client.transaction().map_err(be(context))?;
             let out = f(&mut tx)?;
             tx.commit().map_err(be(context))?;
             Ok(out)
@@ -510,18 +486,25 @@ impl PostgresStore {
         })
     }
 
-    /// Runs a paged query in one snapshot: the count, then the page, each row parsed.
+    /// Runs a paged query whose page selects the total as its last column (`total`, from
+    /// [`TOTAL`]): the page and the total in one statement (one snapshot, one round trip); only
+    /// a page past the end needs the count on its own.
     fn paged<T: Send>(
         &self,
         context: &'static str,
         q: &sql::Paged,
-        parse: impl Fn(&Row) -> Result<T, StoreError> + Send,
+        offset: u64,
+        parse: impl FnOnce(&[Row]) -> Result<Vec<T>, StoreError> + Send,
     ) -> Result<Page<T>, StoreError> {
-        self.read(context, |tx| {
-            let total = count(tx, q)?;
-            let rows = query(tx, context, &q.select, &q.vals)?;
-            let items = rows.iter().map(parse).collect::<Result<_, _>>()?;
-            Ok(Page::new(items, total))
+        off_runtime(move || {
+            let client = &mut self.conn()?.client;
+            let rows = query(client, context, &q.select, &q.vals)?;
+            let total = match rows.first() {
+                Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
+                None if offset == 0 => 0,
+                None => count(client, q)?,
+            };
+            Ok(Page::new(parse(&rows)?, total))
         })
     }
 
@@ -989,6 +972,10 @@ fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
     insert_groups(tx, [u])
 }
 
+/// The total number of matches of a paged query, as its last column: counted over the whole
+/// result before `LIMIT` and `OFFSET` (over the groups, for a group listing).
+const TOTAL: &str = ", COUNT(*) OVER () AS total";
+
 /// The groups of the row's user, in order, as an array column named `groups`.
 const GROUPS: &str = "ARRAY(SELECT g.name FROM user_groups g WHERE g.user_id = users.id \
                       ORDER BY g.position) AS groups";
@@ -1057,22 +1044,14 @@ impl UserStore for PostgresStore {
     fn search_users(&self, search: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
         // The page and the total in one statement (one snapshot, one round trip); only a page
         // past the end needs the count on its own.
-        let q = sql::users_page(search, &format!(", {GROUPS}, COUNT(*) OVER () AS total"))?;
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            let rows = query(&mut conn.client, "searching users", &q.select, &q.vals)?;
-            let total = match rows.first() {
-                Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
-                None if search.offset == 0 => 0,
-                None => count(&mut conn.client, &q)?,
-            };
-            Ok(Page::new(records(&rows)?, total))
-        })
+        let q = sql::users_page(search, &format!(", {GROUPS}{TOTAL}"))?;
+        self.paged("searching users", &q, search.offset, records)
     }
 
     fn list_groups(&self, listing: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        self.paged("listing groups", &sql::groups_page(listing)?, |r| {
-            sql::parse_group(r)
+        let q = sql::groups_page(listing, TOTAL)?;
+        self.paged("listing groups", &q, listing.offset, |rows| {
+            rows.iter().map(|r| sql::parse_group(r)).collect()
         })
     }
 
@@ -1111,8 +1090,9 @@ impl UserStore for PostgresStore {
     }
 
     fn query_audit(&self, audit: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        self.paged("querying the audit log", &sql::audit_page(audit)?, |r| {
-            sql::parse_audit(r)
+        let q = sql::audit_page(audit, TOTAL)?;
+        self.paged("querying the audit log", &q, audit.offset, |rows| {
+            rows.iter().map(|r| sql::parse_audit(r)).collect()
         })
     }
 }

@@ -884,35 +884,30 @@ pub(crate) fn users_page(q: &UserQuery, extra_columns: &str) -> Result<Paged, St
     ))
 }
 
-/// A group listing selecting `name` and `members` (parse rows with [`parse_group`]).
-pub(crate) fn groups_page(q: &GroupQuery) -> Result<Paged, StoreError> {
+/// A group listing selecting `name`, `members` and then `extra_columns` (`", a, b"` or `""`;
+/// parse rows with [`parse_group`]).
+pub(crate) fn groups_page(q: &GroupQuery, extra_columns: &str) -> Result<Paged, StoreError> {
     q.validate()?;
-    let columns = "name, COUNT(DISTINCT user_id) AS members";
+    let columns = format!("name, COUNT(DISTINCT user_id) AS members{extra_columns}");
     let tail = " GROUP BY name ORDER BY name";
     let (f, page) = (group_filter(q), (q.offset, q.limit));
     Ok(Paged::new(
         "user_groups",
         "COUNT(DISTINCT name)",
-        columns,
+        &columns,
         f,
         tail,
         page,
     ))
 }
 
-/// An audit query selecting [`AUDIT_COLUMNS`], oldest first.
-pub(crate) fn audit_page(q: &AuditQuery) -> Result<Paged, StoreError> {
+/// An audit query selecting [`AUDIT_COLUMNS`] and then `extra_columns`, oldest first.
+pub(crate) fn audit_page(q: &AuditQuery, extra_columns: &str) -> Result<Paged, StoreError> {
     validate_limit(q.limit)?;
+    let columns = format!("{AUDIT_COLUMNS}{extra_columns}");
     let tail = " ORDER BY at_ns, seq";
     let (f, page) = (audit_filter(q), (q.offset, q.limit));
-    Ok(Paged::new(
-        "audit",
-        "COUNT(*)",
-        AUDIT_COLUMNS,
-        f,
-        tail,
-        page,
-    ))
+    Ok(Paged::new("audit", "COUNT(*)", &columns, f, tail, page))
 }
 
 /// Parses a row of [`groups_page`].

@@ -743,7 +743,7 @@ impl UserStore for SqliteStore {
     }
 
     fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        self.paged("listing groups", &sql::groups_page(query)?, |r| {
+        self.paged("listing groups", &sql::groups_page(query, "")?, |r| {
             sql::parse_group(r)
         })
     }
@@ -784,7 +784,7 @@ impl UserStore for SqliteStore {
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        let q = sql::audit_page(query)?;
+        let q = sql::audit_page(query, "")?;
         self.paged("querying the audit log", &q, |r| sql::parse_audit(r))
     }
 }
