@@ -233,11 +233,16 @@ pub(crate) fn write_part(r: &mut UserRecord, part: Part<'_>) {
 pub(crate) trait RecordBackend {
     /// Reads the record of `id` under the backend's write lock, applies `f`, writes back what
     /// changed, as one atomic step ([`StoreError::NotFound`] for a missing user).
+    ///
+    /// `f` is one of this module's pure bodies. A backend may apply it more than once, each
+    /// time to a freshly read record, and keep only the last application (the PostgreSQL
+    /// store's optimistic step, retried under the row lock when the row changed meanwhile);
+    /// the result is that of one atomic step on the record the last application saw.
     fn atomic<T: Send>(
         &self,
         context: &'static str,
         id: &UserId,
-        f: impl FnOnce(&mut UserRecord) -> T + Send,
+        f: impl FnMut(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError>;
 
     /// Overwrites one part of the record of `id` ([`StoreError::NotFound`] for a missing user).

@@ -1,9 +1,18 @@
 //! The PostgreSQL store, for applications running on several servers.
 //!
 //! # Concurrency
-//! Every atomic operation is one transaction that reads the user's row with
-//! `SELECT … FOR UPDATE`, applies the shared body from [`super::ops`] and writes the row back: concurrent operations on one user, from any number of processes,
-//! queue on the row lock and never lose an update. A batch is one transaction.
+//! Every atomic operation reads the user's row with its version (`xmin`), applies the shared
+//! body from [`super::ops`] and writes the row back only if it is still at that version, in
+//! autocommit: two round trips. If another writer got in between, the operation runs again as
+//! one transaction that reads the row with `SELECT … FOR UPDATE`, so concurrent operations on
+//! one user, from any number of processes, queue on the row lock and never lose an update. A
+//! batch is one transaction.
+//!
+//! # Prepared statements
+//! Each pooled connection prepares the fixed statements of the frequent operations (reads of
+//! one user, the atomic steps, the plain writes, audit appends) once and reuses them. Behind a
+//! connection pooler in transaction mode, use one that supports protocol-level prepared
+//! statements (PgBouncer 1.21 or later with `max_prepared_statements`).
 //!
 //! # Sorting
 //! The columns that are compared and sorted are `COLLATE "C"`: bytewise order on UTF-8, which
@@ -21,15 +30,15 @@
 //! runs the database work on a short-lived plain thread instead, so calling it from async code
 //! is safe (if wasteful: prefer `tokio::task::spawn_blocking`, as for hashing).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use postgres::{Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
-use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
+use r2d2::{ManageConnection, Pool, PooledConnection};
 
 use super::ops::{Part, RecordBackend};
 use super::sql::{self, SqlRow, Val, dollar_placeholders};
@@ -57,8 +66,76 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// parameters per statement).
 const IMPORT_CHUNK: usize = 500;
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// Most prepared statements one pooled connection keeps (each holds a plan on the server).
+/// Only the fixed statements of the frequent operations are cached (about twenty), so the
+/// bound is a guard, not a working limit.
+const MAX_CACHED_STATEMENTS: usize = 64;
+
 type Conn = PooledConnection<Manager>;
+
+/// The pool's connection manager: plain clients, each with its own statement cache.
+#[derive(Debug)]
+struct Manager {
+    config: Config,
+}
+
+/// A pooled connection: the client and the statements prepared on it.
+struct Pooled {
+    client: Client,
+    statements: Statements,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Pooled, postgres::Error> {
+        Ok(Pooled {
+            client: self.config.connect(NoTls)?,
+            statements: Statements::default(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(drop)
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// Named prepared statements of one connection, by their SQL text (`?N` form) and parameter
+/// types. An unprepared statement (`query_typed`) is parsed and planned by the server at every
+/// execution; a prepared one is bound and executed, in the same single round trip, and after
+/// a few executions PostgreSQL reuses a generic plan.
+#[derive(Default)]
+struct Statements(HashMap<String, (Vec<Type>, Statement)>);
+
+impl Statements {
+    /// The statement for `sql` with parameters of `types`, prepared on `c` the first time (one
+    /// extra round trip per connection and statement); `None` when the cache is full.
+    fn get(
+        &mut self,
+        c: &mut impl GenericClient,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Option<Statement>, postgres::Error> {
+        if let Some((known, statement)) = self.0.get(sql) {
+            // A text with other parameter types (a null of another type) is prepared anew.
+            if known.as_slice() == types {
+                return Ok(Some(statement.clone()));
+            }
+        }
+        if self.0.len() >= MAX_CACHED_STATEMENTS && !self.0.contains_key(sql) {
+            return Ok(None);
+        }
+        let statement = c.prepare_typed(&dollar_placeholders(sql), types)?;
+        self.0
+            .insert(sql.to_owned(), (types.to_vec(), statement.clone()));
+        Ok(Some(statement))
+    }
+}
 
 /// How to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,20 +282,67 @@ fn execute(
         .map_err(be(context))
 }
 
+/// As [`query`], with the statement prepared once per connection: for the fixed statements of
+/// frequent operations (never for SQL built around a variable number of values, which would
+/// fill the cache with statements used once).
+fn cached_query(
+    c: &mut impl GenericClient,
+    statements: &mut Statements,
+    context: &'static str,
+    sql: &str,
+    vals: &[Val],
+) -> Result<Vec<Row>, StoreError> {
+    let params = typed(vals);
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    match statements.get(c, sql, &types).map_err(be(context))? {
+        Some(statement) => {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+            c.query(&statement, &refs).map_err(be(context))
+        }
+        None => query(c, context, sql, vals),
+    }
+}
+
+/// As [`execute`], with the statement prepared once per connection (see [`cached_query`]).
+fn cached_execute(
+    c: &mut impl GenericClient,
+    statements: &mut Statements,
+    context: &'static str,
+    sql: &str,
+    vals: &[Val],
+) -> Result<u64, StoreError> {
+    let params = typed(vals);
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    match statements.get(c, sql, &types).map_err(be(context))? {
+        Some(statement) => {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+            c.execute(&statement, &refs).map_err(be(context))
+        }
+        None => execute(c, context, sql, vals),
+    }
+}
+
+/// Column `col` of `row`, found by its expected place first (see [`sql::column_hints`]).
+fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, col: &str) -> Result<T, postgres::Error> {
+    let hinted = (sql::column_hints(col).into_iter().flatten())
+        .find(|&i| row.columns().get(i).is_some_and(|c| c.name() == col));
+    match hinted {
+        Some(i) => row.try_get(i),
+        None => row.try_get(col),
+    }
+}
+
 impl SqlRow for Row {
     fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not an integer"))
     }
 
     fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not text"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not text"))
     }
 
     fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
-        self.try_get(col)
-            .map_err(|_| StoreError::corrupt(col, "not a boolean"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not a boolean"))
     }
 }
 
@@ -256,7 +380,7 @@ impl PostgresStore {
             config.options(&format!("-c search_path={schema}"));
         }
         config.application_name("keyward");
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager { config };
         let max = options.max_connections.max(1);
         let timeout = options.connection_timeout;
         let schema = options.schema.clone();
@@ -293,7 +417,7 @@ impl PostgresStore {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(be("starting the migration"))?;
+        let mut tx = (conn.client.transaction()).map_err(be("starting the migration"))?;
         let lock_key = format!("keyward-migrate:{}", self.schema.as_deref().unwrap_or(""));
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
             .map_err(be("locking the migration"))?;
@@ -342,51 +466,45 @@ impl PostgresStore {
         context: &'static str,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        self.transaction(context, false, f)
-    }
-
-    /// Runs `f` in a read-only snapshot (so a count and its page agree).
-    fn read<T: Send>(
-        &self,
-        context: &'static str,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
-    ) -> Result<T, StoreError> {
-        self.transaction(context, true, f)
-    }
-
-    fn transaction<T: Send>(
-        &self,
-        context: &'static str,
-        snapshot: bool,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
-    ) -> Result<T, StoreError> {
         off_runtime(|| {
             let mut conn = self.conn()?;
-            let mut builder = conn.build_transaction();
-            if snapshot {
-                builder = builder
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true);
-            }
-            let mut tx = builder.start().map_err(be(context))?;
+            let mut tx = conn.client.transaction().map_err(be(context))?;
             let out = f(&mut tx)?;
             tx.commit().map_err(be(context))?;
             Ok(out)
         })
     }
 
-    /// Runs a paged query in one snapshot: the count, then the page, each row parsed.
+    /// Reads at most one whole record with one cached statement: one round trip, in
+    /// autocommit (a single statement sees one snapshot, groups included).
+    fn read_one(&self, sql: &str, vals: &[Val]) -> Result<Option<UserRecord>, StoreError> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Pooled { client, statements } = &mut *conn;
+            let rows = cached_query(client, statements, "reading a user", sql, vals)?;
+            Ok(records(&rows)?.pop())
+        })
+    }
+
+    /// Runs a paged query whose page selects the total as its last column (`total`, from
+    /// [`TOTAL`]): the page and the total in one statement (one snapshot, one round trip); only
+    /// a page past the end needs the count on its own.
     fn paged<T: Send>(
         &self,
         context: &'static str,
         q: &sql::Paged,
-        parse: impl Fn(&Row) -> Result<T, StoreError> + Send,
+        offset: u64,
+        parse: impl FnOnce(&[Row]) -> Result<Vec<T>, StoreError> + Send,
     ) -> Result<Page<T>, StoreError> {
-        self.read(context, |tx| {
-            let total = count(tx, q)?;
-            let rows = query(tx, context, &q.select, &q.vals)?;
-            let items = rows.iter().map(parse).collect::<Result<_, _>>()?;
-            Ok(Page::new(items, total))
+        off_runtime(move || {
+            let client = &mut self.conn()?.client;
+            let rows = query(client, context, &q.select, &q.vals)?;
+            let total = match rows.first() {
+                Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
+                None if offset == 0 => 0,
+                None => count(client, q)?,
+            };
+            Ok(Page::new(parse(&rows)?, total))
         })
     }
 
@@ -411,20 +529,65 @@ impl PostgresStore {
 }
 
 impl RecordBackend for PostgresStore {
-    /// Locks the row of `id`, applies `f`, writes back what changed.
+    /// Reads the row of `id` with its version, applies `f` and writes back what changed only
+    /// if the row is still at that version: two round trips (the read, then the conditional
+    /// update in autocommit) instead of four (`BEGIN`, `SELECT … FOR UPDATE`, `UPDATE`,
+    /// `COMMIT`). When another writer changed the row in between, the update matches nothing
+    /// and the operation runs again the pessimistic way, queueing on the row lock, so a contended
+    /// user costs one wasted read and never starves. `f` is the pure body from [`super::ops`]:
+    /// running it again on the fresh record is running the operation once, on that record.
     fn atomic<T: Send>(
         &self,
         context: &'static str,
         id: &UserId,
-        f: impl FnOnce(&mut UserRecord) -> T + Send,
+        mut f: impl FnMut(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
-        self.write(context, |tx| sql::atomic_in(tx, id, f))
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Pooled { client, statements } = &mut *conn;
+            let vals = [text_val(id.as_str())];
+            let rows = cached_query(client, statements, context, &VERSIONED_SELECT, &vals)?;
+            let row = rows.first().ok_or_else(|| not_found(id))?;
+            let version: String = row
+                .try_get("row_version")
+                .map_err(|_| StoreError::corrupt("xmin", "not text"))?;
+            let mut record = sql::parse_record(row, Vec::new())?;
+            let before = record.clone();
+            let out = f(&mut record);
+            if record == before {
+                // Nothing to write: the answer is that of the committed row just read.
+                return Ok(out);
+            }
+            let cols = sql::credential_cols(&record)?;
+            let update = versioned_update_sql(&cols);
+            let mut vals = sql::update_values(cols, id);
+            vals.push(Val::Text(Some(version)));
+            if cached_execute(client, statements, context, &update, &vals)? == 1 {
+                return Ok(out);
+            }
+            // Changed (or deleted) since the read: under the row lock this time.
+            let mut tx = client.transaction().map_err(be(context))?;
+            let out = sql::atomic_in(
+                &mut CachedTx {
+                    tx: &mut tx,
+                    statements,
+                },
+                id,
+                f,
+            )?;
+            tx.commit().map_err(be(context))?;
+            Ok(out)
+        })
     }
 
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
         let cols = sql::part_cols(part)?;
         // One statement: autocommit, one round trip (a transaction around it would add two).
-        off_runtime(|| update(&mut *self.conn()?, cols, id))
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Pooled { client, statements } = &mut *conn;
+            cached_update(client, statements, cols, id)
+        })
     }
 }
 
@@ -656,21 +819,80 @@ fn not_found(id: &UserId) -> StoreError {
 /// holds until its transaction ends.
 fn locked(
     tx: &mut Transaction<'_>,
+    statements: Option<&mut Statements>,
     context: &'static str,
     id: &UserId,
 ) -> Result<UserRecord, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
-        sql::user_select_list()
-    );
-    let rows = query(tx, context, &sql, &[text_val(id.as_str())])?;
+    let vals = [text_val(id.as_str())];
+    let rows = match statements {
+        Some(statements) => cached_query(tx, statements, context, &LOCKED_SELECT, &vals)?,
+        None => query(tx, context, &LOCKED_SELECT, &vals)?,
+    };
     let row = rows.first().ok_or_else(|| not_found(id))?;
     sql::parse_record(row, Vec::new())
 }
 
+/// The read of [`locked`].
+static LOCKED_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users WHERE id = ?1 FOR UPDATE",
+        sql::user_select_list()
+    )
+});
+
+/// The read of the optimistic atomic step: the credential columns and the row's version.
+/// `xmin`, the id of the transaction that wrote this version of the row, changes with every
+/// update by another transaction (a new row version), so it tells whether the row is still as
+/// read; it is compared as text, the one form of `xid` a client can bind.
+static VERSIONED_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, xmin::text AS row_version FROM users WHERE id = ?1",
+        sql::user_select_list()
+    )
+});
+
+/// `UPDATE users SET … WHERE id = ?N AND xmin::text = ?N+1`, for [`sql::update_values`] and
+/// the version read by [`VERSIONED_SELECT`]. Under read committed an update that waited for a
+/// concurrent writer re-checks the condition on the row that writer left, so it matches
+/// nothing then.
+fn versioned_update_sql(cols: &sql::Cols) -> String {
+    format!(
+        "{} AND xmin::text = ?{}",
+        sql::update_sql(cols),
+        cols.len() + 2
+    )
+}
+
+/// A write transaction using the connection's statement cache for the statements of the
+/// atomic step.
+struct CachedTx<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    statements: &'a mut Statements,
+}
+
+impl sql::WriteTx for CachedTx<'_, '_> {
+    fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
+        locked(self.tx, Some(self.statements), "locking a user", id)
+    }
+
+    fn update(&mut self, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
+        cached_update(self.tx, self.statements, cols, id)
+    }
+
+    fn insert_audit(&mut self, vals: &[Val]) -> Result<(), StoreError> {
+        let sql = sql::audit_insert_sql();
+        let context = "appending an audit event";
+        cached_execute(self.tx, self.statements, context, &sql, vals).map(drop)
+    }
+
+    fn insert_new(&mut self, record: &UserRecord) -> Result<Creation, StoreError> {
+        sql::WriteTx::insert_new(self.tx, record)
+    }
+}
+
 impl sql::WriteTx for Transaction<'_> {
     fn locked(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
-        locked(self, "locking a user", id)
+        locked(self, None, "locking a user", id)
     }
 
     fn update(&mut self, cols: sql::Cols, id: &UserId) -> Result<(), StoreError> {
@@ -725,6 +947,21 @@ fn update(tx: &mut impl GenericClient, cols: sql::Cols, id: &UserId) -> Result<(
     Ok(())
 }
 
+/// As [`update`], for the fixed column sets of the atomic steps and the plain writes.
+fn cached_update(
+    c: &mut impl GenericClient,
+    statements: &mut Statements,
+    cols: sql::Cols,
+    id: &UserId,
+) -> Result<(), StoreError> {
+    let sql = sql::update_sql(&cols);
+    let vals = sql::update_values(cols, id);
+    if cached_execute(c, statements, "writing a user", &sql, &vals)? == 0 {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
 fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
     execute(
         tx,
@@ -734,6 +971,10 @@ fn write_groups(tx: &mut Transaction<'_>, u: &User) -> Result<(), StoreError> {
     )?;
     insert_groups(tx, [u])
 }
+
+/// The total number of matches of a paged query, as its last column: counted over the whole
+/// result before `LIMIT` and `OFFSET` (over the groups, for a group listing).
+const TOTAL: &str = ", COUNT(*) OVER () AS total";
 
 /// The groups of the row's user, in order, as an array column named `groups`.
 const GROUPS: &str = "ARRAY(SELECT g.name FROM user_groups g WHERE g.user_id = users.id \
@@ -778,32 +1019,18 @@ impl UserStore for PostgresStore {
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let sql = format!("{} WHERE id = ?1", select_users());
-        off_runtime(|| {
-            let rows = query(
-                &mut *self.conn()?,
-                "reading a user",
-                &sql,
-                &[text_val(id.as_str())],
-            )?;
-            Ok(records(&rows)?.pop())
-        })
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{} WHERE id = ?1", select_users()));
+        self.read_one(&SQL, &[text_val(id.as_str())])
     }
 
     fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{} WHERE site = ?1 AND username_key = ?2", select_users()));
         let Some(key) = sql::username_lookup(username) else {
             return Ok(None);
         };
-        let sql = format!("{} WHERE site = ?1 AND username_key = ?2", select_users());
-        off_runtime(|| {
-            let rows = query(
-                &mut *self.conn()?,
-                "reading a user",
-                &sql,
-                &[text_val(site.as_str()), Val::Text(Some(key))],
-            )?;
-            Ok(records(&rows)?.pop())
-        })
+        self.read_one(&SQL, &[text_val(site.as_str()), Val::Text(Some(key))])
     }
 
     fn update_profile(&self, user: &User) -> Result<(), StoreError> {
@@ -817,22 +1044,14 @@ impl UserStore for PostgresStore {
     fn search_users(&self, search: &UserQuery) -> Result<Page<UserRecord>, StoreError> {
         // The page and the total in one statement (one snapshot, one round trip); only a page
         // past the end needs the count on its own.
-        let q = sql::users_page(search, &format!(", {GROUPS}, COUNT(*) OVER () AS total"))?;
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            let rows = query(&mut *conn, "searching users", &q.select, &q.vals)?;
-            let total = match rows.first() {
-                Some(row) => sql::parse_total(row.int("total")?.unwrap_or(0), "total")?,
-                None if search.offset == 0 => 0,
-                None => count(&mut *conn, &q)?,
-            };
-            Ok(Page::new(records(&rows)?, total))
-        })
+        let q = sql::users_page(search, &format!(", {GROUPS}{TOTAL}"))?;
+        self.paged("searching users", &q, search.offset, records)
     }
 
     fn list_groups(&self, listing: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        self.paged("listing groups", &sql::groups_page(listing)?, |r| {
-            sql::parse_group(r)
+        let q = sql::groups_page(listing, TOTAL)?;
+        self.paged("listing groups", &q, listing.offset, |rows| {
+            rows.iter().map(|r| sql::parse_group(r)).collect()
         })
     }
 
@@ -844,7 +1063,12 @@ impl UserStore for PostgresStore {
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
-        off_runtime(|| insert_audit(&mut *self.conn()?, &vals))
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Pooled { client, statements } = &mut *conn;
+            let (context, sql) = ("appending an audit event", sql::audit_insert_sql());
+            cached_execute(client, statements, context, &sql, &vals).map(drop)
+        })
     }
 
     fn change_recorded(
@@ -866,8 +1090,9 @@ impl UserStore for PostgresStore {
     }
 
     fn query_audit(&self, audit: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        self.paged("querying the audit log", &sql::audit_page(audit)?, |r| {
-            sql::parse_audit(r)
+        let q = sql::audit_page(audit, TOTAL)?;
+        self.paged("querying the audit log", &q, audit.offset, |rows| {
+            rows.iter().map(|r| sql::parse_audit(r)).collect()
         })
     }
 }

@@ -18,7 +18,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value};
@@ -51,6 +51,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_READERS: usize = 4;
+/// Prepared statements each connection keeps (least recently used dropped first).
+const STATEMENT_CACHE: usize = 64;
 
 /// The SQLite store.
 ///
@@ -97,15 +99,28 @@ impl rusqlite::ToSql for Val {
     }
 }
 
+/// The index of `col` in `row` when it stands where [`sql::column_hints`] expects it.
+fn hinted(row: &rusqlite::Row<'_>, col: &str) -> Option<usize> {
+    let stmt = row.as_ref();
+    (sql::column_hints(col).into_iter().flatten())
+        .find(|&i| stmt.column_name(i).is_ok_and(|name| name == col))
+}
+
+/// Column `col` of `row`, found by its expected place first (see [`sql::column_hints`]).
+fn get<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, col: &str) -> rusqlite::Result<T> {
+    match hinted(row, col) {
+        Some(i) => row.get(i),
+        None => row.get(col),
+    }
+}
+
 impl SqlRow for rusqlite::Row<'_> {
     fn int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.get(col)
-            .map_err(|_| StoreError::corrupt(col, "not an integer"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not an integer"))
     }
 
     fn text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.get(col)
-            .map_err(|_| StoreError::corrupt(col, "not text"))
+        get(self, col).map_err(|_| StoreError::corrupt(col, "not text"))
     }
 
     fn flag(&self, col: &'static str) -> Result<bool, StoreError> {
@@ -118,6 +133,9 @@ impl SqlRow for rusqlite::Row<'_> {
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
+    // The writer runs some thirty fixed statements (rusqlite keeps 16 by default), and
+    // searches add their own: with room for them all, the frequent ones stay prepared.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(be("setting the busy timeout"))?;
     conn.pragma_update(None, "foreign_keys", true)
@@ -219,13 +237,15 @@ fn rekey(tx: &Connection) -> Result<(), StoreError> {
             .map_err(be(context))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(be(context))?
     };
-    for (user, position, name) in groups {
-        tx.execute(
-            "UPDATE user_groups SET name_key = ?1 WHERE user_id = ?2 AND position = ?3",
-            rusqlite::params![fold(&name), user, position],
-        )
+    let mut rename = tx
+        .prepare_cached("UPDATE user_groups SET name_key = ?1 WHERE user_id = ?2 AND position = ?3")
         .map_err(be(context))?;
+    for (user, position, name) in groups {
+        rename
+            .execute(rusqlite::params![fold(&name), user, position])
+            .map_err(be(context))?;
     }
+    drop(rename);
     tx.execute_batch(sql::SKELETON_INDEX).map_err(be(context))
 }
 
@@ -245,6 +265,10 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path` in WAL mode and brings its schema up
     /// to date.
+    ///
+    /// Durability: `synchronous = NORMAL`, so a commit survives a crash of the application
+    /// and the file stays consistent on power loss or an operating-system crash, but the last
+    /// commits before such a loss may be lost (they are not synced one by one).
     ///
     /// # Errors
     /// [`StoreError::SchemaTooNew`] when the file was written by a newer keyward;
@@ -322,18 +346,29 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Runs `f` in a read transaction on a reader connection.
+    /// Runs `f` in a read transaction on a reader connection (so that several statements see
+    /// one snapshot).
     fn read<T>(
         &self,
         context: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let Some(readers) = &self.readers else {
-            let conn = self.writer();
+        self.with_reader(|conn| {
             let tx = conn.unchecked_transaction().map_err(be(context))?;
             let out = f(&tx)?;
             tx.finish().map_err(be(context))?;
-            return Ok(out);
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` on a reader connection (the writer for an in-memory database), outside any
+    /// transaction: for a single statement, which is its own read transaction.
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = &self.readers else {
+            return f(&self.writer());
         };
         let idle = readers
             .idle
@@ -354,12 +389,7 @@ impl SqliteStore {
                 conn
             }
         };
-        let out = {
-            let tx = conn.unchecked_transaction().map_err(be(context))?;
-            let out = f(&tx)?;
-            tx.finish().map_err(be(context))?;
-            out
-        };
+        let out = f(&conn)?;
         let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < IDLE_READERS {
             idle.push(conn);
@@ -381,7 +411,10 @@ impl RecordBackend for SqliteStore {
 
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
         let cols = sql::part_cols(part)?;
-        self.write("writing a user", |tx| update(tx, cols, id))
+        // One statement is atomic on its own: in autocommit it takes the write lock (waiting
+        // up to the busy timeout like `BEGIN IMMEDIATE`) and commits, without the two extra
+        // statements of a transaction around it.
+        update(&self.writer(), cols, id)
     }
 }
 
@@ -392,7 +425,7 @@ fn not_found(id: &UserId) -> StoreError {
 /// The credential part of a record, read inside a write transaction (which holds SQLite's
 /// write lock): the row an atomic operation changes.
 fn locked(tx: &Connection, id: &UserId) -> Result<UserRecord, StoreError> {
-    load(tx, id, false)?.ok_or_else(|| not_found(id))
+    load_with(tx, &SELECT_USER_BY_ID, &[id.as_str()], false)?.ok_or_else(|| not_found(id))
 }
 
 /// A write transaction, as the shared SQL bodies see it.
@@ -529,54 +562,59 @@ fn write_groups(tx: &Connection, u: &User) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn groups_of(conn: &Connection, id: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT name FROM user_groups WHERE user_id = ?1 ORDER BY position")
-        .map_err(be("reading groups"))?;
-    let rows = stmt
-        .query_map([id], |r| r.get::<_, String>(0))
-        .map_err(be("reading groups"))?;
-    rows.map(|r| r.map_err(|_| StoreError::corrupt("user_groups.name", "not text")))
-        .collect()
+/// The user columns, for reading a record's credentials in a write transaction.
+static SELECT_USER_BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users WHERE id = ?1",
+        sql::user_select_list()
+    )
+});
+
+/// The user columns and the user's groups in order, as a JSON array named `groups`: one
+/// statement reads a whole record, and a single statement reads one snapshot, so no
+/// transaction is needed around it. A group name that is not text comes out as `null`, which
+/// [`parse_groups`] reports as corrupt.
+fn select_whole_user(clause: &str) -> String {
+    format!(
+        "SELECT {}, (SELECT json_group_array(CASE WHEN typeof(g.name) = 'text' THEN g.name END \
+         ORDER BY g.position) FROM user_groups g WHERE g.user_id = users.id) AS groups \
+         FROM users WHERE {clause}",
+        sql::user_select_list()
+    )
 }
 
-/// Reads one user by a `WHERE` clause.
-fn load_where(
+static SELECT_WHOLE_USER_BY_ID: LazyLock<String> = LazyLock::new(|| select_whole_user("id = ?1"));
+static SELECT_WHOLE_USER_BY_NAME: LazyLock<String> =
+    LazyLock::new(|| select_whole_user("site = ?1 AND username_key = ?2"));
+
+/// The groups of a row selected with [`select_whole_user`].
+fn parse_groups(row: &rusqlite::Row<'_>) -> Result<Vec<String>, StoreError> {
+    let corrupt = || StoreError::corrupt("user_groups.name", "not text");
+    let json = row.text("groups")?.ok_or_else(corrupt)?;
+    serde_json::from_str(&json).map_err(|_| corrupt())
+}
+
+/// Reads at most one user with `sql` (a [`SELECT_USER_BY_ID`] or, with `with_groups`, a
+/// [`select_whole_user`] statement).
+fn load_with(
     conn: &Connection,
-    clause: &str,
+    sql: &str,
     args: &[&str],
     with_groups: bool,
 ) -> Result<Option<UserRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM users WHERE {clause}",
-        sql::user_select_list()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(be("reading a user"))?;
+    let mut stmt = conn.prepare_cached(sql).map_err(be("reading a user"))?;
     let row = stmt
         .query_row(params_from_iter(args.iter()), |row| {
-            Ok(row
-                .text("id")
-                .map(|id| (id, sql::parse_record(row, Vec::new()))))
+            let groups = if with_groups {
+                parse_groups(row)
+            } else {
+                Ok(Vec::new())
+            };
+            Ok(groups.and_then(|groups| sql::parse_record(row, groups)))
         })
         .optional()
         .map_err(be("reading a user"))?;
-    let Some(parsed) = row else {
-        return Ok(None);
-    };
-    let (id, record) = parsed?;
-    let mut record = record?;
-    if with_groups {
-        record.user.groups = groups_of(conn, id.as_deref().unwrap_or_default())?;
-    }
-    Ok(Some(record))
-}
-
-fn load(
-    conn: &Connection,
-    id: &UserId,
-    with_groups: bool,
-) -> Result<Option<UserRecord>, StoreError> {
-    load_where(conn, "id = ?1", &[id.as_str()], with_groups)
+    row.transpose()
 }
 
 fn query_records(
@@ -600,7 +638,8 @@ fn query_records(
             marks.join(", ")
         );
         let ids: Vec<&str> = out.iter().map(|r| r.user.id.as_str()).collect();
-        let mut stmt = conn.prepare(&sql).map_err(be("reading groups"))?;
+        // Cached too: pages mostly have the same few sizes.
+        let mut stmt = conn.prepare_cached(&sql).map_err(be("reading groups"))?;
         let mut rows = stmt
             .query(params_from_iter(ids.iter()))
             .map_err(be("reading groups"))?;
@@ -657,20 +696,16 @@ impl UserStore for SqliteStore {
     }
 
     fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.read("reading a user", |conn| load(conn, id, true))
+        self.with_reader(|conn| load_with(conn, &SELECT_WHOLE_USER_BY_ID, &[id.as_str()], true))
     }
 
     fn find_user(&self, site: &SiteId, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let Some(key) = sql::username_lookup(username) else {
             return Ok(None);
         };
-        self.read("reading a user", |conn| {
-            load_where(
-                conn,
-                "site = ?1 AND username_key = ?2",
-                &[site.as_str(), &key],
-                true,
-            )
+        self.with_reader(|conn| {
+            let args = [site.as_str(), key.as_str()];
+            load_with(conn, &SELECT_WHOLE_USER_BY_NAME, &args, true)
         })
     }
 
@@ -708,7 +743,7 @@ impl UserStore for SqliteStore {
     }
 
     fn list_groups(&self, query: &GroupQuery) -> Result<Page<GroupSummary>, StoreError> {
-        self.paged("listing groups", &sql::groups_page(query)?, |r| {
+        self.paged("listing groups", &sql::groups_page(query, "")?, |r| {
             sql::parse_group(r)
         })
     }
@@ -723,7 +758,8 @@ impl UserStore for SqliteStore {
 
     fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let vals = sql::audit_values(event)?;
-        self.write("appending an audit event", |tx| insert_audit(tx, &vals))
+        // One statement, in autocommit (see `write_part`).
+        insert_audit(&self.writer(), &vals)
     }
 
     fn change_recorded(
@@ -748,7 +784,7 @@ impl UserStore for SqliteStore {
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>, StoreError> {
-        let q = sql::audit_page(query)?;
+        let q = sql::audit_page(query, "")?;
         self.paged("querying the audit log", &q, |r| sql::parse_audit(r))
     }
 }
