@@ -105,7 +105,7 @@ macro_rules! conformance_tests {
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
             concurrent_totp_step_accepted_once, concurrent_batch_and_claim,
-            concurrent_create_users_once);
+            concurrent_create_users_once, concurrent_recorded_changes_lose_nothing);
     };
     (single $make:expr) => {
         $crate::conformance_tests!(@single (|| ::core::option::Option::Some(($make)()));
@@ -1960,6 +1960,50 @@ pub fn change_recorded_commits_change_and_events_together(store: &dyn UserStore)
         &missing,
         "change_recorded",
     );
+    // A sign-in records its time with its event: the one profile field a recorded change may
+    // write.
+    let signed_in = T0 + Duration::minutes(5);
+    let mut sign_in = |rec: &mut UserRecord| {
+        rec.user.last_sign_in_at = Some(signed_in);
+        vec![event.clone()]
+    };
+    store
+        .change_recorded(&id, &mut sign_in)
+        .expect("change_recorded failed");
+    assert_eq!(get(store, &id).user.last_sign_in_at, Some(signed_in));
+    assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 3);
+}
+
+/// 16 threads over two handles each count 8 failures through `change_recorded`, with the
+/// lock rule applied inside the change and one event each: no failure and no event is lost,
+/// and every event belongs to a failure that was stored.
+pub fn concurrent_recorded_changes_lose_nothing(open: Opener<'_>) {
+    const THREADS: u32 = 16;
+    const EACH: u32 = 8;
+    let r = seeded(open, |_| {});
+    let rule =
+        LockoutRule::new(1000, Duration::hours(1), LockoutMode::UntilUnlocked).expect("valid rule");
+    let event = batch_event(Some(&r.user.id));
+    race(open, THREADS as usize, |store| {
+        for _ in 0..EACH {
+            let mut change = |rec: &mut UserRecord| {
+                let counter = LockCounter::Password;
+                let _ = ops::apply_lock_event_to(rec, counter, &rule, &LockEvent::Attempt, T0);
+                let failure = LockEvent::Failure { reserved_in: 0 };
+                let _ = ops::apply_lock_event_to(rec, counter, &rule, &failure, T0);
+                vec![event.clone()]
+            };
+            store
+                .change_recorded(&r.user.id, &mut change)
+                .expect("change_recorded failed");
+        }
+    });
+    let store = open();
+    let state = get(&*store, &r.user.id).password_lock;
+    assert_eq!(state.failed_attempts, THREADS * EACH, "failures were lost");
+    assert_eq!(state.in_flight, 0, "reservations were lost");
+    let events = events_of(&*store, AuditAction::TemporaryPasswordSet);
+    assert_eq!(events.len() as u32, THREADS * EACH, "events were lost or doubled");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ use crate::lockout::{LockDecision, LockEvent, LockoutRule};
 use crate::secret::{Password, Pin};
 use crate::service::Keyward;
 use crate::service::Pins;
-use crate::store::{LockCounter, UserRecord};
+use crate::audit::AuditEvent;
+use crate::store::{LockCounter, UserRecord, ops};
 use crate::user::{StoredHash, User};
 
 /// How a guarded check ended.
@@ -48,6 +49,21 @@ pub(crate) enum Guarded<T> {
         lock: FailureLock,
     },
 }
+
+/// How a guarded check settled, as the settle's transaction sees it.
+#[derive(Debug)]
+pub(crate) enum Settled<'a, T> {
+    /// Right; the counter was cleared.
+    Passed(&'a T),
+    /// Right, but a concurrent failure locked the counter meanwhile.
+    PassedWhileLocked,
+    /// Wrong; counted (and, with `now_locked`, this failure locked the counter).
+    Failed { found: &'a T, now_locked: bool },
+}
+
+/// What commits with a settle (see [`Keyward::guarded_recorded`]).
+pub(crate) type OnSettle<'a, T> =
+    dyn FnMut(&Settled<'_, T>, &mut UserRecord) -> Vec<AuditEvent> + Send + 'a;
 
 /// What a counted failure did to the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +117,23 @@ pub(crate) enum FirstFactor {
 
 /// What the two verifications of a first-factor check found.
 #[derive(Debug)]
-struct FirstFactorFound {
+pub(crate) struct FirstFactorFound {
     password: Verification,
     /// `None` when no PIN was checked (none set, or a confirmation by password alone).
     pin: Option<Verification>,
+}
+
+impl FirstFactorFound {
+    /// Whether the password matched (so a failure was the PIN's).
+    pub(crate) fn password_matched(&self) -> bool {
+        self.password.is_match()
+    }
+
+    /// Whether a match carries a hash to upgrade (the password's or the PIN's).
+    pub(crate) fn upgrade_due(&self) -> bool {
+        let due = |v: &Verification| matches!(v, Verification::MatchUpgraded { .. });
+        due(&self.password) || self.pin.as_ref().is_some_and(due)
+    }
 }
 
 impl Keyward {
@@ -119,11 +148,27 @@ impl Keyward {
     /// Runs one guessable check of `user` under `counter`: reserve, evaluate, settle.
     /// `evaluate` gets the instant of the attempt and returns whether the guess was right,
     /// with whatever else it found.
-    pub(crate) fn guarded<T>(
+    pub(crate) fn guarded<T: Sync>(
         &self,
         user: &User,
         counter: LockCounter,
         evaluate: impl FnOnce(OffsetDateTime) -> Result<(bool, T), Error>,
+    ) -> Result<Guarded<T>, Error> {
+        self.guarded_recorded(user, counter, evaluate, &mut |_, _| Vec::new())
+    }
+
+    /// [`guarded`](Self::guarded), with `on_settle` run inside the settle's transaction: it
+    /// sees how the check settled and the record after the lock event, may set the last
+    /// sign-in time (a sign-in that ends here), and names the audit events that commit with
+    /// the settle (the denial of a wrong guess, the success of a sign-in). It may run more
+    /// than once (see [`UserStore::change_recorded`](crate::UserStore::change_recorded)); it
+    /// must only compute.
+    pub(crate) fn guarded_recorded<T: Sync>(
+        &self,
+        user: &User,
+        counter: LockCounter,
+        evaluate: impl FnOnce(OffsetDateTime) -> Result<(bool, T), Error>,
+        on_settle: &mut OnSettle<'_, T>,
     ) -> Result<Guarded<T>, Error> {
         let now = self.now();
         let rule = self.lockout_rule(user, counter);
@@ -161,13 +206,42 @@ impl Keyward {
                 return Err(e);
             }
         };
+        let settle = if right {
+            LockEvent::Success { reserved_in }
+        } else {
+            LockEvent::Failure { reserved_in }
+        };
+        // The settle, what `on_settle` adds and its events: one transaction.
+        let mut decision = LockDecision::Proceed;
+        let mut committed = Vec::new();
+        let mut body = |r: &mut UserRecord| {
+            let (_, d) = ops::apply_lock_event_to(r, counter, &rule, &settle, now);
+            let settled = match (&d, right) {
+                (LockDecision::SuccessWhileLocked, _) => Settled::PassedWhileLocked,
+                (_, true) => Settled::Passed(&found),
+                (LockDecision::NowLocked { .. }, false) => Settled::Failed {
+                    found: &found,
+                    now_locked: true,
+                },
+                (_, false) => Settled::Failed {
+                    found: &found,
+                    now_locked: false,
+                },
+            };
+            let events = on_settle(&settled, r);
+            decision = d;
+            committed.clone_from(&events);
+            events
+        };
+        self.store.change_recorded(&user.id, &mut body)?;
+        committed.iter().for_each(crate::audit::trace);
         if right {
-            return Ok(match apply(&LockEvent::Success { reserved_in })?.1 {
+            return Ok(match decision {
                 LockDecision::SuccessWhileLocked => Guarded::PassedWhileLocked,
                 _ => Guarded::Passed(found),
             });
         }
-        let lock = match apply(&LockEvent::Failure { reserved_in })?.1 {
+        let lock = match decision {
             LockDecision::NowLocked { until } => {
                 tracing::warn!(
                     counter = counter_name,
@@ -204,12 +278,28 @@ impl Keyward {
         pin: PinCheck<'_>,
         password_hash: &StoredHash,
     ) -> Result<FirstFactor, Error> {
-        let guarded = self.guarded(&record.user, LockCounter::Password, |_| {
+        let mut nothing = |_: &Settled<'_, FirstFactorFound>, _: &mut UserRecord| Vec::new();
+        self.check_first_factor_recorded(record, password, pin, password_hash, &mut nothing)
+    }
+
+    /// [`check_first_factor`](Self::check_first_factor), with `on_settle` committing with the
+    /// settle (see [`guarded_recorded`](Self::guarded_recorded)).
+    pub(crate) fn check_first_factor_recorded(
+        &self,
+        record: &UserRecord,
+        password: &Password,
+        pin: PinCheck<'_>,
+        password_hash: &StoredHash,
+        on_settle: &mut OnSettle<'_, FirstFactorFound>,
+    ) -> Result<FirstFactor, Error> {
+        let evaluate = |_| {
             let found = self.evaluate_first_factor(record, password, pin, password_hash)?;
             let right =
                 found.password.is_match() && found.pin.as_ref().is_none_or(|p| p.is_match());
             Ok((right, found))
-        })?;
+        };
+        let guarded =
+            self.guarded_recorded(&record.user, LockCounter::Password, evaluate, on_settle)?;
         Ok(match guarded {
             Guarded::Locked { until } => {
                 self.first_factor_dummy(password);

@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::guard::{FirstFactor, PinCheck};
+use crate::audit::AuditEvent;
+use crate::guard::{FirstFactor, FirstFactorFound, PinCheck, Settled};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
@@ -86,8 +87,47 @@ impl Keyward {
             };
             return self.deny(site, Some(user), reason);
         };
-        let checked =
-            self.check_first_factor(&record, password, PinCheck::Given(pin), &credential.hash)?;
+        // A sign-in that ends with the first factor (no second factor, no forced change, no
+        // hash to upgrade) records its time and its event with the settle: one transaction.
+        let completes_here = !record.totp.reset_pending
+            && record.totp.secret.is_none()
+            && credential.temporary.as_ref().is_none_or(|t| {
+                t.mode == TemporaryMode::AdminManaged && t.status(now) == TemporaryStatus::Live
+            });
+        let id = Some(&user.id);
+        let success = self.event(AuditAction::SignIn, AuditOutcome::Succeeded, id, id, site);
+        let success = success.with_reason("authenticated");
+        let denied = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
+        let mut signed_in: Option<UserRecord> = None;
+        let mut failure_recorded = false;
+        let mut on_settle = |settled: &Settled<'_, FirstFactorFound>, r: &mut UserRecord| {
+            signed_in = None;
+            failure_recorded = false;
+            match settled {
+                Settled::Passed(found) if completes_here && !found.upgrade_due() => {
+                    r.user.last_sign_in_at = Some(now);
+                    signed_in = Some(r.clone());
+                    vec![success.clone()]
+                }
+                Settled::Failed { found, now_locked } => {
+                    failure_recorded = true;
+                    let reason = if found.password_matched() {
+                        DenialReason::WrongPin
+                    } else {
+                        DenialReason::WrongPassword
+                    };
+                    vec![failure_event(&denied, reason, *now_locked)]
+                }
+                _ => Vec::new(),
+            }
+        };
+        let checked = self.check_first_factor_recorded(
+            &record,
+            password,
+            PinCheck::Given(pin),
+            &credential.hash,
+            &mut on_settle,
+        )?;
         let (upgraded, pin_upgraded) = match checked {
             FirstFactor::Passed {
                 upgraded,
@@ -101,12 +141,28 @@ impl Keyward {
             }
             FirstFactor::Busy => return self.deny(site, Some(user), DenialReason::TooManyAttempts),
             FirstFactor::WrongPassword { now_locked } => {
-                return self.deny_failure(site, user, DenialReason::WrongPassword, now_locked);
+                let reason = DenialReason::WrongPassword;
+                if failure_recorded {
+                    return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
+                }
+                return self.deny_failure(site, user, reason, now_locked);
             }
             FirstFactor::WrongPin { now_locked } => {
-                return self.deny_failure(site, user, DenialReason::WrongPin, now_locked);
+                let reason = DenialReason::WrongPin;
+                if failure_recorded {
+                    return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
+                }
+                return self.deny_failure(site, user, reason, now_locked);
             }
         };
+        if let Some(after) = signed_in {
+            // Recorded with the settle: done, with the stamp of the record as it committed.
+            return Ok(SignIn::Authenticated(Authenticated {
+                stamp: self.stamp_of(&after)?,
+                user: after.user,
+                hash_upgraded: false,
+            }));
+        }
         let mut ctx = Context {
             user: user.id.clone(),
             site: site.clone(),
@@ -239,7 +295,8 @@ impl Keyward {
         }))
     }
 
-    /// A counted failure; the audit event says when it locked the account.
+    /// A counted failure whose event was not committed with its settle; the audit event says
+    /// when it locked the account.
     fn deny_failure(
         &self,
         site: &SiteId,
@@ -249,11 +306,7 @@ impl Keyward {
     ) -> Result<SignIn, Error> {
         let id = Some(&user.id);
         let event = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
-        let mut event = event.with_reason(reason.as_str());
-        if now_locked {
-            event = event.with_details("this failure locked the account");
-        }
-        self.audit(event)?;
+        self.audit(failure_event(&event, reason, now_locked))?;
         Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))))
     }
 
@@ -375,5 +428,16 @@ impl Keyward {
         let id = user.map(|u| &u.id);
         let event = self.event(AuditAction::SignIn, outcome, id, id, site);
         self.audit(event.with_reason(reason))
+    }
+}
+
+/// The audit event of a counted first-factor failure: `denied` with its reason, and a note
+/// when this failure locked the account.
+fn failure_event(denied: &AuditEvent, reason: DenialReason, now_locked: bool) -> AuditEvent {
+    let event = denied.clone().with_reason(reason.as_str());
+    if now_locked {
+        event.with_details("this failure locked the account")
+    } else {
+        event
     }
 }

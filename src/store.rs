@@ -844,11 +844,14 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// [`StoreError::InvalidQuery`] for an instant the store cannot hold; backend failures.
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Reads the record of `id` under the write lock, lets `change` change its credentials and
-    /// lock state (never its profile) and return the audit events recording what it did, and
-    /// writes the record and the events in one transaction: a change is never stored without
-    /// its events, nor an event without its change. `change` decides from the record it is
-    /// given (a rule from [`ops`], a compare-and-swap); it returns no events to record nothing.
+    /// Reads the record of `id` under the write lock, lets `change` change its credentials,
+    /// lock state and last sign-in time (never the rest of its profile) and return the audit
+    /// events recording what it did, and writes the record and the events in one transaction:
+    /// a change is never stored without its events, nor an event without its change. `change`
+    /// decides from the record it is given (a rule from [`ops`], a compare-and-swap); it
+    /// returns no events to record nothing. A backend may call `change` more than once, each
+    /// time on a freshly read record, and keep only the last call (an optimistic write retried
+    /// under the row lock); what it stores is that of one call on the record that call saw.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; [`StoreError::InvalidQuery`] when `change` touched the

@@ -185,14 +185,17 @@ pub fn batch_summary(batch: &TemporaryBatch, written: &BatchWritten) -> AuditEve
 
 /// Runs a recorded change on one record: the body of
 /// [`UserStore::change_recorded`](super::UserStore::change_recorded). A change that touched the
-/// profile is refused, and the record is left as it was.
+/// profile (beyond the last sign-in time, which a sign-in records with its event) is refused,
+/// and the record is left as it was.
 pub fn recorded(
     r: &mut UserRecord,
     change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
 ) -> Result<Vec<AuditEvent>, StoreError> {
     let before = r.clone();
     let events = change(r);
-    if r.user != before.user {
+    let mut profile = r.user.clone();
+    profile.last_sign_in_at = before.user.last_sign_in_at;
+    if profile != before.user {
         *r = before;
         let reason = "a recorded change may not change the profile";
         return Err(StoreError::InvalidQuery {

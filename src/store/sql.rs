@@ -386,6 +386,9 @@ pub(crate) fn credential_cols(r: &UserRecord) -> Result<Cols, StoreError> {
     cols.extend(one_time_cols(RESET_TOKEN, r.reset_token.as_ref())?);
     cols.extend(lock_cols(&PASSWORD_LOCK, &r.password_lock)?);
     cols.extend(lock_cols(&TOTP_LOCK, &r.totp_lock)?);
+    // The one profile column an atomic step may write: a sign-in records its time together
+    // with its settle and its event.
+    cols.push(("last_sign_in_ns", opt_ts(r.user.last_sign_in_at)?));
     Ok(cols)
 }
 
@@ -393,7 +396,9 @@ pub(crate) fn credential_cols(r: &UserRecord) -> Result<Cols, StoreError> {
 pub(crate) fn all_cols(r: &UserRecord) -> Result<Cols, StoreError> {
     let mut cols = vec![("id", Val::text(r.user.id.as_str()))];
     cols.extend(profile_cols(&r.user)?);
-    cols.extend(credential_cols(r)?);
+    // The profile columns already hold the last sign-in time.
+    let credentials = credential_cols(r)?.into_iter();
+    cols.extend(credentials.filter(|(name, _)| *name != "last_sign_in_ns"));
     Ok(cols)
 }
 
