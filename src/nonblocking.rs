@@ -57,8 +57,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::admin::{
     Archived, CancelToken, GroupChoice, GroupResets, IssueOptions, IssuedTemporaryPassword,
-    PrintableList, Progress, Regenerated, RegenerationOptions, RegenerationPreview,
-    UnclaimedUser, UserSummary,
+    PrintableList, Progress, Regenerated, RegenerationOptions, RegenerationPreview, UnclaimedUser,
+    UserSummary,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::Error;
@@ -70,8 +70,8 @@ use crate::recovery::PasswordReset;
 use crate::secret::{OneTimeCode, Password, Pin, TemporaryPassword};
 use crate::service::Keyward;
 use crate::signin::{
-    Denial, PasswordChange, PendingDeviceAuthorization, PendingEnrollment,
-    PendingPasswordChange, PendingStep, PendingTotp, SealedStep, SignIn,
+    Denial, PasswordChange, PendingDeviceAuthorization, PendingEnrollment, PendingPasswordChange,
+    PendingStep, PendingTotp, SealedStep, SignIn,
 };
 use crate::stamp::{SecurityStamp, SessionCheck};
 use crate::store::{GroupQuery, Page, UserQuery};
@@ -167,7 +167,10 @@ impl AsyncKeyward {
     #[must_use]
     pub fn new(keyward: Arc<Keyward>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        Self::with_permits(keyward, NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN))
+        Self::with_permits(
+            keyward,
+            NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
+        )
     }
 
     /// The async face of `keyward` with `permits` hash permits: at most that many operations
