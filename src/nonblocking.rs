@@ -8,8 +8,8 @@
 //! # The bound
 //! Each argon2id evaluation holds its working memory (m KiB: 19 MiB at the default policy)
 //! while it runs, and the blocking pool grows up to 512 threads by default: 64 sign-ins
-//! arriving together would otherwise hold 64 working sets, 1.2 GiB, and make every one of them
-//! slower than queueing would. The face holds a semaphore of *hash permits* (default: one per
+//! arriving together would otherwise hold 64 working sets, 1.2 GiB, and share the cores so
+//! that each finishes only about when all do, where queued they finish one core's turn apart. The face holds a semaphore of *hash permits* (default: one per
 //! core, [`std::thread::available_parallelism`]; set with [`AsyncKeyward::with_permits`]). An
 //! operation that may hash takes one permit before its blocking work starts and holds it
 //! until the work ends, so at most `permits` operations that hash run at once and hashing
@@ -396,7 +396,7 @@ impl AsyncKeyward {
     }
 
     /// [`Keyward::archive_audit`] into `out`, on the blocking pool without a hash permit;
-    /// hands `out` back with the result, flushed as the blocking call leaves it.
+    /// hands `out` back with the result, as the blocking call left it.
     ///
     /// # Errors
     /// As [`Keyward::archive_audit`] (`out` is dropped with the error); [`Error::Cancelled`]
