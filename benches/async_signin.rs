@@ -45,7 +45,14 @@ fn face_setup() -> (AsyncKeyward, SiteId) {
         .build();
     let site = SiteId::new("bench").expect("valid id");
     for i in 0..N {
-        let user = User::new(site.clone(), format!("u{i}"), "Kay", "Known", "staff", kw.now());
+        let user = User::new(
+            site.clone(),
+            format!("u{i}"),
+            "Kay",
+            "Known",
+            "staff",
+            kw.now(),
+        );
         kw.create_user(None, user, Some(Password::new(PASSWORD)))
             .expect("created");
     }

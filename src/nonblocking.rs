@@ -18,6 +18,12 @@
 //! PIN, an upgrade's new hash): one permit covers them all. The one operation that hashes on
 //! several threads, [`regenerate`](AsyncKeyward::regenerate), takes one permit per thread.
 //!
+//! The permits bound the working sets alive at once. Whether freed ones leave the resident
+//! set is the allocator's business: glibc's malloc by default keeps them in the arena of each
+//! blocking thread that hashed, so resident memory grows past `permits × m` unless its mmap
+//! threshold is fixed below m (`MALLOC_MMAP_THRESHOLD_=131072`); the README's performance
+//! section has the measurements.
+//!
 //! Operations that never hash (lookups, searches, unlocks, audit reads, password-reset
 //! sends, session checks) still run on the blocking pool, because store I/O blocks, but take
 //! no permit: a slow query or mail server does not hold back sign-ins. Which operation takes a
