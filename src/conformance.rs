@@ -2003,7 +2003,11 @@ pub fn concurrent_recorded_changes_lose_nothing(open: Opener<'_>) {
     assert_eq!(state.failed_attempts, THREADS * EACH, "failures were lost");
     assert_eq!(state.in_flight, 0, "reservations were lost");
     let events = events_of(&*store, AuditAction::TemporaryPasswordSet);
-    assert_eq!(events.len() as u32, THREADS * EACH, "events were lost or doubled");
+    assert_eq!(
+        events.len() as u32,
+        THREADS * EACH,
+        "events were lost or doubled"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@
 
 use time::OffsetDateTime;
 
+use crate::audit::AuditEvent;
 use crate::error::Error;
 use crate::hash::{HashError, PasswordHash, Verification};
 use crate::lockout::{LockDecision, LockEvent, LockoutRule};
 use crate::secret::{Password, Pin};
 use crate::service::Keyward;
 use crate::service::Pins;
-use crate::audit::AuditEvent;
 use crate::store::{LockCounter, UserRecord, ops};
 use crate::user::{StoredHash, User};
 

@@ -16,6 +16,8 @@ pub mod hash;
 pub mod import;
 pub mod lockout;
 pub mod migrate;
+#[cfg(feature = "tokio")]
+pub mod nonblocking;
 pub mod notify;
 pub mod permission;
 pub mod policy;
@@ -36,6 +38,8 @@ pub use hash::{
     SaltPosition, SchemeMatch, Verification,
 };
 pub use hash::{HashError, ImportError};
+#[cfg(feature = "tokio")]
+pub use nonblocking::AsyncKeyward;
 pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
 pub use service::{Keyward, KeywardBuilder};
 pub use signin::{Denial, DenialReason, PendingStep, SealedStep, SignIn};

@@ -282,6 +282,67 @@ impl Notifier for NoNotifier {
     }
 }
 
+/// Sends messages from async code: the [`Notifier`] of an application whose email or SMS
+/// client is async (feature `tokio`). keyward's flows are blocking code, so they reach it
+/// through a [`BlockingBridge`], which [`KeywardBuilder::async_notifier`] sets up.
+///
+/// Implement it with `async fn send(&self, message: Message) -> Result<..>`; the future must
+/// be `Send`, as every future a multi-thread runtime may move is.
+///
+/// [`KeywardBuilder::async_notifier`]: crate::KeywardBuilder::async_notifier
+#[cfg(feature = "tokio")]
+pub trait AsyncNotifier: Send + Sync + fmt::Debug {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// [`NotifyError`] when the message could not be handed over.
+    fn send(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<DeliveryReceipt, NotifyError>> + Send;
+}
+
+/// A [`Notifier`] that drives an [`AsyncNotifier`] to completion on a tokio runtime, with
+/// [`Handle::block_on`](tokio::runtime::Handle::block_on), from the blocking thread that
+/// called it (feature `tokio`).
+///
+/// Blocking a thread on a future is what tokio allows on its blocking pool and on plain
+/// threads, which is where keyward runs when driven through
+/// [`AsyncKeyward`](crate::nonblocking::AsyncKeyward). It is what tokio forbids on a runtime's
+/// own worker threads: calling the blocking [`Keyward`](crate::Keyward) straight from an async
+/// task (not through the async face, nor through `spawn_blocking`) with this notifier
+/// panics there, when a message is sent. The message, and the secret in it, moves into the
+/// future and is zeroized when the future drops it.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct BlockingBridge<N> {
+    handle: tokio::runtime::Handle,
+    notifier: N,
+}
+
+#[cfg(feature = "tokio")]
+impl<N: AsyncNotifier> BlockingBridge<N> {
+    /// Runs `notifier`'s futures on the runtime of `handle` (usually
+    /// `tokio::runtime::Handle::current()`, taken inside the runtime at start-up).
+    #[must_use]
+    pub fn new(handle: tokio::runtime::Handle, notifier: N) -> Self {
+        Self { handle, notifier }
+    }
+
+    /// The async notifier it drives.
+    #[must_use]
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<N: AsyncNotifier> Notifier for BlockingBridge<N> {
+    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
+        self.handle.block_on(self.notifier.send(message))
+    }
+}
+
 /// An in-memory outbox: keeps every message, for tests and examples.
 #[derive(Debug, Default)]
 pub struct Outbox {

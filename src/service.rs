@@ -202,6 +202,22 @@ impl KeywardBuilder {
         self
     }
 
+    /// Delivers messages through an async notifier (feature `tokio`): sets the notifier to a
+    /// [`BlockingBridge`](crate::notify::BlockingBridge) that runs `notifier`'s futures on the
+    /// runtime of `handle`. Drive the service through
+    /// [`AsyncKeyward`](crate::nonblocking::AsyncKeyward) (or from threads outside the
+    /// runtime): the bridge blocks its thread on each delivery, which tokio forbids on the
+    /// runtime's worker threads.
+    #[cfg(feature = "tokio")]
+    pub fn async_notifier(
+        self,
+        handle: tokio::runtime::Handle,
+        notifier: impl crate::notify::AsyncNotifier + 'static,
+    ) -> Self {
+        let bridge = crate::notify::BlockingBridge::new(handle, notifier);
+        self.notifier(Arc::new(bridge))
+    }
+
     /// TOTP settings (default: [`TotpConfig::DEFAULT`]).
     pub fn totp(mut self, config: TotpConfig) -> Self {
         self.totp = config;

@@ -14,9 +14,9 @@
 
 use time::OffsetDateTime;
 
+use crate::audit::AuditEvent;
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::audit::AuditEvent;
 use crate::guard::{FirstFactor, FirstFactorFound, PinCheck, Settled};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
