@@ -677,7 +677,7 @@ button.secondary, button.link { background: #e6e9ef; color: #1d2430; }
 .qr { text-align: center; margin: 1rem 0; }
 .qr svg { width: 220px; height: 220px; }
 .key { font-family: ui-monospace, monospace; font-size: 1.05rem; letter-spacing: .05em;
-       word-break: break-all; background: #f4f5f7; padding: .4rem .6rem; border-radius: 6px; }
+       background: #f4f5f7; padding: .4rem .6rem; border-radius: 6px; }
 footer { text-align: center; color: #6b7385; font-size: .8rem; margin-top: -2rem; }
 ";
 
