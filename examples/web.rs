@@ -61,6 +61,9 @@ use time::{Duration, OffsetDateTime};
 const SESSION: &str = "kw_session";
 /// The sealed pending step of a sign-in in progress.
 const STEP: &str = "kw_step";
+/// Marks a step cookie holding an authenticator set-up begun while signed in (inside the
+/// encrypted cookie, so it cannot be added or removed by the client).
+const SETUP: &str = "setup:";
 /// A session ends this long after sign-in, whatever happens to the account meanwhile.
 const SESSION_LIFETIME: Duration = Duration::hours(12);
 
@@ -545,27 +548,45 @@ async fn land(app: &App, jar: PrivateCookieJar, outcome: SignIn) -> Result<Respo
     Ok((jar, Redirect::to("/step")).into_response())
 }
 
-/// The pending step in the cookie, opened; `Err` is the response when there is none or it
-/// cannot be opened (tampered, expired, sealed under a retired key).
+/// The pending step in the cookie, opened; `Err` is the response when there is none, it
+/// cannot be opened (tampered, expired, sealed under a retired key), or it is an
+/// authenticator set-up that is not the signed-in visitor's own.
 async fn open_step(
     app: &App,
     jar: &PrivateCookieJar,
+    visitor: &Visitor,
 ) -> Result<Result<PendingStep, Response>, Fail> {
-    let Some(sealed) = jar.get(STEP).map(|c| c.value().to_owned()) else {
+    let Some(value) = jar.get(STEP).map(|c| c.value().to_owned()) else {
         return Ok(Err(Redirect::to("/sign-in").into_response()));
     };
-    Ok(match call(app, move |kw| kw.open_step(&sealed)).await? {
-        Ok(step) => Ok(step),
+    let (setup, sealed) = match value.strip_prefix(SETUP) {
+        Some(sealed) => (true, sealed.to_owned()),
+        None => (false, value),
+    };
+    let step = match call(app, move |kw| kw.open_step(&sealed)).await? {
+        Ok(step) => step,
         Err(denial) => {
             eprintln!("web: step refused: {}", denial.reason());
             let page = sign_in_page(app, Some(denial.user_message()));
-            Err((jar.clone().remove(removal(STEP)), page).into_response())
+            return Ok(Err(
+                (jar.clone().remove(removal(STEP)), page).into_response()
+            ));
         }
-    })
+    };
+    // Finishing a set-up signs its user in with a new stamp: only within their own session.
+    if setup && visitor.0.as_ref().map(|u| &u.id) != Some(step.user()) {
+        let to = Redirect::to("/sign-in");
+        return Ok(Err((jar.clone().remove(removal(STEP)), to).into_response()));
+    }
+    Ok(Ok(step))
 }
 
-async fn step_form(State(app): State<App>, jar: PrivateCookieJar) -> Result<Response, Fail> {
-    let step = match open_step(&app, &jar).await? {
+async fn step_form(
+    State(app): State<App>,
+    Extension(visitor): Extension<Visitor>,
+    jar: PrivateCookieJar,
+) -> Result<Response, Fail> {
+    let step = match open_step(&app, &jar, &visitor).await? {
         Ok(step) => step,
         Err(response) => return Ok(response),
     };
@@ -584,10 +605,11 @@ struct StepForm {
 
 async fn step_answer(
     State(app): State<App>,
+    Extension(visitor): Extension<Visitor>,
     jar: PrivateCookieJar,
     Form(form): Form<StepForm>,
 ) -> Result<Response, Fail> {
-    let step = match open_step(&app, &jar).await? {
+    let step = match open_step(&app, &jar, &visitor).await? {
         Ok(step) => step,
         Err(response) => return Ok(response),
     };
@@ -650,7 +672,8 @@ async fn authenticator(
         let pending = kw.enroll_totp(&id)?;
         kw.seal_step(pending)
     });
-    let jar = jar.add(cookie(&app, STEP, sealed.await??.into_string()));
+    let value = format!("{SETUP}{}", sealed.await??.as_str());
+    let jar = jar.add(cookie(&app, STEP, value));
     Ok((jar, Redirect::to("/step")).into_response())
 }
 

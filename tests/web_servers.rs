@@ -150,6 +150,12 @@ fn a_forced_password_change_and_sign_out_alternate_between_two_servers() {
     let page = browser.get(&d.a, "/step");
     assert!(page.body.contains("<svg"), "{}", page.body);
     let secret = enrollment_secret(&page.body);
+    // The set-up step without the session (a copy of the step cookie alone) signs no one in.
+    let mut step_only = Client::new();
+    step_only.set("kw_step", browser.cookie("kw_step").unwrap());
+    let refused = step_only.post(&d.b, "/step", &[("code", &current_code(&secret))]);
+    assert_eq!(refused.location(), Some("/sign-in"));
+    assert!(!step_only.has("kw_session") && !step_only.has("kw_step"));
     let confirmed = browser.post(&d.b, "/step", &[("code", &current_code(&secret))]);
     assert_eq!(confirmed.location(), Some("/"));
     // The enrollment changed the stamp; the new session cookie carries the new one.

@@ -36,9 +36,16 @@ pub fn example() -> &'static Path {
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
+        // This test runs from <target>/<profile>/deps; the example is built beside it.
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe.parent().and_then(Path::parent).unwrap();
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--example", "web", "--manifest-path"]);
         cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        cargo.arg("--target-dir").arg(profile.parent().unwrap());
+        if profile.ends_with("release") {
+            cargo.arg("--release");
+        }
         if !features.is_empty() {
             cargo.arg("--features").arg(features.join(","));
         }
@@ -48,9 +55,6 @@ pub fn example() -> &'static Path {
             "cargo build --example web failed:\n{}",
             String::from_utf8_lossy(&built.stderr)
         );
-        // This test runs from target/<profile>/deps; examples are built beside it.
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().and_then(Path::parent).unwrap();
         let path = profile
             .join("examples")
             .join(format!("web{}", std::env::consts::EXE_SUFFIX));
