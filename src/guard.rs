@@ -57,11 +57,11 @@ pub(crate) enum Settled<'a, T> {
     Passed(&'a T),
     /// Right, but a concurrent failure locked the counter meanwhile.
     PassedWhileLocked,
-    /// Wrong; counted (and, with `now_locked`, this failure locked the counter).
-    Failed { found: &'a T, now_locked: bool },
+    /// Wrong; counted, with what the failure did to the lock.
+    Failed { found: &'a T, lock: FailureLock },
 }
 
-/// What commits with a settle (see [`Keyward::guarded_recorded`]).
+/// What commits with a settle (see [`Keyward::guarded`]).
 pub(crate) type OnSettle<'a, T> =
     dyn FnMut(&Settled<'_, T>, &mut UserRecord) -> Vec<AuditEvent> + Send + 'a;
 
@@ -148,22 +148,14 @@ impl Keyward {
     /// Runs one guessable check of `user` under `counter`: reserve, evaluate, settle.
     /// `evaluate` gets the instant of the attempt and returns whether the guess was right,
     /// with whatever else it found.
-    pub(crate) fn guarded<T: Sync>(
-        &self,
-        user: &User,
-        counter: LockCounter,
-        evaluate: impl FnOnce(OffsetDateTime) -> Result<(bool, T), Error>,
-    ) -> Result<Guarded<T>, Error> {
-        self.guarded_recorded(user, counter, evaluate, &mut |_, _| Vec::new())
-    }
-
-    /// [`guarded`](Self::guarded), with `on_settle` run inside the settle's transaction: it
+    ///
+    /// `on_settle` runs inside the settle's transaction: it
     /// sees how the check settled and the record after the lock event, may set the last
     /// sign-in time (a sign-in that ends here), and names the audit events that commit with
     /// the settle (the denial of a wrong guess, the success of a sign-in). It may run more
     /// than once (see [`UserStore::change_recorded`](crate::UserStore::change_recorded)); it
     /// must only compute.
-    pub(crate) fn guarded_recorded<T: Sync>(
+    pub(crate) fn guarded<T: Sync>(
         &self,
         user: &User,
         counter: LockCounter,
@@ -219,13 +211,17 @@ impl Keyward {
             let settled = match (&d, right) {
                 (LockDecision::SuccessWhileLocked, _) => Settled::PassedWhileLocked,
                 (_, true) => Settled::Passed(&found),
-                (LockDecision::NowLocked { .. }, false) => Settled::Failed {
+                (LockDecision::NowLocked { until }, false) => Settled::Failed {
                     found: &found,
-                    now_locked: true,
+                    lock: FailureLock::NowLocked { until: *until },
+                },
+                (LockDecision::Locked { until }, false) => Settled::Failed {
+                    found: &found,
+                    lock: FailureLock::AlreadyLocked { until: *until },
                 },
                 (_, false) => Settled::Failed {
                     found: &found,
-                    now_locked: false,
+                    lock: FailureLock::Counted,
                 },
             };
             let events = on_settle(&settled, r);
@@ -283,7 +279,7 @@ impl Keyward {
     }
 
     /// [`check_first_factor`](Self::check_first_factor), with `on_settle` committing with the
-    /// settle (see [`guarded_recorded`](Self::guarded_recorded)).
+    /// settle (see [`guarded`](Self::guarded)).
     pub(crate) fn check_first_factor_recorded(
         &self,
         record: &UserRecord,
@@ -298,8 +294,7 @@ impl Keyward {
                 found.password.is_match() && found.pin.as_ref().is_none_or(|p| p.is_match());
             Ok((right, found))
         };
-        let guarded =
-            self.guarded_recorded(&record.user, LockCounter::Password, evaluate, on_settle)?;
+        let guarded = self.guarded(&record.user, LockCounter::Password, evaluate, on_settle)?;
         Ok(match guarded {
             Guarded::Locked { until } => {
                 self.first_factor_dummy(password);

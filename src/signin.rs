@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::audit::AuditEvent;
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::guard::{FirstFactor, FirstFactorFound, PinCheck, Settled};
+use crate::guard::{FailureLock, FirstFactor, FirstFactorFound, PinCheck, Settled};
 use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
@@ -109,14 +109,15 @@ impl Keyward {
                     signed_in = Some(r.clone());
                     vec![success.clone()]
                 }
-                Settled::Failed { found, now_locked } => {
+                Settled::Failed { found, lock } => {
                     failure_recorded = true;
                     let reason = if found.password_matched() {
                         DenialReason::WrongPin
                     } else {
                         DenialReason::WrongPassword
                     };
-                    vec![failure_event(&denied, reason, *now_locked)]
+                    let now_locked = matches!(lock, FailureLock::NowLocked { .. });
+                    vec![failure_event(&denied, reason, now_locked)]
                 }
                 _ => Vec::new(),
             }
@@ -276,14 +277,14 @@ impl Keyward {
     fn finish(&self, record: &UserRecord, ctx: &Context) -> Result<SignIn, Error> {
         let id = &record.user.id;
         if ctx.signing_in {
-            self.store.record_sign_in(id, self.now())?;
-            let reason = "authenticated";
-            self.audit_sign_in(
-                Some(&record.user),
-                &ctx.site,
-                AuditOutcome::Succeeded,
-                reason,
-            )?;
+            // The last sign-in time and the success event commit together.
+            let now = self.now();
+            let (who, site) = (Some(id), &ctx.site);
+            let event = self.event(AuditAction::SignIn, AuditOutcome::Succeeded, who, who, site);
+            self.change_with_events(id, vec![event.with_reason("authenticated")], |r| {
+                r.user.last_sign_in_at = Some(now);
+                true
+            })?;
         }
         // The stamp of the account as this sign-in left it (hash upgraded, temporary password
         // consumed, lock counters settled): read back once.

@@ -9,7 +9,7 @@ use super::outcome::{
 };
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
-use crate::guard::Guarded;
+use crate::guard::{FailureLock, Guarded, Settled};
 use crate::notify::{Message, MessageKind, Recipient};
 use crate::secret::{OneTimeCode, Password};
 use crate::service::{Keyward, stored};
@@ -152,17 +152,33 @@ impl Keyward {
         check: impl FnOnce(OffsetDateTime) -> Result<bool, Error>,
     ) -> Result<TotpAttempt, Error> {
         let user = &record.user;
-        let guarded = self.guarded(user, LockCounter::Totp, |now| Ok((check(now)?, ())))?;
+        // A wrong code's denial commits with its counted failure.
+        let id = Some(&user.id);
+        let denied = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
+        let failed_reason = |lock: FailureLock| match lock.holds() {
+            None => DenialReason::WrongTotpCode,
+            Some(until) => DenialReason::TotpLocked { until },
+        };
+        let mut on_settle = |settled: &Settled<'_, ()>, _: &mut UserRecord| match settled {
+            Settled::Failed { lock, .. } => {
+                vec![denied.clone().with_reason(failed_reason(*lock).as_str())]
+            }
+            _ => Vec::new(),
+        };
+        let evaluate = |now| Ok((check(now)?, ()));
+        let guarded = self.guarded(user, LockCounter::Totp, evaluate, &mut on_settle)?;
         let reason = match guarded {
             Guarded::Passed(()) => return Ok(TotpAttempt::Accepted),
-            Guarded::Failed { lock, .. } => match lock.holds() {
-                None => {
-                    let reason = DenialReason::WrongTotpCode.as_str();
-                    self.audit_sign_in(Some(user), site, AuditOutcome::Denied, reason)?;
+            Guarded::Failed { lock, .. } => {
+                let reason = failed_reason(lock);
+                if lock.holds().is_none() {
                     return Ok(TotpAttempt::Wrong);
                 }
-                Some(until) => DenialReason::TotpLocked { until },
-            },
+                return Ok(TotpAttempt::Refused(Denial::new(
+                    reason,
+                    Some(user.id.clone()),
+                )));
+            }
             Guarded::Locked { until } => DenialReason::TotpLocked { until },
             Guarded::PassedWhileLocked => DenialReason::TotpLocked { until: None },
             // As many codes as may still fail are being checked right now.

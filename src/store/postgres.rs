@@ -1106,9 +1106,10 @@ impl UserStore for PostgresStore {
         })
     }
 
-    /// Optimistic, like [`RecordBackend::atomic`]: the versioned read, then the conditional
-    /// update and the events' insert in one statement (a data-modifying `WITH`, so both or
-    /// neither), in autocommit: two round trips and one commit instead of five round trips.
+    /// Optimistic, like the atomic steps (`RecordBackend::atomic`): the versioned read, then
+    /// the conditional update and the events' insert in one statement (a data-modifying
+    /// `WITH`, so both or neither), in autocommit: two round trips and one commit instead of
+    /// five round trips.
     /// When the row changed since the read, the change runs again under the row lock.
     fn change_recorded(
         &self,
