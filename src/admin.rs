@@ -17,9 +17,7 @@ use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
-use crate::store::{
-    LockCounter, MAX_PAGE, OneTimeKind, Page, StoreError, Swap, UserQuery, UserRecord, ops,
-};
+use crate::store::{LockCounter, MAX_PAGE, OneTimeKind, Page, Swap, UserQuery, UserRecord, ops};
 use crate::user::{
     InvalidField, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId,
 };
@@ -543,10 +541,7 @@ impl Keyward {
             ops::swap_password(r, seen.as_ref(), Some(&credential)) == Swap::Swapped
         })?;
         if !set {
-            return Err(StoreError::Conflict {
-                what: "password (changed meanwhile)",
-            }
-            .into());
+            return Err(Error::ChangedMeanwhile { what: "password" });
         }
         Ok(IssuedTemporaryPassword {
             password: shown,
@@ -584,10 +579,7 @@ impl Keyward {
             ops::swap_password(r, Some(&expected), None) == Swap::Swapped
         })?;
         if !removed {
-            return Err(StoreError::Conflict {
-                what: "password (changed meanwhile)",
-            }
-            .into());
+            return Err(Error::ChangedMeanwhile { what: "password" });
         }
         Ok(())
     }

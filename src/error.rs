@@ -127,6 +127,14 @@ pub enum Error {
         /// The user.
         user: UserId,
     },
+    /// What the operation was about to change was changed meanwhile by someone else (a
+    /// compare-and-swap lost: another administrator, the user, a concurrent sign-in); nothing
+    /// was written. Read the user again and decide anew.
+    #[error("the {what} changed meanwhile; nothing was written")]
+    ChangedMeanwhile {
+        /// What changed: `password`, `TOTP state`.
+        what: &'static str,
+    },
     /// A pending step is too large to seal (an account name or email address far beyond
     /// what a cookie carries).
     #[error("the pending step is too large to seal")]

@@ -45,7 +45,7 @@ use crate::error::Error;
 use crate::hash::{ImportError, ImportRecord, PasswordHash};
 use crate::permission::Permission;
 use crate::service::{Keyward, stored};
-use crate::store::{MAX_PAGE, StoreError, Swap, UserQuery};
+use crate::store::{MAX_PAGE, Swap, UserQuery};
 use crate::user::{PasswordCredential, SiteId, TemporaryMode, User, UserId};
 
 /// The expiry of an imported temporary password whose import says it never expires
@@ -99,7 +99,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::PermissionDenied`] (audited); [`Error::Import`] naming the offending field,
     /// `temporary_password_never_expires` when it is set (nothing changes);
-    /// [`Error::UserNotFound`]; [`StoreError::Conflict`] when the password changed meanwhile;
+    /// [`Error::UserNotFound`]; [`Error::ChangedMeanwhile`] when the password changed meanwhile;
     /// store errors.
     pub fn set_imported_password(
         &self,
@@ -124,10 +124,7 @@ impl Keyward {
         let credential = self.imported_credential(&target.user, &hash, record, actor.clone());
         let seen = target.password.as_ref().map(|p| &p.hash);
         if self.store.replace_password(user, seen, Some(&credential))? != Swap::Swapped {
-            return Err(StoreError::Conflict {
-                what: "password (changed meanwhile)",
-            }
-            .into());
+            return Err(Error::ChangedMeanwhile { what: "password" });
         }
         let mut details = format!("imported {} hash", hash.scheme());
         if record.is_temporary_password {

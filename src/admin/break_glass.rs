@@ -9,7 +9,7 @@ use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
-use crate::store::{LockCounter, StoreError, Swap, ops};
+use crate::store::{LockCounter, Swap, ops};
 use crate::user::{Role, SiteId, TemporaryMode, TotpState, UserId, UserStatus};
 
 impl Keyward {
@@ -87,8 +87,7 @@ impl Keyward {
             unlock(r)
         })?;
         if !recovered {
-            let what = "password (changed meanwhile)";
-            return Err(StoreError::Conflict { what }.into());
+            return Err(Error::ChangedMeanwhile { what: "password" });
         }
         Ok(generated.password)
     }

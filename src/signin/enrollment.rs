@@ -9,7 +9,7 @@ use crate::audit::AuditAction;
 use crate::error::Error;
 use crate::secret::{OneTimeCode, TotpSecret};
 use crate::service::{Keyward, SecretKeeping};
-use crate::store::{StoreError, Swap, ops};
+use crate::store::{Swap, ops};
 use crate::totp::{Enrollment, StoredTotpSecret, TotpCheck};
 use crate::user::{StoredSecret, TotpState, User, UserId};
 
@@ -29,7 +29,7 @@ impl Keyward {
     /// [`Error::StepUpRequired`] when replacing without a step-up that still holds;
     /// [`Error::TotpResetPending`] after an administrator reset (the user must go through
     /// device authorization at sign-in instead); [`Error::TotpKeyMissing`] when no sealing
-    /// key is configured; [`StoreError::Conflict`] when the TOTP
+    /// key is configured; [`Error::ChangedMeanwhile`] when the TOTP
     /// state changed meanwhile; store and TOTP failures.
     pub fn enroll_totp(
         &self,
@@ -60,7 +60,7 @@ impl Keyward {
             ..record.totp.clone()
         };
         if self.store.replace_totp(user, &record.totp, &next)? != Swap::Swapped {
-            return Err(StoreError::Conflict { what: "TOTP state" }.into());
+            return Err(Error::ChangedMeanwhile { what: "TOTP state" });
         }
         let ctx = Context {
             user: user.clone(),
@@ -72,7 +72,7 @@ impl Keyward {
         };
         let ctx = match self.issue(ctx, expected_password(&record))? {
             Ok(ctx) => ctx,
-            Err(_) => return Err(StoreError::Conflict { what: "password" }.into()),
+            Err(_) => return Err(Error::ChangedMeanwhile { what: "password" }),
         };
         Ok(PendingEnrollment {
             ctx,
@@ -201,7 +201,7 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::TotpKeyMissing`] without a sealing key; a secret no known key opens;
-    /// [`StoreError::Conflict`] when the TOTP state changed
+    /// [`Error::ChangedMeanwhile`] when the TOTP state changed
     /// meanwhile; store errors.
     pub fn reseal_totp_secret(&self, user: &UserId) -> Result<bool, Error> {
         self.reseal(user, true)
@@ -248,7 +248,7 @@ impl Keyward {
         }
         match self.store.replace_totp(user, &current, &next)? {
             Swap::Swapped => Ok(true),
-            _ => Err(StoreError::Conflict { what: "TOTP state" }.into()),
+            _ => Err(Error::ChangedMeanwhile { what: "TOTP state" }),
         }
     }
 }

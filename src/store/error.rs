@@ -9,7 +9,9 @@ use crate::user::UserId;
 #[non_exhaustive]
 pub enum StoreError {
     /// The operation would break a uniqueness rule (a username already taken in the site, a
-    /// user id already used).
+    /// user id already used, a username that looks like one the site has). Only ever that: a
+    /// lost compare-and-swap is an ordinary answer of the store ([`Swap`](super::Swap)), which
+    /// the service reports as [`Error::ChangedMeanwhile`](crate::Error::ChangedMeanwhile).
     #[error("conflict: {what} already exists")]
     Conflict {
         /// What clashed, e.g. `username`.
