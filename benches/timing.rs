@@ -166,7 +166,7 @@ fn known_vs_unknown(_: &mut Criterion) {
     let site = SiteId::new("bench").unwrap();
     let wrong = Password::new("not the password");
     for (name, store) in stores {
-        for pins in [Pins::On, Pins::Off] {
+        for pins in [Pins::Off, Pins::On] {
             let kw = Keyward::builder(store.clone())
                 .lockout(Arc::new(never))
                 .pins(pins)

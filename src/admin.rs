@@ -28,11 +28,13 @@ mod cohort;
 mod escrow;
 pub mod report;
 mod retention;
+mod session;
 
 pub use bulk::{CancelToken, Progress, Regenerated, RegenerationOptions, RegenerationPreview};
 pub use cohort::{GroupChoice, GroupCount, GroupResets, SkipCounts, SkipReason, UnclaimedUser};
 pub use report::{PrintableList, PrintableRow};
 pub use retention::Archived;
+pub use session::Acting;
 
 /// A user as an admin screen shows it: the profile, what kind of credentials the user holds
 /// and the lock state — and no credential material (no hashes, secrets or codes).

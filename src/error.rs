@@ -127,6 +127,14 @@ pub enum Error {
         /// The user.
         user: UserId,
     },
+    /// The session an operation was taken with is stale: the actor's password, PIN, TOTP,
+    /// role, sites, status or lock changed since it was signed in (see
+    /// [`Keyward::acting`](crate::Keyward::acting)). Nothing was done; end the session.
+    #[error("the session of {user} is no longer valid")]
+    StaleSession {
+        /// The actor.
+        user: UserId,
+    },
     /// What the operation was about to change was changed meanwhile by someone else (a
     /// compare-and-swap lost: another administrator, the user, a concurrent sign-in); nothing
     /// was written. Read the user again and decide anew.
