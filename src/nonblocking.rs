@@ -56,7 +56,7 @@
 
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -96,6 +96,74 @@ pub struct AsyncKeyward {
     keyward: Arc<Keyward>,
     gate: Arc<Semaphore>,
     permits: u32,
+    hashers: Arc<HashThreads>,
+}
+
+/// A job for the hash threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread per permit that runs the single-permit work, so that the threads that hash, and
+/// with them the allocator arenas their working sets are freed into, are as many as the
+/// permits: resident hashing memory stays at about `permits × m` with glibc's default malloc,
+/// where tokio's growing blocking pool spreads freed working sets over dozens of arenas. No
+/// crate does this small piece (a fixed pool feeding tokio futures) without bringing a
+/// runtime of its own: it is a channel and `permits` threads.
+struct HashThreads {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl HashThreads {
+    fn start(count: u32) -> Self {
+        let (send, receive) = std::sync::mpsc::channel::<Job>();
+        let receive = Arc::new(Mutex::new(receive));
+        for i in 0..count {
+            let receive = Arc::clone(&receive);
+            let spawned = std::thread::Builder::new()
+                .name(format!("keyward-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // One job at a time per thread; the lock is held only to take it.
+                        let job = receive.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(),
+                            // Every `AsyncKeyward` sharing these threads is gone.
+                            Err(_) => break,
+                        }
+                    }
+                });
+            // Without a thread of its own the work still runs: `run` falls back to the
+            // blocking pool when the channel has no receiver left.
+            drop(spawned);
+        }
+        Self {
+            jobs: Mutex::new(Some(send)),
+        }
+    }
+
+    /// Hands `job` to a hash thread; gives it back when none is running.
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        match jobs.as_ref() {
+            Some(sender) => sender.send(job).map_err(|std::sync::mpsc::SendError(job)| job),
+            None => Err(job),
+        }
+    }
+}
+
+impl std::fmt::Debug for HashThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashThreads").finish_non_exhaustive()
+    }
+}
+
+impl Drop for HashThreads {
+    fn drop(&mut self) {
+        // Closing the channel ends the threads once the jobs queued are done.
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 /// What an operation holds while its blocking work runs.
@@ -188,6 +256,7 @@ impl AsyncKeyward {
             keyward,
             gate: Arc::new(Semaphore::new(permits as usize)),
             permits,
+            hashers: Arc::new(HashThreads::start(permits)),
         }
     }
 
@@ -255,6 +324,29 @@ impl AsyncKeyward {
             }
         };
         let keyward = Arc::clone(&self.keyward);
+        if matches!(holds, Work::Hashing(1)) {
+            // Single-permit work runs on the hash threads (see `HashThreads`), with the same
+            // rule: the permit drops when the work returns.
+            let (done, result) = tokio::sync::oneshot::channel();
+            let job: Job = Box::new(move || {
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&keyward)));
+                // The permit goes back before the answer does, as when a blocking task ends.
+                drop(permit);
+                let _ = done.send(outcome);
+            });
+            if let Err(job) = self.hashers.submit(job) {
+                // No hash thread is left (it could not be spawned): the blocking pool runs it.
+                let task = tokio::task::spawn_blocking(job);
+                let _ = task.await;
+            }
+            return match result.await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // The job was dropped unrun (the threads are shutting down).
+                Err(_) => Err(Error::Cancelled),
+            };
+        }
         let task = tokio::task::spawn_blocking(move || {
             // The permit moves into the blocking work and drops when the work returns, not
             // when the awaiting future is dropped: cancelled work still counts against the
