@@ -19,10 +19,12 @@
 //! several threads, [`regenerate`](AsyncKeyward::regenerate), takes one permit per thread.
 //!
 //! The permits bound the working sets alive at once. Whether freed ones leave the resident
-//! set is the allocator's business: glibc's malloc by default keeps them in the arena of each
-//! blocking thread that hashed, so resident memory grows past `permits × m` unless its mmap
-//! threshold is fixed below m (`MALLOC_MMAP_THRESHOLD_=131072`); the README's performance
-//! section has the measurements.
+//! set is the allocator's business: glibc's malloc by default keeps them in the arenas of the
+//! threads that hashed. So the single-permit operations (sign-ins and their steps) run on
+//! threads of the face's own, one per permit, not on tokio's growing blocking pool; that
+//! halves resident memory under load, but it still grows past `permits × m` unless malloc's
+//! mmap threshold is fixed below m (`MALLOC_MMAP_THRESHOLD_=131072`); the README's
+//! performance section has the measurements.
 //!
 //! Operations that never hash (lookups, searches, unlocks, audit reads, password-reset
 //! sends, session checks) still run on the blocking pool, because store I/O blocks, but take
