@@ -86,23 +86,7 @@ fn store_cost(c: &mut Criterion) {
     let site = SiteId::new("bench").unwrap();
     let password = Password::new("analytical-engine-1843");
     let dir = tempfile::tempdir().unwrap();
-    let mut stores: Vec<(&str, Arc<dyn keyward::UserStore>)> = vec![
-        ("memory", Arc::new(InMemoryStore::new())),
-        (
-            "sqlite file",
-            Arc::new(keyward::SqliteStore::open(dir.path().join("t.db")).unwrap()),
-        ),
-    ];
-    #[cfg(feature = "postgres")]
-    let mut schema = None;
-    #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("KEYWARD_TEST_POSTGRES_URL") {
-        let name = format!("kw_timing_{}", std::process::id());
-        let options = keyward::store::postgres::PostgresOptions::default().schema(name.clone());
-        let store = keyward::PostgresStore::connect_with(&url, &options).unwrap();
-        stores.push(("postgres", Arc::new(store)));
-        schema = Some((url, name));
-    }
+    let (stores, schema) = backends(dir.path(), "kw_timing");
     let mut group = c.benchmark_group("sign-in beyond hashing (cheap test hash)");
     group.sample_size(50);
     let hasher = Hasher::for_tests();
@@ -123,13 +107,7 @@ fn store_cost(c: &mut Criterion) {
         });
     }
     group.finish();
-    #[cfg(feature = "postgres")]
-    if let Some((url, name)) = schema {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-            .unwrap();
-    }
+    drop_schema(schema);
 }
 
 /// Known and unknown usernames on every backend, measured interleaved: `PAIRS` rounds of one
@@ -140,23 +118,7 @@ fn store_cost(c: &mut Criterion) {
 fn known_vs_unknown(_: &mut Criterion) {
     const PAIRS: usize = 101;
     let dir = tempfile::tempdir().unwrap();
-    let mut stores: Vec<(&str, Arc<dyn keyward::UserStore>)> = vec![
-        ("memory", Arc::new(InMemoryStore::new())),
-        (
-            "sqlite file",
-            Arc::new(keyward::SqliteStore::open(dir.path().join("k.db")).unwrap()),
-        ),
-    ];
-    #[cfg(feature = "postgres")]
-    let mut schema = None;
-    #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("KEYWARD_TEST_POSTGRES_URL") {
-        let name = format!("kw_known_{}", std::process::id());
-        let options = keyward::store::postgres::PostgresOptions::default().schema(name.clone());
-        let store = keyward::PostgresStore::connect_with(&url, &options).unwrap();
-        stores.push(("postgres", Arc::new(store)));
-        schema = Some((url, name));
-    }
+    let (stores, schema) = backends(dir.path(), "kw_known");
     let never = LockoutRule::new(
         u32::MAX,
         time::Duration::hours(1),
@@ -211,6 +173,36 @@ fn known_vs_unknown(_: &mut Criterion) {
             );
         }
     }
+    drop_schema(schema);
+}
+
+/// Every backend to measure: memory, a SQLite file in `dir`, and PostgreSQL in a schema of its
+/// own when `KEYWARD_TEST_POSTGRES_URL` is set (with what `drop_schema` needs to remove it).
+type Backends = Vec<(&'static str, Arc<dyn keyward::UserStore>)>;
+
+fn backends(dir: &std::path::Path, prefix: &str) -> (Backends, Option<(String, String)>) {
+    let file = dir.join(format!("{prefix}.db"));
+    #[allow(unused_mut)]
+    let mut stores: Backends = vec![
+        ("memory", Arc::new(InMemoryStore::new())),
+        (
+            "sqlite file",
+            Arc::new(keyward::SqliteStore::open(file).unwrap()),
+        ),
+    ];
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("KEYWARD_TEST_POSTGRES_URL") {
+        let name = format!("{prefix}_{}", std::process::id());
+        let options = keyward::store::postgres::PostgresOptions::default().schema(name.clone());
+        let store = keyward::PostgresStore::connect_with(&url, &options).unwrap();
+        stores.push(("postgres", Arc::new(store)));
+        return (stores, Some((url, name)));
+    }
+    (stores, None)
+}
+
+/// Removes the PostgreSQL schema `backends` made.
+fn drop_schema(schema: Option<(String, String)>) {
     #[cfg(feature = "postgres")]
     if let Some((url, name)) = schema {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -218,6 +210,8 @@ fn known_vs_unknown(_: &mut Criterion) {
             .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
             .unwrap();
     }
+    #[cfg(not(feature = "postgres"))]
+    let _ = schema;
 }
 
 criterion_group!(benches, bench, store_cost, known_vs_unknown);

@@ -18,12 +18,14 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::fs::{self, OpenOptions};
+#[path = "support/mail_drop.rs"]
+mod mail_drop;
+
+use std::fs;
 use std::io::{self, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,6 +39,7 @@ use keyward::store::{GroupQuery, MAX_PAGE, UserQuery};
 use keyward::totp::TotpSealer;
 use keyward::user::{Role, SiteId, TemporaryMode, User, UserId};
 use keyward::{Error, Keyward, OneTimeCode, Password, Pin, SignIn, SqliteStore, UserStore};
+use mail_drop::{MailDrop, private_file};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -450,53 +453,6 @@ fn service_with(cli: &Cli, hasher: Hasher) -> Result<Keyward, Exit> {
     Ok(builder.build())
 }
 
-/// Delivery into a pickup directory: one owner-only file per message, named by time and a
-/// counter, with the recipient on the first line. Stands in for the application's transport.
-#[derive(Debug)]
-struct MailDrop {
-    dir: PathBuf,
-    sent: AtomicU64,
-}
-
-impl MailDrop {
-    fn new(dir: &Path) -> Result<Self, Exit> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            sent: AtomicU64::new(0),
-        })
-    }
-}
-
-impl Notifier for MailDrop {
-    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
-        let n = self.sent.fetch_add(1, Ordering::SeqCst);
-        let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let name = format!("{stamp}-{}-{n}.txt", std::process::id());
-        let rendered = message.render_english();
-        // Reserved up front and zeroized: the body holds the secret.
-        let mut text = zeroize::Zeroizing::new(String::with_capacity(
-            rendered.subject.len() + rendered.body.len() + message.to.to_string().len() + 32,
-        ));
-        let header = format!("To: {}\nSubject: {}\n\n", message.to, rendered.subject);
-        text.push_str(&header);
-        text.push_str(&rendered.body);
-        text.push('\n');
-        let written = private_file(&self.dir.join(&name)).and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        });
-        match written {
-            Ok(()) => Ok(DeliveryReceipt::new(message.to, Some(name))),
-            Err(e) => Err(NotifyError::new(message.to, format!("mail drop: {e}"))),
-        }
-    }
-}
-
 /// The notifier when no transport is configured: every message is refused, clearly.
 #[derive(Debug)]
 struct NoTransport;
@@ -506,31 +462,6 @@ impl Notifier for NoTransport {
         let reason = "no message transport: pass --mail-dir DIR (or KEYWARD_MAIL_DIR)";
         Err(NotifyError::new(message.to, reason))
     }
-}
-
-/// Creates a new file readable and writable by its owner only. An existing file (or a
-/// symbolic link planted at the path) is refused, never followed or reused: a report or a
-/// message must not land where someone else prepared it.
-fn private_file(path: &Path) -> io::Result<fs::File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NOFOLLOW: a symlink at the path is an error, not a redirection.
-        const O_NOFOLLOW: i32 = 0o400_000;
-        options.mode(0o600).custom_flags(O_NOFOLLOW);
-    }
-    options.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            io::Error::new(
-                e.kind(),
-                format!("{} exists: choose a new path", path.display()),
-            )
-        } else {
-            e
-        }
-    })
 }
 
 /// Removes report files created for a run that committed nothing.

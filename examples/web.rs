@@ -30,13 +30,14 @@
 //! to `--mail-dir`, one owner-only file per message, standing in for the application's mail
 //! transport. Put the server behind TLS; `--plain-http` is for trying it on this machine.
 
-use std::fs::{self, OpenOptions};
+#[path = "support/mail_drop.rs"]
+mod mail_drop;
+
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -53,6 +54,7 @@ use keyward::user::{SiteId, User, UserId};
 use keyward::{
     Keyward, OneTimeCode, Password, Pin, SecurityStamp, SessionCheck, SignIn, SqliteStore,
 };
+use mail_drop::MailDrop;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -184,7 +186,7 @@ fn keyward(
 ) -> Result<Keyward, String> {
     let store = SqliteStore::open(&cli.db).map_err(|e| format!("{}: {e}", cli.db.display()))?;
     let notifier: Arc<dyn Notifier> = match &cli.mail_dir {
-        Some(dir) => Arc::new(MailDrop::new(dir)?),
+        Some(dir) => Arc::new(MailDrop::new(dir).map_err(|e| format!("{}: {e}", dir.display()))?),
         None => Arc::new(NoTransport),
     };
     let mut builder = Keyward::builder(Arc::new(store))
@@ -882,57 +884,6 @@ fn svg_element(document: &str) -> &str {
 }
 
 // --- Message delivery -----------------------------------------------------------------------
-
-/// Delivery into a pickup directory: one owner-only file per message, named by time and a
-/// counter, with the recipient on the first line. Stands in for the application's transport.
-#[derive(Debug)]
-struct MailDrop {
-    dir: PathBuf,
-    sent: AtomicU64,
-}
-
-impl MailDrop {
-    fn new(dir: &Path) -> Result<Self, String> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            sent: AtomicU64::new(0),
-        })
-    }
-}
-
-impl Notifier for MailDrop {
-    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
-        let n = self.sent.fetch_add(1, Ordering::SeqCst);
-        let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let name = format!("{stamp}-{}-{n}.txt", std::process::id());
-        let rendered = message.render_english();
-        let text = format!(
-            "To: {}\nSubject: {}\n\n{}\n",
-            message.to,
-            rendered.subject,
-            rendered.body.as_str()
-        );
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(self.dir.join(&name)).and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        });
-        match written {
-            Ok(()) => Ok(DeliveryReceipt::new(message.to, Some(name))),
-            Err(e) => Err(NotifyError::new(message.to, format!("mail drop: {e}"))),
-        }
-    }
-}
 
 /// The notifier when no transport is configured: every message is refused, clearly.
 #[derive(Debug)]

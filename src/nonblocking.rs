@@ -125,7 +125,10 @@ impl HashThreads {
                 .spawn(move || {
                     loop {
                         // One job at a time per thread; the lock is held only to take it.
-                        let job = receive.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let job = receive
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv();
                         match job {
                             Ok(job) => job(),
                             // Every `AsyncKeyward` sharing these threads is gone.
@@ -146,7 +149,9 @@ impl HashThreads {
     fn submit(&self, job: Job) -> Result<(), Job> {
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         match jobs.as_ref() {
-            Some(sender) => sender.send(job).map_err(|std::sync::mpsc::SendError(job)| job),
+            Some(sender) => sender
+                .send(job)
+                .map_err(|std::sync::mpsc::SendError(job)| job),
             None => Err(job),
         }
     }

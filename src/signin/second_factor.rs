@@ -11,7 +11,7 @@ use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::guard::{FailureLock, Guarded, Settled};
 use crate::notify::{Message, MessageKind, Recipient};
-use crate::secret::{OneTimeCode, Password};
+use crate::secret::{OneTimeCode, Password, TotpSecret};
 use crate::service::{Keyward, stored};
 use crate::store::{
     Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap, UserRecord,
@@ -119,14 +119,7 @@ impl Keyward {
             );
         };
         let secret = self.open_secret(secret, &record.user.id)?;
-        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
-            Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
-                TotpCheck::Matched { step } => {
-                    self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
-                }
-                _ => false,
-            })
-        })?;
+        let attempt = self.current_code_attempt(&record, &pending.ctx.site, &secret, code)?;
         match attempt {
             TotpAttempt::Accepted => {
                 // A secret sealed under a previous key moves to the current one.
@@ -139,6 +132,26 @@ impl Keyward {
                 ..pending
             })),
         }
+    }
+
+    /// Checks a code of the user's current authenticator under the TOTP lock: right only if it
+    /// matches and its time step is newer than the last accepted one (the store's atomic step
+    /// acceptance), so a code is accepted once, whatever it was given for.
+    pub(super) fn current_code_attempt(
+        &self,
+        record: &UserRecord,
+        site: &SiteId,
+        secret: &TotpSecret,
+        code: &OneTimeCode,
+    ) -> Result<TotpAttempt, Error> {
+        self.totp_attempt(record, site, |now| {
+            Ok(match crate::totp::verify(&self.totp, secret, code, now)? {
+                TotpCheck::Matched { step } => {
+                    self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
+                }
+                _ => false,
+            })
+        })
     }
 
     /// Runs one second-factor check (a TOTP code, a device code) under the TOTP lock counter

@@ -15,8 +15,7 @@ use crate::guard::{FirstFactor, PinCheck};
 use crate::secret::{OneTimeCode, Password};
 use crate::service::Keyward;
 use crate::stamp;
-use crate::store::{StepAcceptance, UserRecord};
-use crate::totp::TotpCheck;
+use crate::store::UserRecord;
 use crate::user::{UserId, UserStatus};
 
 /// Proof that a user re-authenticated a moment ago: hand it to the sensitive action, which
@@ -129,14 +128,7 @@ impl Keyward {
         };
         let secret = self.open_secret(&secret, &record.user.id)?;
         let site = record.user.site.clone();
-        let attempt = self.totp_attempt(&record, &site, |now| {
-            Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
-                TotpCheck::Matched { step } => {
-                    self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
-                }
-                _ => false,
-            })
-        })?;
+        let attempt = self.current_code_attempt(&record, &site, &secret, code)?;
         match attempt {
             TotpAttempt::Accepted => self.step_up_confirmed(&record, "totp"),
             TotpAttempt::Refused(denial) => Ok(Reauthentication::Denied(denial)),

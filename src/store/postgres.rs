@@ -545,13 +545,7 @@ impl RecordBackend for PostgresStore {
         off_runtime(|| {
             let mut conn = self.conn()?;
             let Pooled { client, statements } = &mut *conn;
-            let vals = [text_val(id.as_str())];
-            let rows = cached_query(client, statements, context, &VERSIONED_SELECT, &vals)?;
-            let row = rows.first().ok_or_else(|| not_found(id))?;
-            let version: String = row
-                .try_get("row_version")
-                .map_err(|_| StoreError::corrupt("xmin", "not text"))?;
-            let mut record = sql::parse_record(row, Vec::new())?;
+            let (mut record, version) = versioned_read(client, statements, context, id)?;
             let before = record.clone();
             let out = f(&mut record);
             if record == before {
@@ -863,6 +857,22 @@ fn versioned_update_sql(cols: &sql::Cols) -> String {
     )
 }
 
+/// The record of `id` and its row version ([`VERSIONED_SELECT`]), for an optimistic step.
+fn versioned_read(
+    client: &mut Client,
+    statements: &mut Statements,
+    context: &'static str,
+    id: &UserId,
+) -> Result<(UserRecord, String), StoreError> {
+    let vals = [text_val(id.as_str())];
+    let rows = cached_query(client, statements, context, &VERSIONED_SELECT, &vals)?;
+    let row = rows.first().ok_or_else(|| not_found(id))?;
+    let version: String = row
+        .try_get("row_version")
+        .map_err(|_| StoreError::corrupt("xmin", "not text"))?;
+    Ok((sql::parse_record(row, Vec::new())?, version))
+}
+
 /// The one statement of an optimistic recorded change: the update of `cols` if the row is
 /// still at `version`, and the insert of `events` only if the update happened; it answers
 /// how many rows were updated (0 or 1).
@@ -1120,13 +1130,7 @@ impl UserStore for PostgresStore {
         let done = off_runtime(|| {
             let mut conn = self.conn()?;
             let Pooled { client, statements } = &mut *conn;
-            let vals = [text_val(id.as_str())];
-            let rows = cached_query(client, statements, context, &VERSIONED_SELECT, &vals)?;
-            let row = rows.first().ok_or_else(|| not_found(id))?;
-            let version: String = row
-                .try_get("row_version")
-                .map_err(|_| StoreError::corrupt("xmin", "not text"))?;
-            let mut record = sql::parse_record(row, Vec::new())?;
+            let (mut record, version) = versioned_read(client, statements, context, id)?;
             let before = record.clone();
             let events = super::ops::recorded(&mut record, change)?;
             if record == before && events.is_empty() {
