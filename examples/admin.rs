@@ -33,13 +33,12 @@ use keyward::admin::{CancelToken, Channel, IssueOptions, RegenerationOptions, Us
 use keyward::audit::{AuditEvent, AuditQuery};
 use keyward::hash::Hasher;
 use keyward::import::{self, ImportOptions, ImportProgress, ImportedUser, RecordError};
-use keyward::notify::{DeliveryReceipt, Message, Notifier, NotifyError};
 use keyward::signin::PasswordChange;
 use keyward::store::{GroupQuery, MAX_PAGE, UserQuery};
 use keyward::totp::TotpSealer;
 use keyward::user::{Role, SiteId, TemporaryMode, User, UserId};
 use keyward::{Error, Keyward, OneTimeCode, Password, Pin, SignIn, SqliteStore, UserStore};
-use mail_drop::{MailDrop, private_file};
+use mail_drop::{MailDrop, NoTransport, private_file};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -451,17 +450,6 @@ fn service_with(cli: &Cli, hasher: Hasher) -> Result<Keyward, Exit> {
         builder = builder.temporary_password_escrow(escrow);
     }
     Ok(builder.build())
-}
-
-/// The notifier when no transport is configured: every message is refused, clearly.
-#[derive(Debug)]
-struct NoTransport;
-
-impl Notifier for NoTransport {
-    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
-        let reason = "no message transport: pass --mail-dir DIR (or KEYWARD_MAIL_DIR)";
-        Err(NotifyError::new(message.to, reason))
-    }
 }
 
 /// Removes report files created for a run that committed nothing.

@@ -47,14 +47,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, Key, PrivateCookieJar, SameSite};
 use clap::{Parser, Subcommand};
-use keyward::notify::{DeliveryReceipt, Message, Notifier, NotifyError};
+use keyward::notify::Notifier;
 use keyward::signin::{PasswordChange, PendingStep, Reauthentication};
 use keyward::totp::{TotpConfig, TotpSealer};
 use keyward::user::{SiteId, User, UserId};
 use keyward::{
     Keyward, OneTimeCode, Password, Pin, SecurityStamp, SessionCheck, SignIn, SqliteStore,
 };
-use mail_drop::MailDrop;
+use mail_drop::{MailDrop, NoTransport};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -884,14 +884,3 @@ fn svg_element(document: &str) -> &str {
 }
 
 // --- Message delivery -----------------------------------------------------------------------
-
-/// The notifier when no transport is configured: every message is refused, clearly.
-#[derive(Debug)]
-struct NoTransport;
-
-impl Notifier for NoTransport {
-    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
-        let reason = "no message transport: pass --mail-dir DIR (or KEYWARD_MAIL_DIR)";
-        Err(NotifyError::new(message.to, reason))
-    }
-}

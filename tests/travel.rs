@@ -72,6 +72,14 @@ fn sign_in(kw: &Keyward, username: &str) -> SignIn {
         .unwrap()
 }
 
+/// The site's administrator, created on `kw`.
+fn administrator(kw: &Keyward) -> User {
+    let admin = User::new(site(), "head", "Ada", "Admin", "staff", T0)
+        .with_role(keyward::user::Role::Administrator);
+    kw.create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
+        .unwrap()
+}
+
 /// A TOTP user signed in on A up to the TOTP step, sealed. Returns the string and secret.
 fn sealed_totp_step(s: &Servers, username: &str) -> (SealedStep, Vec<u8>) {
     let sam = user(&s.a, username);
@@ -136,11 +144,7 @@ fn a_finished_totp_step_cannot_be_finished_again() {
 #[test]
 fn device_authorization_and_enrollment_travel_and_finish_once() {
     let s = servers();
-    let admin = User::new(site(), "head", "Ada", "Admin", "staff", T0)
-        .with_role(keyward::user::Role::Administrator);
-    let admin =
-        s.a.create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
-            .unwrap();
+    let admin = administrator(&s.a);
     let sam = user(&s.a, "sam");
     enroll(&s.a, &sam.id);
     s.a.reset_totp(&admin.id, &sam.id).unwrap();
@@ -227,11 +231,7 @@ fn device_authorization_and_enrollment_travel_and_finish_once() {
 #[test]
 fn a_forced_password_change_travels_and_finishes_once() {
     let s = servers();
-    let admin = User::new(site(), "head", "Ada", "Admin", "staff", T0)
-        .with_role(keyward::user::Role::Administrator);
-    let admin =
-        s.a.create_user(None, admin, Some(Password::new(ADMIN_PASSWORD)))
-            .unwrap();
+    let admin = administrator(&s.a);
     let sam = user(&s.a, "sam");
     let issued =
         s.a.issue_temporary_password(

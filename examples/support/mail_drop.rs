@@ -81,3 +81,14 @@ pub(crate) fn private_file(path: &Path) -> io::Result<fs::File> {
         }
     })
 }
+
+/// The notifier when no transport is configured: every message is refused, clearly.
+#[derive(Debug)]
+pub(crate) struct NoTransport;
+
+impl Notifier for NoTransport {
+    fn send(&self, message: Message) -> Result<DeliveryReceipt, NotifyError> {
+        let reason = "no message transport: pass --mail-dir DIR (or KEYWARD_MAIL_DIR)";
+        Err(NotifyError::new(message.to, reason))
+    }
+}
