@@ -101,6 +101,12 @@ pub struct AsyncKeyward {
     hashers: Arc<HashThreads>,
 }
 
+/// The most hash threads a face starts: four per core, at most 256.
+fn thread_cap() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    u32::try_from(cores.saturating_mul(4).min(256)).unwrap_or(256)
+}
+
 /// A job for the hash threads.
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -263,7 +269,9 @@ impl AsyncKeyward {
             keyward,
             gate: Arc::new(Semaphore::new(permits as usize)),
             permits,
-            hashers: Arc::new(HashThreads::start(permits)),
+            // More threads than cores only queue on the cores; at most 4 per core (and 256)
+            // keeps a huge permit count from spawning a thread per permit.
+            hashers: Arc::new(HashThreads::start(permits.min(thread_cap()))),
         }
     }
 

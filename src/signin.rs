@@ -100,10 +100,17 @@ impl Keyward {
         let denied = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
         let mut signed_in: Option<UserRecord> = None;
         let mut failure_recorded = false;
+        let mut changed_meanwhile = false;
+        let verified = &record;
         let mut on_settle = |settled: &Settled<'_, FirstFactorFound>, r: &mut UserRecord| {
             signed_in = None;
             failure_recorded = false;
+            // An administrator's change made while the guess was evaluated (a new password,
+            // TOTP turned on or reset, the account disabled) wins: the sign-in does not
+            // complete on state it never verified.
+            changed_meanwhile = !stamp::same_credentials(verified, r);
             match settled {
+                Settled::Passed(_) if changed_meanwhile => Vec::new(),
                 Settled::Passed(found) if completes_here && !found.upgrade_due() => {
                     r.user.last_sign_in_at = Some(now);
                     signed_in = Some(r.clone());
@@ -156,6 +163,9 @@ impl Keyward {
                 return self.deny_failure(site, user, reason, now_locked);
             }
         };
+        if changed_meanwhile {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        }
         if let Some(after) = signed_in {
             // Recorded with the settle: done, with the stamp of the record as it committed.
             return Ok(SignIn::Authenticated(Authenticated {
@@ -200,11 +210,13 @@ impl Keyward {
                 self.change_with_events(&user.id, vec![event.with_details(details)], |r| {
                     ops::swap_password(r, Some(&old), Some(&new)) == Swap::Swapped
                 })?;
-            if swapped {
-                ctx.hash_upgraded = true;
-                // The steps that follow rest on the password as it is now.
-                record.password = Some(new);
+            if !swapped {
+                // The password changed since it was verified: that change wins.
+                return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
             }
+            ctx.hash_upgraded = true;
+            // The steps that follow rest on the password as it is now.
+            record.password = Some(new);
         }
         if let (Some(new_hash), Some(pin)) = (pin_upgraded, &record.pin) {
             let new = PinCredential::new(stored(&new_hash), pin.set_at);
@@ -274,24 +286,37 @@ impl Keyward {
         Ok(Ok(ctx))
     }
 
+    /// Done: records the sign-in (its time and its event, together) on the account as
+    /// `record` holds it, what the steps verified and changed. If an administrator changed
+    /// the credentials, TOTP, status or role meanwhile, that change wins and the sign-in is
+    /// denied; the stamp is that of the record the sign-in committed on.
     fn finish(&self, record: &UserRecord, ctx: &Context) -> Result<SignIn, Error> {
         let id = &record.user.id;
-        if ctx.signing_in {
-            // The last sign-in time and the success event commit together.
-            let now = self.now();
-            let (who, site) = (Some(id), &ctx.site);
-            let event = self.event(AuditAction::SignIn, AuditOutcome::Succeeded, who, who, site);
-            self.change_with_events(id, vec![event.with_reason("authenticated")], |r| {
+        let now = self.now();
+        let (who, site) = (Some(id), &ctx.site);
+        let event = self.event(AuditAction::SignIn, AuditOutcome::Succeeded, who, who, site);
+        let events = if ctx.signing_in {
+            vec![event.with_reason("authenticated")]
+        } else {
+            Vec::new()
+        };
+        let mut after = None;
+        let current = self.change_with_events(id, events, |r| {
+            if !stamp::same_credentials(record, r) {
+                return false;
+            }
+            if ctx.signing_in {
                 r.user.last_sign_in_at = Some(now);
-                true
-            })?;
-        }
-        // The stamp of the account as this sign-in left it (hash upgraded, temporary password
-        // consumed, lock counters settled): read back once.
-        let now = self.load(id)?;
+            }
+            after = Some(r.clone());
+            true
+        })?;
+        let Some(after) = after.filter(|_| current) else {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
+        };
         Ok(SignIn::Authenticated(Authenticated {
-            stamp: self.stamp_of(&now)?,
-            user: now.user,
+            stamp: self.stamp_of(&after)?,
+            user: after.user,
             hash_upgraded: ctx.hash_upgraded,
         }))
     }
@@ -399,22 +424,22 @@ impl Keyward {
         }
         let now = self.now();
         let hash = self.hasher.hash(&new_password)?;
-        // Compare-and-swap against the temporary hash, so a concurrent admin change wins.
+        // Compare-and-swap against the temporary hash, so a concurrent admin change wins; the
+        // new password and its event commit together.
         let credential = PasswordCredential::permanent(stored(&hash), now);
-        if self
-            .store
-            .replace_password(&record.user.id, Some(&temporary_hash), Some(&credential))?
-            != Swap::Swapped
-        {
-            let denial = self.denial(
-                &pending.ctx.site,
-                Some(&record.user),
-                DenialReason::AccountChanged,
-            )?;
+        let (id, site) = (&record.user.id, &pending.ctx.site);
+        let event = self.own_event(AuditAction::PasswordChanged, id, site);
+        let swapped = self.change_with_events(id, vec![event], |r| {
+            ops::swap_password(r, Some(&temporary_hash), Some(&credential)) == Swap::Swapped
+        })?;
+        if !swapped {
+            let reason = DenialReason::AccountChanged;
+            let denial = self.denial(site, Some(&record.user), reason)?;
             return Ok(PasswordChange::Denied(denial));
         }
-        let (id, site) = (&record.user.id, &pending.ctx.site);
-        self.audit(self.own_event(AuditAction::PasswordChanged, id, site))?;
+        // The sign-in finishes on the password it just set.
+        let mut record = record;
+        record.password = Some(credential);
         Ok(PasswordChange::Changed(self.finish(&record, &pending.ctx)?))
     }
 

@@ -148,6 +148,14 @@ impl State {
 
 /// What a session rests on.
 fn account_state(record: &UserRecord) -> State {
+    let mut s = credential_state(record);
+    s.lock(&record.password_lock);
+    s.lock(&record.totp_lock);
+    s
+}
+
+/// What a session rests on, but for the locks.
+fn credential_state(record: &UserRecord) -> State {
     let mut s = State(Vec::with_capacity(512));
     let user = &record.user;
     s.text(user.id.as_str());
@@ -174,8 +182,6 @@ fn account_state(record: &UserRecord) -> State {
     s.hash(record.pin.as_ref().map(|p| &p.hash));
     s.opt(record.totp.secret.as_ref().map(|t| t.as_str()));
     s.flag(record.totp.reset_pending);
-    s.lock(&record.password_lock);
-    s.lock(&record.totp_lock);
     s
 }
 
@@ -191,6 +197,15 @@ pub(crate) fn binding(record: &UserRecord) -> [u8; 32] {
     digest.update(BINDING_DOMAIN);
     digest.update(&s.0);
     digest.finalize().into()
+}
+
+/// Whether `now` still holds what a sign-in verified in `then`: the same password hash and
+/// temporary mode, PIN, TOTP secret and reset, status, SSO link, role, site and managed sites.
+/// Lock counters and sign-in progress may differ (the settle itself changes them). A sign-in
+/// whose account changed in this sense while its guess was evaluated must not complete on the
+/// new state.
+pub(crate) fn same_credentials(then: &UserRecord, now: &UserRecord) -> bool {
+    credential_state(then).0 == credential_state(now).0
 }
 
 /// Whether two bindings are equal, in constant time.
@@ -222,8 +237,9 @@ impl Keyward {
     /// account. One store read, no password hashing; compare in constant time.
     ///
     /// [`SessionCheck::Stale`] when the password, PIN, TOTP state, role, site or managed
-    /// sites, status or a lock changed since the stamp was made, when the user is gone, and
-    /// for a stamp that is malformed or made under a key no longer in the ring.
+    /// sites, status or a lock changed since the stamp was made, when the user is gone or is
+    /// disabled or locked now, and for a stamp that is malformed or made under a key no longer
+    /// in the ring.
     ///
     /// # Errors
     /// Store failures.
@@ -247,7 +263,13 @@ impl Keyward {
         let Some(expected) = stamp_under(&self.steps, key_id, &record) else {
             return Ok(SessionCheck::Stale);
         };
-        if bool::from(expected.as_slice().ct_eq(given.as_slice())) {
+        // Defence in depth: whatever stamp is presented, a disabled or locked account has no
+        // current session.
+        let now = self.now();
+        let usable = record.user.status == crate::user::UserStatus::Active
+            && !record.password_lock.is_locked(now)
+            && !record.totp_lock.is_locked(now);
+        if bool::from(expected.as_slice().ct_eq(given.as_slice())) && usable {
             Ok(SessionCheck::Current(Box::new(record.user)))
         } else {
             Ok(SessionCheck::Stale)

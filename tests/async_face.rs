@@ -504,3 +504,17 @@ async fn an_async_notifier_failure_is_the_operation_error() {
     let record = face.keyward().store().get_user(&sam.id).unwrap().unwrap();
     assert!(record.reset_token.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_permit_count_starts_a_bounded_number_of_threads() {
+    let kw = builder(Arc::new(InMemoryStore::new())).build();
+    let permits = std::num::NonZeroUsize::new(1 << 30).unwrap();
+    // Building returns at once (before: one thread per permit) and the face works.
+    let face = keyward::nonblocking::AsyncKeyward::with_permits(Arc::new(kw), permits);
+    let site = keyward::user::SiteId::new("northfield").unwrap();
+    let outcome = face
+        .sign_in(site, "nobody".into(), Password::new("x"), None)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, keyward::SignIn::Denied(_)), "{outcome:?}");
+}

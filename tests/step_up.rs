@@ -161,3 +161,42 @@ fn a_disabled_user_cannot_step_up() {
     };
     assert_eq!(d.reason(), DenialReason::Disabled);
 }
+
+#[test]
+fn an_application_checks_its_own_step_up_and_an_account_change_voids_it() {
+    let f = fx();
+    let sam = f.user("sam");
+    assert!(f.kw.check_step_up(&sam.id, proof(&f, &sam.id)).unwrap());
+    let kim = f.user("kim");
+    assert!(
+        !f.kw.check_step_up(&kim.id, proof(&f, &sam.id)).unwrap(),
+        "another user's"
+    );
+    let before = proof(&f, &sam.id);
+    f.temporary_for(&sam.id);
+    assert!(
+        !f.kw.check_step_up(&sam.id, before).unwrap(),
+        "the password changed since"
+    );
+}
+
+#[test]
+fn a_step_up_takes_only_a_password_sign_in_would_take() {
+    let f = fx();
+    // An expired temporary password, and a used single-use one.
+    let sam = f.user("sam");
+    let temporary = f.temporary_for(&sam.id);
+    f.clock.advance(Duration::days(8));
+    let Reauthentication::Denied(_) = by_password(&f, &sam.id, temporary.expose_secret()) else {
+        panic!("an expired temporary password stepped up");
+    };
+    // An SSO-linked user's leftover password.
+    let kim = f.user("kim");
+    let mut profile = f.record(&kim.id).user;
+    profile.sso_linked = true;
+    f.kw.store().update_profile(&profile).unwrap();
+    let Reauthentication::Denied(d) = by_password(&f, &kim.id, USER_PASSWORD) else {
+        panic!("an SSO-linked user's password stepped up");
+    };
+    assert_eq!(d.reason(), DenialReason::NoPasswordLogin);
+}

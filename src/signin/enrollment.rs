@@ -145,6 +145,9 @@ impl Keyward {
         if !promoted {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
+        // The sign-in goes on with the secret it just confirmed.
+        let mut record = record;
+        record.totp = next;
         if !pending.ctx.signing_in {
             // Self-service: its own outcome, with the stamp the new secret brought.
             let now = self.load(&record.user.id)?;
@@ -204,16 +207,19 @@ impl Keyward {
     /// [`Error::ChangedMeanwhile`] when the TOTP state changed
     /// meanwhile; store errors.
     pub fn reseal_totp_secret(&self, user: &UserId) -> Result<bool, Error> {
-        self.reseal(user, true)
+        Ok(self.reseal(user, true)?.is_some())
     }
 
     /// The automatic part of [`reseal_totp_secret`](Self::reseal_totp_secret): sealed
     /// secrets only, and a concurrent change simply wins.
     /// Best effort: it runs after a code was accepted, so nothing here may fail the sign-in.
     /// A secret that cannot be re-sealed now stays as it is and is tried again next time.
-    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> bool {
-        matches!(self.keeping, SecretKeeping::Sealed(_))
-            && self.reseal(user, false).unwrap_or(false)
+    /// Returns the TOTP state it wrote, if it resealed.
+    pub(crate) fn reseal_if_rotated(&self, user: &UserId) -> Option<TotpState> {
+        if !matches!(self.keeping, SecretKeeping::Sealed(_)) {
+            return None;
+        }
+        self.reseal(user, false).unwrap_or(None)
     }
 
     /// Whether TOTP secrets can be stored (a sealing key, or the plain opt-in).
@@ -221,7 +227,7 @@ impl Keyward {
         !matches!(self.keeping, SecretKeeping::Refused)
     }
 
-    fn reseal(&self, user: &UserId, include_plain: bool) -> Result<bool, Error> {
+    fn reseal(&self, user: &UserId, include_plain: bool) -> Result<Option<TotpState>, Error> {
         let SecretKeeping::Sealed(sealer) = &self.keeping else {
             return Err(Error::TotpKeyMissing);
         };
@@ -244,10 +250,10 @@ impl Keyward {
             }
         }
         if next == current {
-            return Ok(false);
+            return Ok(None);
         }
         match self.store.replace_totp(user, &current, &next)? {
-            Swap::Swapped => Ok(true),
+            Swap::Swapped => Ok(Some(next)),
             _ => Err(Error::ChangedMeanwhile { what: "TOTP state" }),
         }
     }

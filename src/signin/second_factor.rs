@@ -122,8 +122,13 @@ impl Keyward {
         let attempt = self.current_code_attempt(&record, &pending.ctx.site, &secret, code)?;
         match attempt {
             TotpAttempt::Accepted => {
-                // A secret sealed under a previous key moves to the current one.
-                let _ = self.reseal_if_rotated(&record.user.id);
+                // A secret sealed under a previous key moves to the current one; the sign-in
+                // goes on with the secret as it is stored now (the same secret, sealed anew).
+                let mut record = record;
+                if let Some(resealed) = self.reseal_if_rotated(&record.user.id) {
+                    record.totp.secret = resealed.secret;
+                    record.totp.pending_secret = resealed.pending_secret;
+                }
                 self.complete(&record, pending.ctx)
             }
             TotpAttempt::Refused(denial) => Ok(SignIn::Denied(denial)),

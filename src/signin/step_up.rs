@@ -16,7 +16,7 @@ use crate::secret::{OneTimeCode, Password};
 use crate::service::Keyward;
 use crate::stamp;
 use crate::store::UserRecord;
-use crate::user::{UserId, UserStatus};
+use crate::user::{TemporaryStatus, UserId, UserStatus};
 
 /// Proof that a user re-authenticated a moment ago: hand it to the sensitive action, which
 /// consumes it. Not `Clone`; it holds for
@@ -89,12 +89,24 @@ impl Keyward {
     ) -> Result<Reauthentication, Error> {
         let _span = tracing::info_span!("keyward.reauthenticate").entered();
         let record = self.load(user)?;
+        // The password sign-in would accept: active account, no SSO link unless through a
+        // temporary password, a temporary password only while it is live.
+        let now = self.now();
         let credential = (record.password.as_ref())
             .filter(|_| record.user.status == UserStatus::Active)
+            .filter(|c| !record.user.sso_linked || c.temporary.is_some())
+            .filter(|c| {
+                (c.temporary.as_ref()).is_none_or(|t| t.status(now) == TemporaryStatus::Live)
+            })
             .cloned();
         let Some(credential) = credential else {
             self.hasher.verify_dummy(password);
-            return self.step_up_denied(&record, "password", DenialReason::Disabled);
+            let reason = if record.user.status == UserStatus::Active {
+                DenialReason::NoPasswordLogin
+            } else {
+                DenialReason::Disabled
+            };
+            return self.step_up_denied(&record, "password", reason);
         };
         let checked =
             self.check_first_factor(&record, password, PinCheck::Skip, &credential.hash)?;
@@ -136,8 +148,19 @@ impl Keyward {
         }
     }
 
-    /// Whether `proof` still stands for `user`: same user, recent enough, account unchanged.
-    /// The sensitive action calls this with the proof it consumes.
+    /// Whether `proof` still stands for `user` — the same user, recent enough
+    /// ([`CodeRules::step_up_lifetime`](crate::policy::CodeRules::step_up_lifetime)), the
+    /// account unchanged since (no password, PIN, TOTP, role, status or lock change, no code
+    /// accepted) — consuming it: the application's own sensitive actions check their step-up
+    /// here, right before they act.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`]; store failures.
+    pub fn check_step_up(&self, user: &UserId, proof: StepUp) -> Result<bool, Error> {
+        self.step_up_holds(user, &proof)
+    }
+
+    /// [`check_step_up`](Self::check_step_up) without consuming the proof.
     pub(crate) fn step_up_holds(&self, user: &UserId, proof: &StepUp) -> Result<bool, Error> {
         if &proof.user != user {
             return Ok(false);
