@@ -744,3 +744,35 @@ fn without_a_notifier_a_due_code_fails_loudly_instead_of_vanishing() {
         "{reported:?}"
     );
 }
+
+#[test]
+fn two_right_device_codes_racing_stage_one_enrollment() {
+    let f = fx();
+    let sam = f.user("sam");
+    enroll(&f.kw, &sam.id);
+    let (first, code) = device_step_after_reset(&f, &sam);
+    // A second sign-in reuses the live code: two steps, one code.
+    let second = device_step(&f, "sam");
+    let outcomes: Vec<SignIn> = std::thread::scope(|s| {
+        let runs: Vec<_> = [first, second]
+            .into_iter()
+            .map(|pending| {
+                let (kw, code) = (&f.kw, code.clone());
+                s.spawn(move || {
+                    kw.authorize_device(pending, &OneTimeCode::new(code))
+                        .unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let staged = (outcomes.iter())
+        .filter(|o| matches!(o, SignIn::TotpEnrollmentRequired(_)))
+        .count();
+    assert_eq!(staged, 1, "{outcomes:?}");
+    let events = f.audit(&AuditQuery::default().action(AuditAction::SignIn));
+    let authorized = (events.items.iter())
+        .filter(|e| e.reason.as_deref() == Some("device_authorized"))
+        .count();
+    assert_eq!(authorized, 1, "one acceptance, one event");
+}

@@ -13,11 +13,12 @@ use crate::guard::{FailureLock, Guarded, Settled};
 use crate::notify::{Message, MessageKind, Recipient};
 use crate::secret::{OneTimeCode, Password, TotpSecret};
 use crate::service::{Keyward, stored};
+use crate::stamp;
 use crate::store::{
-    Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, Swap, UserRecord,
+    Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, UserRecord, ops,
 };
 use crate::totp::TotpCheck;
-use crate::user::{CodeStatus, OneTimeCredential, SiteId, StoredHash, TotpState, User};
+use crate::user::{CodeStatus, OneTimeCredential, SiteId, StoredHash, User};
 
 /// The password a step issued after `record` must still find: the one the sign-in rests on.
 pub(super) fn expected_password(record: &UserRecord) -> Option<&StoredHash> {
@@ -258,6 +259,7 @@ impl Keyward {
         let id = &record.user.id;
         let max = self.codes.device_code_max_tries;
         let mut tried = None;
+        let mut matched_code = None;
         let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
             let outcome = self
                 .store
@@ -265,12 +267,11 @@ impl Keyward {
             let matched = match &outcome {
                 OneTimeTry::Available(credential) => {
                     let given = Password::new(code.expose_secret().trim());
-                    self.verify_secret(&given, &credential.hash)?.is_match()
-                        && self.store.consume_one_time(
-                            id,
-                            OneTimeKind::DeviceCode,
-                            &credential.hash,
-                        )? == Consumed::Now
+                    let right = self.verify_secret(&given, &credential.hash)?.is_match();
+                    if right {
+                        matched_code = Some(credential.hash.clone());
+                    }
+                    right
                 }
                 _ => false,
             };
@@ -296,35 +297,36 @@ impl Keyward {
             }
             TotpAttempt::Accepted => {}
         }
-        self.audit_sign_in(
-            Some(&record.user),
-            site,
-            AuditOutcome::Continued,
-            "device_authorized",
-        )?;
-        let (enrollment, sealed) = self.new_secret(&record.user)?;
-        // Compare-and-swap on the TOTP state as it is now (the code was just consumed), so a
-        // concurrent administrator reset is not undone.
-        let current = self.load(id)?.totp;
-        let next = TotpState {
-            pending_secret: Some(sealed),
-            device_code: None,
-            ..current.clone()
+        let Some(code_hash) = matched_code else {
+            return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         };
-        if self.store.replace_totp(id, &current, &next)? != Swap::Swapped {
+        let (enrollment, sealed) = self.new_secret(&record.user)?;
+        // One change: the code consumed (once, even when two right answers race), the new
+        // secret staged, and the events saying so. An administrator's change since the step
+        // was resumed (a new reset, a disable) wins.
+        let who = Some(id);
+        let continued = self.event(AuditAction::SignIn, AuditOutcome::Continued, who, who, site);
+        let events = vec![
+            continued.clone().with_reason("device_authorized"),
+            continued.with_reason("totp_enrollment_required"),
+        ];
+        let staged = self.change_with_events(id, events, |r| {
+            if !stamp::same_credentials(&record, r)
+                || ops::consume_code(r, OneTimeKind::DeviceCode, &code_hash) != Consumed::Now
+            {
+                return false;
+            }
+            r.totp.pending_secret = Some(sealed.clone());
+            r.totp.device_code = None;
+            true
+        })?;
+        if !staged {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
         let ctx = match self.issue(pending.ctx, expected_password(&record))? {
             Ok(ctx) => ctx,
             Err(denial) => return Ok(SignIn::Denied(denial)),
         };
-        let reason = "totp_enrollment_required";
-        self.audit_sign_in(
-            Some(&record.user),
-            &ctx.site,
-            AuditOutcome::Continued,
-            reason,
-        )?;
         Ok(SignIn::TotpEnrollmentRequired(PendingEnrollment {
             ctx,
             issued_at: self.now(),
