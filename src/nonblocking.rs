@@ -63,6 +63,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::account::OwnChange;
 use crate::admin::{
     Archived, CancelToken, GroupChoice, GroupResets, IssueOptions, IssuedTemporaryPassword,
     PrintableList, Progress, Regenerated, RegenerationOptions, RegenerationPreview, UnclaimedUser,
@@ -592,6 +593,10 @@ async_face! {
     hashing fn import_user(user: User, record: ImportRecord)
         -> User = |kw| kw.import_user(user, &record);
     hashing fn set_pin(user: UserId, pin: Option<Pin>) -> () = |kw| kw.set_pin(&user, pin.as_ref());
+    hashing fn change_password(user: UserId, current: Password, new_password: Password)
+        -> OwnChange = |kw| kw.change_password(&user, &current, new_password);
+    hashing fn change_own_pin(user: UserId, password: Password, pin: Option<Pin>)
+        -> OwnChange = |kw| kw.change_own_pin(&user, &password, pin.as_ref());
     hashing fn set_imported_password(actor: UserId, user: UserId, record: ImportRecord)
         -> () = |kw| kw.set_imported_password(&actor, &user, &record);
 
