@@ -736,6 +736,12 @@ fn without_a_notifier_a_due_code_fails_loudly_instead_of_vanishing() {
         err.to_string().contains("no notifier is configured"),
         "{err}"
     );
+    // The undelivered code was withdrawn, and both its issue and its withdrawal are on record.
+    assert!(record_of(&kw, &sam.id).totp.device_code.is_none());
+    let query = AuditQuery::for_user(sam.id.clone()).action(AuditAction::DeviceCodeSent);
+    let events = kw.store().query_audit(&query).unwrap().items;
+    let reasons: Vec<_> = events.iter().map(|e| e.reason.as_deref()).collect();
+    assert_eq!(reasons, [None, Some("delivery_failed")], "{events:?}");
     // The unauthenticated reset request answers as always; the failure reaches the hook.
     kw.request_password_reset(&site(), "sam").unwrap();
     let reported = reported.lock().unwrap();

@@ -216,26 +216,29 @@ impl Keyward {
         let hash = self.hasher.hash(&Password::new(code.expose_secret()))?;
         let expires_at = now.saturating_add(self.codes.device_code_lifetime);
         let credential = OneTimeCredential::new(stored(&hash), now, expires_at);
-        self.store
-            .set_one_time(&user.id, OneTimeKind::DeviceCode, Some(&credential))?;
+        // The code and its event commit together, before the message goes out: a crash after
+        // the commit leaves a code nobody received (it expires), never an unrecorded one.
+        let (action, id) = (AuditAction::DeviceCodeSent, Some(&user.id));
+        let issued = self.event(action, AuditOutcome::Succeeded, None, id, &user.site);
+        let issued = issued.with_details(format!("sent to email {email}"));
+        self.change_with_events(&user.id, vec![issued], |r| {
+            *ops::one_time_slot(r, OneTimeKind::DeviceCode) = Some(credential.clone());
+            true
+        })?;
         let to = Recipient::Email(email.to_owned());
         let kind = MessageKind::DeviceCode;
         let message = Message::new(to, kind, code.expose_secret(), expires_at, user);
-        let receipt = match self.notifier.send(message) {
-            Ok(receipt) => receipt,
-            Err(e) => {
-                // An undelivered code must not count as live and block a resend.
-                let _ = self.store.consume_one_time(
-                    &user.id,
-                    OneTimeKind::DeviceCode,
-                    &credential.hash,
-                );
-                return Err(e.into());
-            }
-        };
-        let (action, outcome) = (AuditAction::DeviceCodeSent, AuditOutcome::Succeeded);
-        let event = self.event(action, outcome, None, Some(&user.id), &user.site);
-        self.audit(event.with_details(format!("sent to {}", receipt.to)))
+        if let Err(e) = self.notifier.send(message) {
+            // An undelivered code must not count as live and block a resend: withdrawn, with
+            // the event saying why.
+            let failed = self.event(action, AuditOutcome::Denied, None, id, &user.site);
+            let failed = failed.with_reason("delivery_failed");
+            let _ = self.change_with_events(&user.id, vec![failed], |r| {
+                ops::consume_code(r, OneTimeKind::DeviceCode, &credential.hash) == Consumed::Now
+            });
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Checks the emailed device-authorization code after an authenticator reset. The code
