@@ -163,7 +163,7 @@ impl Keyward {
             Some(hash) => self.check_first_factor(&record, password, PinCheck::Skip, hash)?,
             None => {
                 self.hasher.verify_dummy(password);
-                FirstFactor::WrongPassword { now_locked: false }
+                FirstFactor::WrongPassword
             }
         };
         if let (FirstFactor::Passed { .. }, Some(hash)) = (&checked, usable) {

@@ -108,9 +108,9 @@ pub(crate) enum FirstFactor {
     /// Refused without evaluation: as many attempts as may fail are in flight.
     Busy,
     /// The password was wrong.
-    WrongPassword { now_locked: bool },
+    WrongPassword,
     /// The PIN was missing or wrong.
-    WrongPin { now_locked: bool },
+    WrongPin,
     /// Both matched but a concurrent failure locked the account meanwhile.
     LockedMeanwhile,
 }
@@ -309,12 +309,13 @@ impl Keyward {
                 upgraded: upgrade_of(found.password),
                 pin_upgraded: found.pin.and_then(upgrade_of),
             },
-            Guarded::Failed { found, lock } => {
-                let now_locked = matches!(lock, FailureLock::NowLocked { .. });
+            // Whether this failure locked the account is for the settle's event
+            // (`Settled::Failed`), which commits with it.
+            Guarded::Failed { found, .. } => {
                 if found.password.is_match() {
-                    FirstFactor::WrongPin { now_locked }
+                    FirstFactor::WrongPin
                 } else {
-                    FirstFactor::WrongPassword { now_locked }
+                    FirstFactor::WrongPassword
                 }
             }
         })

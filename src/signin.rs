@@ -24,8 +24,7 @@ use crate::service::{Keyward, stored};
 use crate::stamp;
 use crate::store::{Consumed, Swap, UserRecord, ops};
 use crate::user::{
-    PasswordCredential, PinCredential, SiteId, StoredHash, TemporaryMode, TemporaryStatus, User,
-    UserStatus,
+    PasswordCredential, PinCredential, SiteId, TemporaryMode, TemporaryStatus, User, UserStatus,
 };
 
 mod enrollment;
@@ -99,12 +98,10 @@ impl Keyward {
         let success = success.with_reason("authenticated");
         let denied = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
         let mut signed_in: Option<UserRecord> = None;
-        let mut failure_recorded = false;
         let mut changed_meanwhile = false;
         let verified = &record;
         let mut on_settle = |settled: &Settled<'_, FirstFactorFound>, r: &mut UserRecord| {
             signed_in = None;
-            failure_recorded = false;
             // An administrator's change made while the guess was evaluated (a new password,
             // TOTP turned on or reset, the account disabled) wins: the sign-in does not
             // complete on state it never verified.
@@ -116,8 +113,8 @@ impl Keyward {
                     signed_in = Some(r.clone());
                     vec![success.clone()]
                 }
+                // Every counted failure settles here, so its denial commits with it.
                 Settled::Failed { found, lock } => {
-                    failure_recorded = true;
                     let reason = if found.password_matched() {
                         DenialReason::WrongPin
                     } else {
@@ -148,19 +145,14 @@ impl Keyward {
                 return self.deny(site, Some(user), DenialReason::Locked { until: None });
             }
             FirstFactor::Busy => return self.deny(site, Some(user), DenialReason::TooManyAttempts),
-            FirstFactor::WrongPassword { now_locked } => {
+            // Audited with the settle (`on_settle`).
+            FirstFactor::WrongPassword => {
                 let reason = DenialReason::WrongPassword;
-                if failure_recorded {
-                    return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
-                }
-                return self.deny_failure(site, user, reason, now_locked);
+                return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
             }
-            FirstFactor::WrongPin { now_locked } => {
+            FirstFactor::WrongPin => {
                 let reason = DenialReason::WrongPin;
-                if failure_recorded {
-                    return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
-                }
-                return self.deny_failure(site, user, reason, now_locked);
+                return Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))));
             }
         };
         if changed_meanwhile {
@@ -256,8 +248,7 @@ impl Keyward {
                 let reason = DenialReason::TemporaryPasswordUsed;
                 return self.deny(&ctx.site, Some(&record.user), reason);
             }
-            let expected = record.password.as_ref().map(|p| &p.hash);
-            return Ok(match self.issue(ctx, expected)? {
+            return Ok(match self.issue(ctx, record)? {
                 Ok(ctx) => SignIn::PasswordChangeRequired(PendingPasswordChange {
                     ctx,
                     issued_at: self.now(),
@@ -270,15 +261,16 @@ impl Keyward {
     }
 
     /// Binds a step about to be issued to the account as it is now (one store read: the
-    /// steps so far may have changed it), after checking that its password is still the one
-    /// the sign-in rests on. An administrator's change in between denies the sign-in.
+    /// steps so far may have changed it), after checking that it still holds what the sign-in
+    /// verified in `verified` ([`stamp::same_credentials`], as the settle and `finish` do). An
+    /// administrator's change in between denies the sign-in.
     fn issue(
         &self,
         mut ctx: Context,
-        expected: Option<&StoredHash>,
+        verified: &UserRecord,
     ) -> Result<Result<Context, Denial>, Error> {
         let record = self.load(&ctx.user)?;
-        if record.password.as_ref().map(|p| &p.hash) != expected {
+        if !stamp::same_credentials(verified, &record) {
             let reason = DenialReason::AccountChanged;
             return self.denial(&ctx.site, Some(&record.user), reason).map(Err);
         }
@@ -319,21 +311,6 @@ impl Keyward {
             user: after.user,
             hash_upgraded: ctx.hash_upgraded,
         }))
-    }
-
-    /// A counted failure whose event was not committed with its settle; the audit event says
-    /// when it locked the account.
-    fn deny_failure(
-        &self,
-        site: &SiteId,
-        user: &User,
-        reason: DenialReason,
-        now_locked: bool,
-    ) -> Result<SignIn, Error> {
-        let id = Some(&user.id);
-        let event = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
-        self.audit(failure_event(&event, reason, now_locked))?;
-        Ok(SignIn::Denied(Denial::new(reason, Some(user.id.clone()))))
     }
 
     fn deny(

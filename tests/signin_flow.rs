@@ -511,3 +511,21 @@ fn oversized_input_is_a_wrong_password_not_an_error() {
     let lock = f.record(&sam.id).password_lock;
     assert_eq!((lock.failed_attempts, lock.in_flight), (2, 0));
 }
+
+#[test]
+fn the_failure_that_locks_says_so_in_its_event() {
+    let f = fx();
+    let sam = f.user("sam");
+    for _ in 0..5 {
+        step!(f.sign_in("sam", &Password::new("not-the-password")), SignIn::Denied);
+    }
+    let events = f.audit(&AuditQuery::for_user(sam.id.clone()).action(AuditAction::SignIn));
+    let denials: Vec<_> = (events.items.iter())
+        .filter(|e| e.outcome == AuditOutcome::Denied)
+        .map(|e| (e.reason.as_deref(), e.details.as_deref()))
+        .collect();
+    let locking = Some("this failure locked the account");
+    let mut expected = vec![(Some("wrong_password"), None); 4];
+    expected.push((Some("wrong_password"), locking));
+    assert_eq!(denials, expected);
+}

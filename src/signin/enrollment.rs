@@ -3,7 +3,7 @@
 //! are kept at rest (sealed under the application's key ring, re-sealed after a rotation).
 
 use super::outcome::{AuthenticatorAdded, Context, DenialReason, PendingEnrollment, SignIn};
-use super::second_factor::{TotpAttempt, expected_password};
+use super::second_factor::TotpAttempt;
 use super::step_up::StepUp;
 use crate::audit::AuditAction;
 use crate::error::Error;
@@ -70,9 +70,9 @@ impl Keyward {
             change_password: false,
             signing_in: false,
         };
-        let ctx = match self.issue(ctx, expected_password(&record))? {
+        let ctx = match self.issue(ctx, &record)? {
             Ok(ctx) => ctx,
-            Err(_) => return Err(Error::ChangedMeanwhile { what: "password" }),
+            Err(_) => return Err(Error::ChangedMeanwhile { what: "account" }),
         };
         Ok(PendingEnrollment {
             ctx,

@@ -18,12 +18,7 @@ use crate::store::{
     Consumed, LockCounter, OneTimeKind, OneTimeTry, StepAcceptance, UserRecord, ops,
 };
 use crate::totp::TotpCheck;
-use crate::user::{CodeStatus, OneTimeCredential, SiteId, StoredHash, User};
-
-/// The password a step issued after `record` must still find: the one the sign-in rests on.
-pub(super) fn expected_password(record: &UserRecord) -> Option<&StoredHash> {
-    record.password.as_ref().map(|p| &p.hash)
-}
+use crate::user::{CodeStatus, OneTimeCredential, SiteId, User};
 
 /// How one code check under the TOTP lock counter ended.
 pub(super) enum TotpAttempt {
@@ -64,7 +59,7 @@ impl Keyward {
             if !live {
                 self.send_device_code(user, &email)?;
             }
-            let ctx = match self.issue(ctx, expected_password(record))? {
+            let ctx = match self.issue(ctx, record)? {
                 Ok(ctx) => ctx,
                 Err(denial) => return Ok(SignIn::Denied(denial)),
             };
@@ -80,7 +75,7 @@ impl Keyward {
             ));
         }
         if record.totp.secret.is_some() {
-            let ctx = match self.issue(ctx, expected_password(record))? {
+            let ctx = match self.issue(ctx, record)? {
                 Ok(ctx) => ctx,
                 Err(denial) => return Ok(SignIn::Denied(denial)),
             };
@@ -326,7 +321,7 @@ impl Keyward {
         if !staged {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
-        let ctx = match self.issue(pending.ctx, expected_password(&record))? {
+        let ctx = match self.issue(pending.ctx, &record)? {
             Ok(ctx) => ctx,
             Err(denial) => return Ok(SignIn::Denied(denial)),
         };

@@ -115,9 +115,7 @@ impl Keyward {
             FirstFactor::Locked { until } => DenialReason::Locked { until },
             FirstFactor::LockedMeanwhile => DenialReason::Locked { until: None },
             FirstFactor::Busy => DenialReason::TooManyAttempts,
-            FirstFactor::WrongPassword { .. } | FirstFactor::WrongPin { .. } => {
-                DenialReason::WrongPassword
-            }
+            FirstFactor::WrongPassword | FirstFactor::WrongPin => DenialReason::WrongPassword,
         };
         self.step_up_denied(&record, "password", reason)
     }
