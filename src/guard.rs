@@ -77,6 +77,15 @@ pub(crate) enum FailureLock {
 }
 
 impl FailureLock {
+    /// What the settle of a wrong guess decided.
+    fn of(decision: &LockDecision) -> Self {
+        match *decision {
+            LockDecision::NowLocked { until } => Self::NowLocked { until },
+            LockDecision::Locked { until } => Self::AlreadyLocked { until },
+            _ => Self::Counted,
+        }
+    }
+
     /// The end of the lock that holds after this failure, if one holds.
     pub(crate) fn holds(self) -> Option<Option<OffsetDateTime>> {
         match self {
@@ -211,17 +220,9 @@ impl Keyward {
             let settled = match (&d, right) {
                 (LockDecision::SuccessWhileLocked, _) => Settled::PassedWhileLocked,
                 (_, true) => Settled::Passed(&found),
-                (LockDecision::NowLocked { until }, false) => Settled::Failed {
-                    found: &found,
-                    lock: FailureLock::NowLocked { until: *until },
-                },
-                (LockDecision::Locked { until }, false) => Settled::Failed {
-                    found: &found,
-                    lock: FailureLock::AlreadyLocked { until: *until },
-                },
                 (_, false) => Settled::Failed {
                     found: &found,
-                    lock: FailureLock::Counted,
+                    lock: FailureLock::of(&d),
                 },
             };
             let events = on_settle(&settled, r);
@@ -237,18 +238,11 @@ impl Keyward {
                 _ => Guarded::Passed(found),
             });
         }
-        let lock = match decision {
-            LockDecision::NowLocked { until } => {
-                tracing::warn!(
-                    counter = counter_name,
-                    user = user.id.as_str(),
-                    "account locked"
-                );
-                FailureLock::NowLocked { until }
-            }
-            LockDecision::Locked { until } => FailureLock::AlreadyLocked { until },
-            _ => FailureLock::Counted,
-        };
+        let lock = FailureLock::of(&decision);
+        if let FailureLock::NowLocked { .. } = lock {
+            let user = user.id.as_str();
+            tracing::warn!(counter = counter_name, user, "account locked");
+        }
         tracing::debug!(counter = counter_name, "failure counted");
         Ok(Guarded::Failed { found, lock })
     }

@@ -517,7 +517,10 @@ fn the_failure_that_locks_says_so_in_its_event() {
     let f = fx();
     let sam = f.user("sam");
     for _ in 0..5 {
-        step!(f.sign_in("sam", &Password::new("not-the-password")), SignIn::Denied);
+        step!(
+            f.sign_in("sam", &Password::new("not-the-password")),
+            SignIn::Denied
+        );
     }
     let events = f.audit(&AuditQuery::for_user(sam.id.clone()).action(AuditAction::SignIn));
     let denials: Vec<_> = (events.items.iter())

@@ -38,8 +38,8 @@ const PREFIX: &str = "kws1.";
 const AAD_DOMAIN: &[u8] = b"keyward pending step v1\0";
 /// Longest string `open_step` looks at; a sealed enrollment is well under 1 KiB.
 pub const MAX_SEALED_STEP_LEN: usize = 4096;
-/// Room for the plaintext, reserved up front so the buffer holding an enrollment's secret
-/// never reallocates (a reallocation would leave a copy behind in freed memory).
+/// Room for the plaintext: a fixed, zeroized buffer, so the bytes holding an enrollment's
+/// secret are never reallocated (which would leave a copy behind in freed memory).
 const PLAINTEXT_CAPACITY: usize = 4096;
 
 /// A pending sign-in step of any kind: what [`Keyward::seal_step`] takes and
@@ -191,12 +191,13 @@ impl Keyward {
             },
             x: secret.as_ref().map(|s| s.as_str()),
         };
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(PLAINTEXT_CAPACITY));
-        serde_json::to_writer(&mut *plaintext, &payload).map_err(|_| Error::StepTooLarge)?;
-        if plaintext.len() > PLAINTEXT_CAPACITY {
-            return Err(Error::StepTooLarge);
-        }
-        let (key_id, blob) = self.steps.seal_bytes(AAD_DOMAIN, &plaintext, b"")?;
+        // A fixed buffer: a payload that does not fit is an error, never a reallocation.
+        let mut buffer = Zeroizing::new([0_u8; PLAINTEXT_CAPACITY]);
+        let mut writer = std::io::Cursor::new(&mut buffer[..]);
+        serde_json::to_writer(&mut writer, &payload).map_err(|_| Error::StepTooLarge)?;
+        let len = usize::try_from(writer.position()).map_err(|_| Error::StepTooLarge)?;
+        let plaintext = buffer.get(..len).ok_or(Error::StepTooLarge)?;
+        let (key_id, blob) = self.steps.seal_bytes(AAD_DOMAIN, plaintext, b"")?;
         let text = data_encoding::BASE64URL_NOPAD.encode(&blob);
         Ok(SealedStep(format!("{PREFIX}{key_id}.{text}")))
     }
