@@ -61,7 +61,7 @@ impl SecurityStamp {
 
 impl fmt::Debug for SecurityStamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.0.split_once('.').map_or("?", |(k, _)| k);
+        let key = self.0.rsplit_once('.').map_or("?", |(k, _)| k);
         f.debug_struct("SecurityStamp")
             .field("key_id", &key)
             .finish_non_exhaustive()
@@ -250,7 +250,10 @@ impl Keyward {
     ) -> Result<SessionCheck, Error> {
         let _span = tracing::info_span!("keyward.check_session").entered();
         let text = stamp.as_str();
-        let Some((key_id, mac)) = text.split_once('.').filter(|_| text.len() <= MAX_STAMP_LEN)
+        // The key id may hold dots; the base64url MAC never does.
+        let Some((key_id, mac)) = text
+            .rsplit_once('.')
+            .filter(|_| text.len() <= MAX_STAMP_LEN)
         else {
             return Ok(SessionCheck::Stale);
         };

@@ -458,3 +458,32 @@ fn keys_load_from_hex_and_base64_text_alike() {
         }
     }
 }
+
+#[test]
+fn a_key_id_with_dots_seals_steps_and_stamps_that_open() {
+    // Key ids may hold dots (`steps.2026-12`): the separators must not be confused with them.
+    let store: Arc<dyn UserStore> = Arc::new(keyward::InMemoryStore::new());
+    let keys = || TotpSealer::new("steps.2026.12", &[4; 32]).unwrap();
+    let kw = builder(store.clone())
+        .totp_sealer(sealer())
+        .step_keys(keys())
+        .build();
+    let sam = user(&kw, "sam");
+    enroll(&kw, &sam.id);
+    let pending = step!(sign_in(&kw, "sam"), SignIn::TotpRequired);
+    let sealed = kw.seal_step(pending).unwrap();
+    let other = builder(store)
+        .totp_sealer(sealer())
+        .step_keys(keys())
+        .build();
+    step!(other.open_step(sealed.as_str()).unwrap(), PendingStep::Totp);
+    let plain = user(&kw, "kim");
+    let done = step!(sign_in(&kw, "kim"), SignIn::Authenticated);
+    assert!(
+        other
+            .check_session(&plain.id, done.stamp())
+            .unwrap()
+            .is_current()
+    );
+    assert!(format!("{:?}", done.stamp()).contains("steps.2026.12"));
+}

@@ -242,7 +242,8 @@ impl Keyward {
         if sealed.len() > MAX_SEALED_STEP_LEN {
             return None;
         }
-        let (key_id, data) = sealed.strip_prefix(PREFIX)?.split_once('.')?;
+        // The key id may hold dots; unpadded base64url never does.
+        let (key_id, data) = sealed.strip_prefix(PREFIX)?.rsplit_once('.')?;
         let blob = data_encoding::BASE64URL_NOPAD
             .decode(data.as_bytes())
             .ok()?;
