@@ -140,7 +140,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         User::new(site.clone(), "grace", "Grace", "Hopper", "staff", kw.now()).with_sso(true),
         None,
     )?;
-    kw.set_pin(&sso.id, Some(&Pin::new("4711")))?;
+    kw.set_pin(&admin.id, &sso.id, Some(&Pin::new("4711")))?;
     let issued = kw.issue_temporary_password(
         &admin.id,
         &sso.id,

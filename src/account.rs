@@ -1,5 +1,10 @@
-//! Accounts: creating users, importing them with a hash from another system, their PIN, and
-//! the self-service changes of one's own password and PIN.
+//! Accounts: creating users, importing them with a hash from another system, and the
+//! self-service changes of one's own password and PIN; `account/contact.rs` holds one's own
+//! contact details and their verification by code.
+
+mod contact;
+
+pub use contact::{ContactCodeSending, ContactConfirmation};
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
@@ -10,7 +15,7 @@ use crate::policy::PolicyViolation;
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, stored};
 use crate::store::{NewUser, Swap, UserRecord, ops};
-use crate::user::{PasswordCredential, PinCredential, StoredHash, User, UserId};
+use crate::user::{PasswordCredential, StoredHash, User, UserId};
 
 impl Keyward {
     /// Creates a user, optionally with a permanent password (checked against the password
@@ -60,34 +65,6 @@ impl Keyward {
         self.create_one(self.imported(None, user, Some(record))?)
     }
 
-    /// Sets or removes a user's PIN (hashed like a password).
-    ///
-    /// # Errors
-    /// [`Error::PinsDisabled`] when the deployment does not use PINs
-    /// ([`Pins::Off`](crate::service::Pins::Off)); removing one is always allowed. Store and
-    /// hashing errors; [`Error::UserNotFound`].
-    pub fn set_pin(&self, user: &UserId, pin: Option<&Pin>) -> Result<(), Error> {
-        let _span = tracing::info_span!("keyward.set_pin").entered();
-        if pin.is_some() && self.pins == crate::service::Pins::Off {
-            return Err(Error::PinsDisabled);
-        }
-        let now = self.now();
-        let record = self.load(user)?;
-        let credential = match pin {
-            Some(pin) => {
-                let hash = self.hasher.hash(&Password::new(pin.expose_secret()))?;
-                Some(PinCredential::new(stored(&hash), now))
-            }
-            None => None,
-        };
-        let event = self.own_event(AuditAction::PinSet, user, &record.user.site);
-        self.change_with_events(user, vec![event], |r| {
-            r.pin.clone_from(&credential);
-            true
-        })?;
-        Ok(())
-    }
-
     /// Self-service: a signed-in user changes their own password. The current one is checked
     /// first, counted on the password lock like a sign-in (so a stolen session cannot guess
     /// it); the new one must meet the user's password policy. A temporary password cannot be
@@ -125,7 +102,7 @@ impl Keyward {
     }
 
     /// Self-service: a signed-in user sets, changes or removes their own PIN, giving their
-    /// password (counted on the password lock). As [`set_pin`](Self::set_pin) otherwise.
+    /// password (counted on the password lock). Audited as `pin_set` by the user.
     ///
     /// # Errors
     /// [`Error::PinsDisabled`] (setting one where PINs are off); [`Error::UserNotFound`]; store
@@ -140,10 +117,11 @@ impl Keyward {
         if pin.is_some() && self.pins == crate::service::Pins::Off {
             return Err(Error::PinsDisabled);
         }
-        if self.own_password_checked(user, password)?.is_none() {
+        let Some((record, _)) = self.own_password_checked(user, password)? else {
             return Ok(OwnChange::Denied);
-        }
-        self.set_pin(user, pin)?;
+        };
+        let event = self.own_event(AuditAction::PinSet, user, &record.user.site);
+        self.write_pin(user, pin, event)?;
         Ok(OwnChange::Changed)
     }
 

@@ -18,20 +18,20 @@ use crate::policy::PolicyViolation;
 use crate::secret::TemporaryPassword;
 use crate::service::{Keyward, stored};
 use crate::store::{LockCounter, MAX_PAGE, OneTimeKind, Page, Swap, UserQuery, UserRecord, ops};
-use crate::user::{
-    InvalidField, Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId,
-};
+use crate::user::{Role, SiteId, TemporaryInfo, TemporaryMode, TotpState, User, UserId};
 
 mod break_glass;
 mod bulk;
 mod cohort;
 mod escrow;
+pub(crate) mod lifecycle;
 pub mod report;
 mod retention;
 mod session;
 
 pub use bulk::{CancelToken, Progress, Regenerated, RegenerationOptions, RegenerationPreview};
 pub use cohort::{GroupChoice, GroupCount, GroupResets, SkipCounts, SkipReason, UnclaimedUser};
+pub use lifecycle::ProfileChange;
 pub use report::{PrintableList, PrintableRow};
 pub use retention::Archived;
 pub use session::Acting;
@@ -54,6 +54,8 @@ pub struct UserSummary {
     pub totp_enabled: bool,
     /// Whether an authenticator reset awaits device authorization.
     pub totp_reset_pending: bool,
+    /// Recovery codes the user has not used yet (0 without an authenticator).
+    pub recovery_codes_remaining: usize,
     /// Password failures and lock.
     pub password_lock: LockState,
     /// TOTP failures and lock.
@@ -70,6 +72,7 @@ impl From<UserRecord> for UserSummary {
             has_pin: record.pin.is_some(),
             totp_enabled: record.totp.secret.is_some(),
             totp_reset_pending: record.totp.reset_pending,
+            recovery_codes_remaining: record.totp.recovery_codes.len(),
             password_lock: record.password_lock,
             totp_lock: record.totp_lock,
             user: record.user,
@@ -129,7 +132,8 @@ impl IssueOptions {
     }
 }
 
-/// A delivery channel for a temporary password.
+/// A delivery channel: for a temporary password, and the contact detail (email address or
+/// phone number) a lifecycle operation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Channel {
@@ -627,22 +631,12 @@ impl Keyward {
         let site = &record.user.site;
         let (permission, action) = (Permission::Unlock, AuditAction::Locked);
         self.authorize(actor, permission, action, site, Some(&record.user))?;
-        if reason.trim().is_empty()
-            || reason.chars().count() > 500
-            || reason.chars().any(char::is_control)
-        {
-            let reason = "must be 1 to 500 characters without control characters";
-            return Err(InvalidField {
-                field: "reason",
-                reason,
-            }
-            .into());
-        }
+        let reason = lifecycle::checked_reason(reason)?;
         let counter = LockCounter::Password;
         let rule = self.lockout_rule(&record.user, counter);
         let now = self.now();
         let event = self.admin_event(actor, action, target, site, None);
-        let event = event.with_reason(reason.trim());
+        let event = event.with_reason(reason);
         self.change_with_events(target, vec![event], |r| {
             let _ = ops::apply_lock_event_to(r, counter, &rule, &LockEvent::Lock, now);
             // Codes already sent would let the user around the lock: they go.

@@ -56,6 +56,27 @@ text_enum!(
         FastHashesWrapped => "fast_hashes_wrapped",
         /// A signed-in user re-authenticated (step-up) before a sensitive action.
         Reauthenticated => "reauthenticated",
+        /// A new set of recovery codes was made (the old set is void); the details give the
+        /// count.
+        RecoveryCodesGenerated => "recovery_codes_generated",
+        /// A recovery code signed a user in in place of a TOTP code; the details give how
+        /// many remain.
+        RecoveryCodeUsed => "recovery_code_used",
+        /// An email address or phone number was set, changed or removed (it is unverified
+        /// until its code comes back).
+        ContactChanged => "contact_changed",
+        /// A code to verify an email address or phone number was sent.
+        ContactCodeSent => "contact_code_sent",
+        /// An email address or phone number was verified with its code.
+        ContactVerified => "contact_verified",
+        /// An account was disabled: every sign-in and session ends.
+        UserDisabled => "user_disabled",
+        /// A disabled account was enabled again.
+        UserEnabled => "user_enabled",
+        /// A user's role or managed sites were changed.
+        RoleChanged => "role_changed",
+        /// A user was deleted; the event keeps who it was, the rest of their trail stays.
+        UserDeleted => "user_deleted",
     }
 );
 

@@ -171,6 +171,11 @@ fn hash(text: &str) -> StoredHash {
     StoredHash::new(format!("$argon2id$v=19$m=19456,t=2,p=1${text}"))
 }
 
+/// A recovery-code digest as keyward stores one (the prefix and 64 hex digits).
+fn recovery_digest(fill: char) -> StoredHash {
+    StoredHash::new(format!("$sha256${}", fill.to_string().repeat(64)))
+}
+
 fn person(site: SiteId, username: &str, forename: &str, surname: &str) -> UserRecord {
     UserRecord::new(User::new(site, username, forename, surname, "student", T0))
 }
@@ -316,10 +321,14 @@ fn full_record() -> UserRecord {
         reset_pending: true,
         pending_secret: Some(StoredSecret::new("sealed:v1:pending")),
         device_code: Some(code),
+        recovery_codes: vec![recovery_digest('a'), recovery_digest('b')],
     };
     let mut token = OneTimeCredential::new(hash("reset"), at(6), at(600));
     token.failed_tries = 1;
     record.reset_token = Some(token);
+    let mut contact = OneTimeCredential::new(hash("contact"), at(13), at(700));
+    contact.failed_tries = 3;
+    record.contact_code = Some(contact);
     record.password_lock = LockState {
         failed_attempts: 3,
         in_flight: 1,

@@ -112,6 +112,17 @@ pub enum Error {
         /// The user.
         user: UserId,
     },
+    /// The user has no active authenticator (none enrolled, or a reset awaits the next
+    /// sign-in): recovery codes stand in for one, so there is nothing to make them for.
+    #[error("user {user} has no active authenticator")]
+    NoAuthenticator {
+        /// The user.
+        user: UserId,
+    },
+    /// Recovery codes are off ([`CodeRules::recovery_codes`](crate::policy::CodeRules::recovery_codes)
+    /// is 0).
+    #[error("recovery codes are turned off")]
+    RecoveryCodesOff,
     /// A long operation (a bulk regeneration) was cancelled before it changed anything.
     #[error("cancelled before anything changed")]
     Cancelled,

@@ -40,7 +40,7 @@ pub use hash::{
 pub use hash::{HashError, ImportError};
 #[cfg(feature = "tokio")]
 pub use nonblocking::AsyncKeyward;
-pub use secret::{OneTimeCode, Password, Pin, TemporaryPassword, TotpSecret};
+pub use secret::{OneTimeCode, Password, Pin, RecoveryCode, TemporaryPassword, TotpSecret};
 pub use service::{Keyward, KeywardBuilder};
 pub use signin::{Denial, DenialReason, PendingStep, SealedStep, SignIn};
 pub use stamp::{SecurityStamp, SessionCheck};

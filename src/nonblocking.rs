@@ -63,11 +63,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::account::OwnChange;
+use crate::account::{ContactCodeSending, ContactConfirmation, OwnChange};
 use crate::admin::{
-    Archived, CancelToken, GroupChoice, GroupResets, IssueOptions, IssuedTemporaryPassword,
-    PrintableList, Progress, Regenerated, RegenerationOptions, RegenerationPreview, UnclaimedUser,
-    UserSummary,
+    Archived, CancelToken, Channel, GroupChoice, GroupResets, IssueOptions,
+    IssuedTemporaryPassword, PrintableList, ProfileChange, Progress, Regenerated,
+    RegenerationOptions, RegenerationPreview, UnclaimedUser, UserSummary,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::Error;
@@ -76,7 +76,7 @@ use crate::import::{ImportOptions, ImportProgress, ImportedUser, RecordError};
 use crate::migrate::{WrapOptions, WrapProgress, WrapReport};
 use crate::notify::DeliveryReceipt;
 use crate::recovery::PasswordReset;
-use crate::secret::{OneTimeCode, Password, Pin, TemporaryPassword};
+use crate::secret::{OneTimeCode, Password, Pin, RecoveryCode, TemporaryPassword};
 use crate::service::Keyward;
 use crate::signin::{
     Denial, PasswordChange, PendingDeviceAuthorization, PendingEnrollment, PendingPasswordChange,
@@ -84,7 +84,8 @@ use crate::signin::{
 };
 use crate::stamp::{SecurityStamp, SessionCheck};
 use crate::store::{GroupQuery, Page, UserQuery};
-use crate::user::{SiteId, User, UserId};
+use crate::totp::recovery_codes::RecoveryCodes;
+use crate::user::{Role, SiteId, User, UserId};
 
 /// [`Keyward`] for async code: every operation on tokio's blocking pool, hash evaluations
 /// bounded by a semaphore of hash permits (see the [module documentation](self) for the
@@ -592,7 +593,8 @@ async_face! {
         -> User = |kw| kw.create_user(actor.as_ref(), user, password);
     hashing fn import_user(user: User, record: ImportRecord)
         -> User = |kw| kw.import_user(user, &record);
-    hashing fn set_pin(user: UserId, pin: Option<Pin>) -> () = |kw| kw.set_pin(&user, pin.as_ref());
+    hashing fn set_pin(actor: UserId, target: UserId, pin: Option<Pin>)
+        -> () = |kw| kw.set_pin(&actor, &target, pin.as_ref());
     hashing fn change_password(user: UserId, current: Password, new_password: Password)
         -> OwnChange = |kw| kw.change_password(&user, &current, new_password);
     hashing fn change_own_pin(user: UserId, password: Password, pin: Option<Pin>)
@@ -638,4 +640,26 @@ async_face! {
     store fn reveal_temporary_password(actor: UserId, target: UserId)
         -> TemporaryPassword = |kw| kw.reveal_temporary_password(&actor, &target);
     store fn erase_expired_escrow(site: SiteId) -> u64 = |kw| kw.erase_expired_escrow(&site);
+    store fn verify_recovery_code(pending: PendingTotp, code: RecoveryCode)
+        -> SignIn = |kw| kw.verify_recovery_code(pending, &code);
+    store fn regenerate_recovery_codes(user: UserId, step_up: StepUp)
+        -> RecoveryCodes = |kw| kw.regenerate_recovery_codes(&user, step_up);
+    store fn update_user(actor: UserId, target: UserId, change: ProfileChange)
+        -> User = |kw| kw.update_user(&actor, &target, &change);
+    store fn set_contact(actor: UserId, target: UserId, channel: Channel, value: Option<String>)
+        -> User = |kw| kw.set_contact(&actor, &target, channel, value.as_deref());
+    store fn disable_user(actor: UserId, target: UserId, reason: String)
+        -> () = |kw| kw.disable_user(&actor, &target, &reason);
+    store fn enable_user(actor: UserId, target: UserId)
+        -> () = |kw| kw.enable_user(&actor, &target);
+    store fn set_role(actor: UserId, target: UserId, role: Role, managed_sites: Vec<SiteId>)
+        -> User = |kw| kw.set_role(&actor, &target, role, &managed_sites);
+    store fn delete_user(actor: UserId, target: UserId)
+        -> () = |kw| kw.delete_user(&actor, &target);
+    store fn change_own_contact(user: UserId, step_up: StepUp, channel: Channel, value: Option<String>)
+        -> User = |kw| kw.change_own_contact(&user, step_up, channel, value.as_deref());
+    hashing fn send_contact_code(user: UserId, channel: Channel)
+        -> ContactCodeSending = |kw| kw.send_contact_code(&user, channel);
+    hashing fn confirm_contact(user: UserId, channel: Channel, code: OneTimeCode)
+        -> ContactConfirmation = |kw| kw.confirm_contact(&user, channel, &code);
 }

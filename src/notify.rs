@@ -42,17 +42,20 @@ pub enum MessageKind {
     PasswordReset,
     /// A device-authorization code after an authenticator reset.
     DeviceCode,
+    /// A code proving control of an email address or phone number.
+    ContactVerification,
 }
 
 impl MessageKind {
     /// A stable key for the application's translations (`message.temporary_password`,
-    /// `message.password_reset`, `message.device_code`).
+    /// `message.password_reset`, `message.device_code`, `message.contact_verification`).
     #[must_use]
     pub fn key(self) -> &'static str {
         match self {
             Self::TemporaryPassword => "message.temporary_password",
             Self::PasswordReset => "message.password_reset",
             Self::DeviceCode => "message.device_code",
+            Self::ContactVerification => "message.contact_verification",
         }
     }
 }
@@ -197,6 +200,17 @@ impl Message {
                     ". It expires at ",
                     &time,
                     ". If you did not try to sign in, tell your administrator.",
+                ],
+            ),
+            MessageKind::ContactVerification => (
+                "Confirm your contact details",
+                vec![
+                    &greeting,
+                    "Your confirmation code is ",
+                    secret,
+                    ". It expires at ",
+                    &time,
+                    ". If you did not ask for it, you can ignore this message.",
                 ],
             ),
         };

@@ -29,7 +29,8 @@ text_enum!(
         SendPasswordReset => "send_password_reset",
         /// Regenerate the temporary passwords of whole groups.
         BulkRegenerate => "bulk_regenerate",
-        /// Create users.
+        /// Create, change, disable, enable and delete users; change their contact details,
+        /// role, managed sites and PIN.
         ManageUsers => "manage_users",
         /// Reveal an escrowed temporary password ("show password").
         RevealTemporaryPassword => "reveal_temporary_password",
@@ -149,6 +150,9 @@ pub enum DenyReason {
     /// The actor's own password, asked for as confirmation, was wrong (or the actor is
     /// locked).
     ConfirmationFailed,
+    /// Nobody disables, deletes or changes the role of their own account (the last
+    /// administrator of a site would lock everybody out).
+    OwnAccount,
 }
 
 impl DenyReason {
@@ -161,6 +165,7 @@ impl DenyReason {
             Self::OtherSite => "other_site",
             Self::TargetOutranksActor => "target_outranks_actor",
             Self::ConfirmationFailed => "confirmation_failed",
+            Self::OwnAccount => "own_account",
         }
     }
 }

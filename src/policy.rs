@@ -490,6 +490,10 @@ pub struct CodeRules {
     /// How long a step-up ([`crate::signin::StepUp`]) holds for the action that needs it
     /// (default 5 minutes).
     pub step_up_lifetime: Duration,
+    /// Recovery codes in a set (default 10, at most
+    /// [`recovery_codes::MAX_CODES`](crate::totp::recovery_codes::MAX_CODES)); 0 turns
+    /// recovery codes off: none are made and asking for a set is refused.
+    pub recovery_codes: u32,
 }
 
 impl CodeRules {
@@ -502,6 +506,7 @@ impl CodeRules {
         reset_token_max_tries: 5,
         pending_step_lifetime: Duration::minutes(15),
         step_up_lifetime: Duration::minutes(5),
+        recovery_codes: 10,
     };
 
     /// A fresh device-authorization code (`device_code_digits` digits, at least one) from

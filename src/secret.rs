@@ -78,6 +78,11 @@ secret_string!(
     /// A one-time code or token: a password-reset token, a device-authorization code, a TOTP code.
     OneTimeCode
 );
+secret_string!(
+    /// A recovery code as the user typed it, given in place of a TOTP code
+    /// ([`crate::totp::recovery_codes`]). Case, spaces and dashes do not matter.
+    RecoveryCode
+);
 
 impl TemporaryPassword {
     /// Views this temporary password as a [`Password`] for hashing and verification.

@@ -29,6 +29,7 @@ use crate::user::{
 
 mod enrollment;
 mod outcome;
+mod recovery_codes;
 mod second_factor;
 mod step_up;
 mod travel;
@@ -164,6 +165,7 @@ impl Keyward {
                 stamp: self.stamp_of(&after)?,
                 user: after.user,
                 hash_upgraded: false,
+                recovery_codes: None,
             }));
         }
         let mut ctx = Context {
@@ -174,6 +176,7 @@ impl Keyward {
             binding: [0; 32],
             change_password: false,
             signing_in: true,
+            recovery_codes_due: false,
         };
         if let Some(temporary) = &credential.temporary {
             let reason = match temporary.status(now) {
@@ -287,11 +290,20 @@ impl Keyward {
         let now = self.now();
         let (who, site) = (Some(id), &ctx.site);
         let event = self.event(AuditAction::SignIn, AuditOutcome::Succeeded, who, who, site);
-        let events = if ctx.signing_in {
+        let mut events = if ctx.signing_in {
             vec![event.with_reason("authenticated")]
         } else {
             Vec::new()
         };
+        // A sign-in that enrolled a new authenticator gets its recovery codes now, with the
+        // sign-in, so that no pending step ever carried them.
+        let codes = match ctx.recovery_codes_due {
+            true => self.new_recovery_codes(id)?,
+            false => None,
+        };
+        if let Some((codes, _)) = &codes {
+            events.push(self.recovery_codes_event(id, site, codes.len()));
+        }
         let mut after = None;
         let current = self.change_with_events(id, events, |r| {
             if !stamp::same_credentials(record, r) {
@@ -299,6 +311,9 @@ impl Keyward {
             }
             if ctx.signing_in {
                 r.user.last_sign_in_at = Some(now);
+            }
+            if let Some((_, digests)) = &codes {
+                r.totp.recovery_codes.clone_from(digests);
             }
             after = Some(r.clone());
             true
@@ -310,6 +325,7 @@ impl Keyward {
             stamp: self.stamp_of(&after)?,
             user: after.user,
             hash_upgraded: ctx.hash_upgraded,
+            recovery_codes: codes.map(|(codes, _)| codes),
         }))
     }
 

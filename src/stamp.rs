@@ -13,7 +13,7 @@
 //! digests; a plain digest handed to a client would be an offline oracle for the password.
 //!
 //! The same account state, plus the progress of a sign-in (the last accepted TOTP step, the
-//! pending secret, the device code), is what a pending step is bound to (its *binding*): any of
+//! pending secret, the device code, the recovery codes left), is what a pending step is bound to (its *binding*): any of
 //! those changing voids the step, and finishing a step changes one of them, so a step cannot
 //! be finished twice.
 
@@ -193,6 +193,10 @@ pub(crate) fn binding(record: &UserRecord) -> [u8; 32] {
     s.flag(record.totp.last_step.is_some());
     s.opt(record.totp.pending_secret.as_ref().map(|t| t.as_str()));
     s.hash(record.totp.device_code.as_ref().map(|c| &c.hash));
+    // The recovery codes left: using one, or a new set, voids a step (a step-up too).
+    let codes = &record.totp.recovery_codes;
+    s.0.extend_from_slice(&(codes.len() as u64).to_be_bytes());
+    codes.iter().for_each(|c| s.hash(Some(c)));
     let mut digest = Sha256::new();
     digest.update(BINDING_DOMAIN);
     digest.update(&s.0);

@@ -48,6 +48,9 @@ pub struct UserRecord {
     pub totp: TotpState,
     /// The outstanding password-reset token (the newest voids older ones).
     pub reset_token: Option<OneTimeCredential>,
+    /// The outstanding code sent to verify an email address or phone number; its digest is
+    /// bound to the channel and the address it went to (the newest voids older ones).
+    pub contact_code: Option<OneTimeCredential>,
     /// Password failures and lock.
     pub password_lock: LockState,
     /// TOTP code failures and lock, counted apart from password failures.
@@ -64,6 +67,7 @@ impl UserRecord {
             pin: None,
             totp: TotpState::default(),
             reset_token: None,
+            contact_code: None,
             password_lock: LockState::default(),
             totp_lock: LockState::default(),
         }
@@ -443,6 +447,9 @@ pub enum OneTimeKind {
     ResetToken,
     /// The device-authorization code after a TOTP reset.
     DeviceCode,
+    /// The code proving control of an email address or phone number
+    /// ([`UserRecord::contact_code`]).
+    ContactCode,
 }
 
 /// The result of taking a try at a single-use code.
@@ -861,6 +868,37 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         id: &UserId,
         change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
     ) -> Result<(), StoreError>;
+
+    /// As [`change_recorded`](Self::change_recorded), but `change` may also change the
+    /// profile (username, names, contact details, groups, role, managed sites, status): the
+    /// administrator's and the user's own changes to an account. It gets the whole record,
+    /// groups included, and may not change the id, the site or the creation time. A change
+    /// that returns no events changes nothing. A new username must stay unique and
+    /// unconfusable in the site, as at [`create_user`](Self::create_user).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Conflict`] for a username taken or confusable
+    /// (nothing is written); [`StoreError::InvalidQuery`] when `change` touched the id, site
+    /// or creation time (nothing is written); backend failures (nothing is written).
+    fn change_profile_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError>;
+
+    /// Reads the record of `id` (groups included) under the write lock and asks `decide` for
+    /// the audit events recording its deletion. With events, deletes the user (record and
+    /// groups) and appends the events in one transaction; with none, changes nothing. Returns
+    /// whether the user was deleted. Audit events already naming the user stay as they are,
+    /// and the username is free again.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; backend failures (nothing is deleted or written).
+    fn delete_recorded(
+        &self,
+        id: &UserId,
+        decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<bool, StoreError>;
 }
 
 /// Compares two records by the query's sort order (ties by id), for in-memory sorting.

@@ -25,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod recovery_codes;
 mod seal;
 mod uri;
 

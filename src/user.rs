@@ -651,6 +651,10 @@ pub struct TotpState {
     pub pending_secret: Option<StoredSecret>,
     /// The outstanding device-authorization code after a reset.
     pub device_code: Option<OneTimeCredential>,
+    /// The digests of the recovery codes not used yet (see
+    /// [`crate::totp::recovery_codes`]): each signs in once in place of a TOTP code. A new set,
+    /// a reset or a new authenticator replaces them all.
+    pub recovery_codes: Vec<StoredHash>,
 }
 
 /// A sealed (or explicitly plain) TOTP secret as stored; opaque to the store.

@@ -212,7 +212,7 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
     }
     let groups = ["Year 7".to_owned(), "Year 8".to_owned()];
     // The administrator's own password confirms the action (their PIN is not asked for).
-    f.kw.set_pin(&f.admin.id, Some(&keyward::Pin::new("2468")))
+    f.kw.set_pin(&f.admin.id, &f.admin.id, Some(&keyward::Pin::new("2468")))
         .unwrap();
     let regenerate = |confirmation: &str| {
         f.kw.bulk_regenerate(&f.admin.id, &Password::new(confirmation), &f.site, &groups)

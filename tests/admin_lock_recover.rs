@@ -262,10 +262,10 @@ fn pins_off_refuses_pins() {
     let pupil = fx.user("pupil");
     let err = fx
         .kw
-        .set_pin(&pupil.id, Some(&keyward::Pin::new("4321")))
+        .set_pin(&fx.admin.id, &pupil.id, Some(&keyward::Pin::new("4321")))
         .unwrap_err();
     assert!(matches!(err, Error::PinsDisabled), "{err:?}");
-    fx.kw.set_pin(&pupil.id, None).unwrap();
+    fx.kw.set_pin(&fx.admin.id, &pupil.id, None).unwrap();
     assert!(fx.record(&pupil.id).pin.is_none());
     let _ = step!(fx.sign_in_as("pupil"), SignIn::Authenticated);
     let _ = step!(
@@ -274,7 +274,7 @@ fn pins_off_refuses_pins() {
     );
     // A PIN set while PINs were on is still asked for: turning them off weakens nobody.
     let on = support::builder(fx.store.clone()).build();
-    on.set_pin(&pupil.id, Some(&keyward::Pin::new("4321")))
+    on.set_pin(&fx.admin.id, &pupil.id, Some(&keyward::Pin::new("4321")))
         .unwrap();
     let denied = step!(fx.sign_in_as("pupil"), SignIn::Denied);
     assert_eq!(denied.reason(), DenialReason::WrongPin);

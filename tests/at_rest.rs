@@ -68,7 +68,8 @@ fn no_secret_is_stored_in_plaintext() {
     // A password and a PIN.
     let sam = f.user("sam");
     plain.push(("password", USER_PASSWORD.as_bytes().to_vec()));
-    f.kw.set_pin(&sam.id, Some(&Pin::new("730519"))).unwrap();
+    f.kw.set_pin(&f.admin.id, &sam.id, Some(&Pin::new("730519")))
+        .unwrap();
     short.push(("pin", "730519".into()));
     plain.push(("admin password", ADMIN_PASSWORD.as_bytes().to_vec()));
 

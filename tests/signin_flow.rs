@@ -435,7 +435,8 @@ fn sso_outage_admin_managed_password_with_pin() {
     let sue =
         f.kw.create_user(None, user, Some(Password::new(USER_PASSWORD)))
             .unwrap();
-    f.kw.set_pin(&sue.id, Some(&Pin::new("4711"))).unwrap();
+    f.kw.set_pin(&f.admin.id, &sue.id, Some(&Pin::new("4711")))
+        .unwrap();
     // An SSO user has no standard login with a permanent password.
     let d = denied(f.sign_in_with_pin("sso", &Password::new(USER_PASSWORD), "4711"));
     assert_eq!(d.reason(), DenialReason::NoPasswordLogin);
@@ -498,7 +499,8 @@ fn parallel_attack_is_bounded_on_postgres() {
 fn oversized_input_is_a_wrong_password_not_an_error() {
     let f = fx();
     let sam = f.user("sam");
-    f.kw.set_pin(&sam.id, Some(&Pin::new("2468"))).unwrap();
+    f.kw.set_pin(&f.admin.id, &sam.id, Some(&Pin::new("2468")))
+        .unwrap();
     let huge = "x".repeat(5000);
     // An over-long password looks like any wrong password, for known and unknown users.
     let d = denied(f.sign_in_with_pin("sam", &Password::new(huge.clone()), "2468"));

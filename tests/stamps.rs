@@ -65,7 +65,10 @@ fn every_change_a_session_rests_on_makes_its_stamp_stale() {
         ),
         (
             "PIN set",
-            Box::new(|f, u| f.kw.set_pin(&u.id, Some(&Pin::new("4711"))).unwrap()),
+            Box::new(|f, u| {
+                f.kw.set_pin(&f.admin.id, &u.id, Some(&Pin::new("4711")))
+                    .unwrap()
+            }),
         ),
         (
             "TOTP enrolled",

@@ -70,7 +70,8 @@ fn the_trace_of_every_flow_holds_its_decisions_and_no_secret() {
     // Password and PIN; wrong and unknown.
     let sam = f.user("sam");
     let pin = "pin-of-sam-0429";
-    f.kw.set_pin(&sam.id, Some(&Pin::new(pin))).unwrap();
+    f.kw.set_pin(&f.admin.id, &sam.id, Some(&Pin::new(pin)))
+        .unwrap();
     secrets.push(pin.into());
     step!(
         f.sign_in_with_pin("sam", &Password::new(USER_PASSWORD), pin),

@@ -318,7 +318,7 @@ fn account_changes_void_a_sealed_step() {
             "PIN set",
             DenialReason::AccountChanged,
             Box::new(|f, u| {
-                f.kw.set_pin(&u.id, Some(&keyward::Pin::new("4711")))
+                f.kw.set_pin(&f.admin.id, &u.id, Some(&keyward::Pin::new("4711")))
                     .unwrap()
             }),
         ),

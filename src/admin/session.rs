@@ -14,18 +14,19 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use super::{
-    Archived, GroupChoice, GroupResets, IssueOptions, IssuedTemporaryPassword, PrintableList,
-    Regenerated, RegenerationOptions, RegenerationPreview, UnclaimedUser, UserSummary,
+    Archived, Channel, GroupChoice, GroupResets, IssueOptions, IssuedTemporaryPassword,
+    PrintableList, ProfileChange, Regenerated, RegenerationOptions, RegenerationPreview,
+    UnclaimedUser, UserSummary,
 };
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::Error;
 use crate::hash::ImportRecord;
 use crate::notify::DeliveryReceipt;
-use crate::secret::{Password, TemporaryPassword};
+use crate::secret::{Password, Pin, TemporaryPassword};
 use crate::service::Keyward;
 use crate::stamp::{SecurityStamp, SessionCheck};
 use crate::store::{GroupQuery, Page, UserQuery};
-use crate::user::{SiteId, UserId};
+use crate::user::{Role, SiteId, User, UserId};
 
 /// An administrator or moderator acting through their signed-in session (see
 /// [`Keyward::acting`]). Every operation re-checks the session's stamp first and answers
@@ -131,4 +132,11 @@ acting! {
     send_group_password_resets(site: &SiteId, groups: &[String]) -> GroupResets;
     reveal_temporary_password(target: &UserId) -> TemporaryPassword;
     archive_audit(site: &SiteId, before: OffsetDateTime, out: &mut dyn Write) -> Archived;
+    update_user(target: &UserId, change: &ProfileChange) -> User;
+    set_contact(target: &UserId, channel: Channel, value: Option<&str>) -> User;
+    disable_user(target: &UserId, reason: &str) -> ();
+    enable_user(target: &UserId) -> ();
+    set_role(target: &UserId, role: Role, managed_sites: &[SiteId]) -> User;
+    set_pin(target: &UserId, pin: Option<&Pin>) -> ();
+    delete_user(target: &UserId) -> ();
 }

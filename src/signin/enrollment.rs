@@ -69,6 +69,7 @@ impl Keyward {
             binding: [0; 32],
             change_password: false,
             signing_in: false,
+            recovery_codes_due: false,
         };
         let ctx = match self.issue(ctx, &record)? {
             Ok(ctx) => ctx,
@@ -109,7 +110,8 @@ impl Keyward {
             return self.deny(site, Some(&record.user), DenialReason::AccountChanged);
         }
         let mut matched_step = None;
-        let attempt = self.totp_attempt(&record, site, |now| {
+        let wrong = DenialReason::WrongTotpCode;
+        let attempt = self.totp_attempt(&record, site, wrong, |now| {
             Ok(match crate::totp::verify(&self.totp, &secret, code, now)? {
                 TotpCheck::Matched { step } => {
                     matched_step = Some(step);
@@ -128,18 +130,33 @@ impl Keyward {
                 }));
             }
         }
+        // A new authenticator voids the old recovery codes. A self-service enrollment gets
+        // its new set with the secret; a sign-in gets it when it completes (`finish`).
+        let id = &record.user.id;
+        let fresh = match pending.ctx.signing_in {
+            false => self.new_recovery_codes(id)?,
+            true => None,
+        };
+        let (codes, recovery_codes) = match fresh {
+            Some((codes, digests)) => (Some(codes), digests),
+            None => (None, Vec::new()),
+        };
         let next = TotpState {
             secret: Some(sealed),
             last_step: matched_step,
             reset_pending: false,
             pending_secret: None,
             device_code: None,
+            recovery_codes,
         };
         // Only the pending secret this step showed may be promoted: a reset or another
         // enrollment meanwhile wins. The new secret and its event commit together.
-        let event = self.own_event(AuditAction::TotpEnrolled, &record.user.id, site);
+        let mut events = vec![self.own_event(AuditAction::TotpEnrolled, id, site)];
+        if let Some(codes) = &codes {
+            events.push(self.recovery_codes_event(id, site, codes.len()));
+        }
         let seen = record.totp.clone();
-        let promoted = self.change_with_events(&record.user.id, vec![event], |r| {
+        let promoted = self.change_with_events(&record.user.id, events, |r| {
             ops::swap_totp(r, &seen, &next) == Swap::Swapped
         })?;
         if !promoted {
@@ -154,9 +171,14 @@ impl Keyward {
             return Ok(SignIn::AuthenticatorAdded(AuthenticatorAdded {
                 stamp: self.stamp_of(&now)?,
                 user: now.user.id,
+                recovery_codes: codes,
             }));
         }
-        self.complete(&record, pending.ctx)
+        let ctx = Context {
+            recovery_codes_due: true,
+            ..pending.ctx
+        };
+        self.complete(&record, ctx)
     }
 
     /// A new secret for `user` (labelled with their email, or their username): the

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::policy::PolicyViolation;
 use crate::stamp::SecurityStamp;
 use crate::totp::Enrollment;
+use crate::totp::recovery_codes::RecoveryCodes;
 use crate::user::{SiteId, User, UserId};
 
 /// The outcome of a sign-in step.
@@ -40,6 +41,7 @@ pub enum SignIn {
 pub struct AuthenticatorAdded {
     pub(super) user: UserId,
     pub(super) stamp: SecurityStamp,
+    pub(super) recovery_codes: Option<RecoveryCodes>,
 }
 
 impl AuthenticatorAdded {
@@ -54,6 +56,13 @@ impl AuthenticatorAdded {
     pub fn stamp(&self) -> &SecurityStamp {
         &self.stamp
     }
+
+    /// The recovery codes made for the new authenticator (the old set is void), to show the
+    /// user now: this is the only time they can be read. `None` where
+    /// [`CodeRules::recovery_codes`](crate::policy::CodeRules::recovery_codes) is 0.
+    pub fn take_recovery_codes(&mut self) -> Option<RecoveryCodes> {
+        self.recovery_codes.take()
+    }
 }
 
 /// A completed sign-in.
@@ -63,6 +72,7 @@ pub struct Authenticated {
     pub(super) user: User,
     pub(super) hash_upgraded: bool,
     pub(super) stamp: SecurityStamp,
+    pub(super) recovery_codes: Option<RecoveryCodes>,
 }
 
 impl Authenticated {
@@ -86,6 +96,13 @@ impl Authenticated {
     #[must_use]
     pub fn stamp(&self) -> &SecurityStamp {
         &self.stamp
+    }
+
+    /// The recovery codes made when this sign-in enrolled a new authenticator (after an
+    /// authenticator reset), to show the user now: this is the only time they can be read.
+    /// `None` for every other sign-in.
+    pub fn take_recovery_codes(&mut self) -> Option<RecoveryCodes> {
+        self.recovery_codes.take()
     }
 }
 
@@ -119,6 +136,8 @@ pub enum DenialReason {
     TooManyAttempts,
     /// The TOTP code was wrong, malformed or already used.
     WrongTotpCode,
+    /// The recovery code was wrong, malformed or already used (counted on the TOTP lock).
+    WrongRecoveryCode,
     /// Too many wrong TOTP codes: the second factor is locked.
     TotpLocked {
         /// End of a temporary lock; `None` until an administrator unlocks.
@@ -157,6 +176,7 @@ impl DenialReason {
             Self::Locked { .. } => "locked",
             Self::TooManyAttempts => "too_many_attempts",
             Self::WrongTotpCode => "wrong_totp_code",
+            Self::WrongRecoveryCode => "wrong_recovery_code",
             Self::TotpLocked { .. } => "totp_locked",
             Self::DeviceCodeExpired => "device_code_expired",
             Self::DeviceCodeExhausted => "device_code_exhausted",
@@ -265,7 +285,7 @@ impl Denial {
     pub fn user_message_key(&self) -> &'static str {
         match self.reason {
             r if r.is_first_factor() => "signin.first_factor",
-            DenialReason::WrongTotpCode => "signin.wrong_code",
+            DenialReason::WrongTotpCode | DenialReason::WrongRecoveryCode => "signin.wrong_code",
             DenialReason::TotpLocked { .. } => "signin.second_factor_locked",
             DenialReason::DeviceCodeExpired | DenialReason::DeviceCodeExhausted => {
                 "signin.device_code_spent"
@@ -281,7 +301,9 @@ impl Denial {
     pub fn user_message(&self) -> &'static str {
         match self.reason {
             r if r.is_first_factor() => FIRST_FACTOR_MESSAGE,
-            DenialReason::WrongTotpCode => "The code is incorrect.",
+            DenialReason::WrongTotpCode | DenialReason::WrongRecoveryCode => {
+                "The code is incorrect."
+            }
             DenialReason::TotpLocked { .. } => {
                 "Too many incorrect codes. Please contact your administrator."
             }
@@ -402,6 +424,9 @@ pub(super) struct Context {
     pub(super) change_password: bool,
     /// `false` for self-service enrollment by a user who is already signed in.
     pub(super) signing_in: bool,
+    /// The sign-in enrolled a new authenticator: its recovery codes are made when it
+    /// completes (so that no step carries them).
+    pub(super) recovery_codes_due: bool,
 }
 
 #[cfg(test)]
@@ -410,11 +435,12 @@ mod tests {
 
     use super::*;
 
-    const ALL: [DenialReason; 18] = [
+    const ALL: [DenialReason; 19] = [
         DenialReason::UnknownUser,
         DenialReason::Disabled,
         DenialReason::NoPasswordLogin,
         DenialReason::WrongPassword,
+        DenialReason::WrongRecoveryCode,
         DenialReason::WrongPin,
         DenialReason::TemporaryPasswordExpired,
         DenialReason::TemporaryPasswordUsed,

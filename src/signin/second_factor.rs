@@ -145,7 +145,7 @@ impl Keyward {
         secret: &TotpSecret,
         code: &OneTimeCode,
     ) -> Result<TotpAttempt, Error> {
-        self.totp_attempt(record, site, |now| {
+        self.totp_attempt(record, site, DenialReason::WrongTotpCode, |now| {
             Ok(match crate::totp::verify(&self.totp, secret, code, now)? {
                 TotpCheck::Matched { step } => {
                     self.store.accept_totp_step(&record.user.id, step)? == StepAcceptance::Accepted
@@ -158,11 +158,12 @@ impl Keyward {
     /// Runs one second-factor check (a TOTP code, a device code) under the TOTP lock counter
     /// with the protocol every guessable check follows ([`Keyward::guarded`]). Wrong answers
     /// of every kind count against the same lock, so fresh device codes do not buy fresh
-    /// guesses.
+    /// guesses. A wrong answer is denied with `wrong` until the lock holds.
     pub(super) fn totp_attempt(
         &self,
         record: &UserRecord,
         site: &SiteId,
+        wrong: DenialReason,
         check: impl FnOnce(OffsetDateTime) -> Result<bool, Error>,
     ) -> Result<TotpAttempt, Error> {
         let user = &record.user;
@@ -170,7 +171,7 @@ impl Keyward {
         let id = Some(&user.id);
         let denied = self.event(AuditAction::SignIn, AuditOutcome::Denied, id, id, site);
         let failed_reason = |lock: FailureLock| match lock.holds() {
-            None => DenialReason::WrongTotpCode,
+            None => wrong,
             Some(until) => DenialReason::TotpLocked { until },
         };
         let mut on_settle = |settled: &Settled<'_, ()>, _: &mut UserRecord| match settled {
@@ -258,7 +259,8 @@ impl Keyward {
         let max = self.codes.device_code_max_tries;
         let mut tried = None;
         let mut matched_code = None;
-        let attempt = self.totp_attempt(&record, &pending.ctx.site, |now| {
+        let wrong = DenialReason::WrongTotpCode;
+        let attempt = self.totp_attempt(&record, &pending.ctx.site, wrong, |now| {
             let outcome = self
                 .store
                 .try_one_time(id, OneTimeKind::DeviceCode, max, now)?;

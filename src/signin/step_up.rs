@@ -41,6 +41,12 @@ impl StepUp {
     pub fn at(&self) -> OffsetDateTime {
         self.at
     }
+
+    /// What the account was bound to when the user proved it: an action re-checks it inside
+    /// its own transaction.
+    pub(crate) fn binding(&self) -> [u8; 32] {
+        self.binding
+    }
 }
 
 impl fmt::Debug for StepUp {

@@ -133,6 +133,9 @@ struct Payload<'a> {
     h: bool,
     c: bool,
     i: bool,
+    /// Recovery codes are due when the sign-in completes (it enrolled an authenticator).
+    #[serde(default)]
+    n: bool,
     /// The binding, unpadded base64url.
     #[serde(borrow)]
     b: Cow<'a, str>,
@@ -180,6 +183,7 @@ impl Keyward {
             h: ctx.hash_upgraded,
             c: ctx.change_password,
             i: ctx.signing_in,
+            n: ctx.recovery_codes_due,
             b: Cow::Owned(binding),
             e: match &step {
                 PendingStep::DeviceAuthorization(p) => Some(Cow::Borrowed(p.sent_to.as_str())),
@@ -260,6 +264,7 @@ impl Keyward {
             binding,
             change_password: p.c,
             signing_in: p.i,
+            recovery_codes_due: p.n,
         };
         let retry = p.r;
         let step = match (p.k, p.e, p.a, p.x) {

@@ -261,6 +261,48 @@ impl UserStore for InMemoryStore {
         Ok(())
     }
 
+    fn change_profile_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let mut record = (inner.users.get(id).cloned())
+            .ok_or_else(|| StoreError::NotFound { user: id.clone() })?;
+        let old = record.user.clone();
+        let events = ops::profile_recorded(&mut record, change)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let Some(refused) = inner.username_refused(&record.user) {
+            return Err(conflict(refused));
+        }
+        inner.release_username(&old);
+        inner.claim_username(&record.user);
+        inner.users.insert(id.clone(), record);
+        inner.audit.extend(events);
+        Ok(())
+    }
+
+    fn delete_recorded(
+        &self,
+        id: &UserId,
+        decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let record =
+            (inner.users.get(id)).ok_or_else(|| StoreError::NotFound { user: id.clone() })?;
+        let events = decide(record);
+        if events.is_empty() {
+            return Ok(false);
+        }
+        let user = record.user.clone();
+        inner.release_username(&user);
+        inner.users.remove(id);
+        inner.audit.extend(events);
+        Ok(true)
+    }
+
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let was = inner.audit.len();

@@ -45,6 +45,7 @@ pub fn one_time_slot(record: &mut UserRecord, kind: OneTimeKind) -> &mut Option<
     match kind {
         OneTimeKind::ResetToken => &mut record.reset_token,
         OneTimeKind::DeviceCode => &mut record.totp.device_code,
+        OneTimeKind::ContactCode => &mut record.contact_code,
     }
 }
 
@@ -201,6 +202,30 @@ pub fn recorded(
         return Err(StoreError::InvalidQuery {
             reason: reason.to_owned(),
         });
+    }
+    Ok(events)
+}
+
+/// Runs a recorded change that may touch the profile: the body of
+/// [`UserStore::change_profile_recorded`](super::UserStore::change_profile_recorded). The id,
+/// site and creation time are not the change's to make (refused, the record left as it was);
+/// a change that records no event changes nothing.
+pub fn profile_recorded(
+    r: &mut UserRecord,
+    change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let before = r.clone();
+    let events = change(r);
+    let (now, then) = (&r.user, &before.user);
+    if now.id != then.id || now.site != then.site || now.created_at != then.created_at {
+        *r = before;
+        let reason = "a profile change may not change the id, site or creation time";
+        return Err(StoreError::InvalidQuery {
+            reason: reason.to_owned(),
+        });
+    }
+    if events.is_empty() {
+        *r = before;
     }
     Ok(events)
 }

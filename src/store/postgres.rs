@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0002_escrow.sql"),
     include_str!("postgres/0003_lock_epoch.sql"),
     include_str!("postgres/0004_unicode_keys.sql"),
+    include_str!("postgres/0005_recovery_and_contact_codes.sql"),
 ];
 
 /// The schema version this build writes.
@@ -826,6 +827,26 @@ fn locked(
     sql::parse_record(row, Vec::new())
 }
 
+/// The whole record of `id` (groups included) under the row lock: what a profile change or a
+/// deletion decides on.
+fn locked_whole(tx: &mut Transaction<'_>, id: &UserId) -> Result<UserRecord, StoreError> {
+    let rows = query(
+        tx,
+        "reading a user",
+        &LOCKED_WHOLE_SELECT,
+        &[text_val(id.as_str())],
+    )?;
+    records(&rows)?.pop().ok_or_else(|| not_found(id))
+}
+
+/// The read of [`locked_whole`].
+static LOCKED_WHOLE_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {GROUPS} FROM users WHERE id = ?1 FOR UPDATE",
+        sql::user_select_list()
+    )
+});
+
 /// The read of [`locked`].
 static LOCKED_SELECT: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -1150,6 +1171,57 @@ impl UserStore for PostgresStore {
         }
         // Changed (or deleted) since the read: under the row lock this time.
         self.write(context, |tx| sql::change_recorded_in(tx, id, change))
+    }
+
+    fn change_profile_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        self.write("recording a profile change", |tx| {
+            let mut record = locked_whole(tx, id)?;
+            let before = record.clone();
+            let events = super::ops::profile_recorded(&mut record, change)?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            if record.user != before.user {
+                update(tx, sql::profile_cols(&record.user)?, id)?;
+                write_groups(tx, &record.user)?;
+            }
+            if record != before {
+                update(tx, sql::credential_cols(&record)?, id)?;
+            }
+            for event in &events {
+                insert_audit(tx, &sql::audit_values(event)?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_recorded(
+        &self,
+        id: &UserId,
+        decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<bool, StoreError> {
+        self.write("deleting a user", |tx| {
+            let record = locked_whole(tx, id)?;
+            let events = decide(&record);
+            if events.is_empty() {
+                return Ok(false);
+            }
+            let vals = [text_val(id.as_str())];
+            for sql in [
+                "DELETE FROM user_groups WHERE user_id = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ] {
+                execute(tx, "deleting a user", sql, &vals)?;
+            }
+            for event in &events {
+                insert_audit(tx, &sql::audit_values(event)?)?;
+            }
+            Ok(true)
+        })
     }
 
     fn prune_audit(&self, site: &SiteId, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -118,6 +118,11 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
     "tl_unlocked_by",
     "tl_unlocked_ns",
     "tl_epoch",
+    "totp_recovery",
+    "cc_hash",
+    "cc_issued_ns",
+    "cc_expires_ns",
+    "cc_failed_tries",
 ];
 
 /// Where a column of [`USER_COLUMNS`] or [`AUDIT_NAMES`] stands in the statements that read
@@ -275,6 +280,50 @@ const RESET_TOKEN: [&str; 4] = [
     "rt_expires_ns",
     "rt_failed_tries",
 ];
+const CONTACT_CODE: [&str; 4] = [
+    "cc_hash",
+    "cc_issued_ns",
+    "cc_expires_ns",
+    "cc_failed_tries",
+];
+
+/// The prefix of every recovery-code digest ([`crate::totp::recovery_codes`]).
+const RECOVERY_DIGEST_PREFIX: &str = "$sha256$";
+
+/// The recovery-code digests as one column: space-separated (a digest holds no space), `NULL`
+/// for none.
+fn recovery_text(digests: &[StoredHash]) -> Val {
+    let joined = digests
+        .iter()
+        .map(StoredHash::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    Val::opt_text((!joined.is_empty()).then_some(joined.as_str()))
+}
+
+/// Reads the recovery-code column back: each entry must be a digest as keyward writes it
+/// (its prefix and 64 hex digits), anything else is a corrupt row.
+fn parse_recovery(text: Option<String>) -> Result<Vec<StoredHash>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(' ')
+        .map(|digest| {
+            let hex = digest.strip_prefix(RECOVERY_DIGEST_PREFIX);
+            let well_formed = hex.is_some_and(|h| {
+                h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            });
+            if well_formed {
+                Ok(StoredHash::new(digest))
+            } else {
+                Err(StoreError::corrupt(
+                    "totp_recovery",
+                    "not a recovery-code digest",
+                ))
+            }
+        })
+        .collect()
+}
 
 /// The columns of one single-use code.
 pub(crate) fn one_time_kind_cols(
@@ -284,6 +333,7 @@ pub(crate) fn one_time_kind_cols(
     match kind {
         OneTimeKind::ResetToken => one_time_cols(RESET_TOKEN, c),
         OneTimeKind::DeviceCode => one_time_cols(DEVICE_CODE, c),
+        OneTimeKind::ContactCode => one_time_cols(CONTACT_CODE, c),
     }
 }
 
@@ -310,6 +360,7 @@ pub(crate) fn totp_cols(t: &TotpState) -> Result<Cols, StoreError> {
         ),
     ];
     cols.extend(one_time_cols(DEVICE_CODE, t.device_code.as_ref())?);
+    cols.push(("totp_recovery", recovery_text(&t.recovery_codes)));
     Ok(cols)
 }
 
@@ -384,6 +435,7 @@ pub(crate) fn credential_cols(r: &UserRecord) -> Result<Cols, StoreError> {
     cols.extend(pin_cols(r.pin.as_ref())?);
     cols.extend(totp_cols(&r.totp)?);
     cols.extend(one_time_cols(RESET_TOKEN, r.reset_token.as_ref())?);
+    cols.extend(one_time_cols(CONTACT_CODE, r.contact_code.as_ref())?);
     cols.extend(lock_cols(&PASSWORD_LOCK, &r.password_lock)?);
     cols.extend(lock_cols(&TOTP_LOCK, &r.totp_lock)?);
     // The one profile column an atomic step may write: a sign-in records its time together
@@ -640,8 +692,10 @@ pub(crate) fn parse_record(
             reset_pending: row.flag("totp_reset_pending")?,
             pending_secret: row.text("totp_pending_secret")?.map(StoredSecret::new),
             device_code: parse_one_time(row, DEVICE_CODE)?,
+            recovery_codes: parse_recovery(row.text("totp_recovery")?)?,
         },
         reset_token: parse_one_time(row, RESET_TOKEN)?,
+        contact_code: parse_one_time(row, CONTACT_CODE)?,
         password_lock: parse_lock(row, &PASSWORD_LOCK)?,
         totp_lock: parse_lock(row, &TOTP_LOCK)?,
     })

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0002_escrow.sql"),
     include_str!("sqlite/0003_lock_epoch.sql"),
     include_str!("sqlite/0004_unicode_keys.sql"),
+    include_str!("sqlite/0005_recovery_and_contact_codes.sql"),
 ];
 
 /// The schema version this build writes.
@@ -529,6 +530,31 @@ fn insert_user(tx: &Connection, record: &UserRecord) -> Result<(), StoreError> {
     write_groups(tx, u)
 }
 
+/// The whole record of `id` (groups included), read inside a write transaction.
+fn locked_whole(tx: &Connection, id: &UserId) -> Result<UserRecord, StoreError> {
+    load_with(tx, &SELECT_WHOLE_USER_BY_ID, &[id.as_str()], true)?.ok_or_else(|| not_found(id))
+}
+
+/// Overwrites the profile columns and groups of `user.id` inside a write transaction, after
+/// checking that the username stays unique and unconfusable in the site.
+fn write_profile(tx: &Connection, user: &User) -> Result<(), StoreError> {
+    let key = fold(&user.username);
+    if exists(
+        tx,
+        "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2 AND id <> ?3",
+        &[user.site.as_str(), &key, user.id.as_str()],
+    )? {
+        return Err(StoreError::Conflict { what: "username" });
+    }
+    if confusable(tx, user)? {
+        return Err(StoreError::Conflict {
+            what: CONFUSABLE_USERNAME,
+        });
+    }
+    update(tx, sql::profile_cols(user)?, &user.id)?;
+    write_groups(tx, user)
+}
+
 /// Whether another user of `u`'s site has `u`'s username skeleton.
 fn confusable(tx: &Connection, u: &User) -> Result<bool, StoreError> {
     exists(
@@ -710,26 +736,11 @@ impl UserStore for SqliteStore {
     }
 
     fn update_profile(&self, user: &User) -> Result<(), StoreError> {
-        let cols = sql::profile_cols(user)?;
         self.write("updating a profile", |tx| {
             if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", &[user.id.as_str()])? {
                 return Err(not_found(&user.id));
             }
-            let key = fold(&user.username);
-            if exists(
-                tx,
-                "SELECT 1 FROM users WHERE site = ?1 AND username_key = ?2 AND id <> ?3",
-                &[user.site.as_str(), &key, user.id.as_str()],
-            )? {
-                return Err(StoreError::Conflict { what: "username" });
-            }
-            if confusable(tx, user)? {
-                return Err(StoreError::Conflict {
-                    what: CONFUSABLE_USERNAME,
-                });
-            }
-            update(tx, cols, &user.id)?;
-            write_groups(tx, user)
+            write_profile(tx, user)
         })
     }
 
@@ -769,6 +780,57 @@ impl UserStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write("recording a change", |tx| {
             sql::change_recorded_in(&mut Tx(tx), id, change)
+        })
+    }
+
+    fn change_profile_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        self.write("recording a profile change", |tx| {
+            let mut record = locked_whole(tx, id)?;
+            let before = record.clone();
+            let events = super::ops::profile_recorded(&mut record, change)?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            if record.user != before.user {
+                write_profile(tx, &record.user)?;
+            }
+            if record != before {
+                update(tx, sql::credential_cols(&record)?, id)?;
+            }
+            for event in &events {
+                insert_audit(tx, &sql::audit_values(event)?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_recorded(
+        &self,
+        id: &UserId,
+        decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<bool, StoreError> {
+        self.write("deleting a user", |tx| {
+            let record = locked_whole(tx, id)?;
+            let events = decide(&record);
+            if events.is_empty() {
+                return Ok(false);
+            }
+            for sql in [
+                "DELETE FROM user_groups WHERE user_id = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([id.as_str()]))
+                    .map_err(be("deleting a user"))?;
+            }
+            for event in &events {
+                insert_audit(tx, &sql::audit_values(event)?)?;
+            }
+            Ok(true)
         })
     }
 

@@ -193,4 +193,20 @@ impl UserStore for Spy {
         (self.hook)("change_recorded")?;
         self.inner.change_recorded(id, change)
     }
+    fn change_profile_recorded(
+        &self,
+        id: &UserId,
+        change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<(), StoreError> {
+        (self.hook)("change_profile_recorded")?;
+        self.inner.change_profile_recorded(id, change)
+    }
+    fn delete_recorded(
+        &self,
+        id: &UserId,
+        decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+    ) -> Result<bool, StoreError> {
+        (self.hook)("delete_recorded")?;
+        self.inner.delete_recorded(id, decide)
+    }
 }
