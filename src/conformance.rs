@@ -100,12 +100,14 @@ macro_rules! conformance_tests {
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
             usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events,
-            change_recorded_commits_change_and_events_together);
+            change_recorded_commits_change_and_events_together,
+            profile_changes_commit_with_their_events, deletion_keeps_the_trail);
         $crate::conformance_tests!(@shared $make;
             concurrent_failures_lose_no_increment, concurrent_attempts_respect_max,
             concurrent_temporary_password_consumed_once, concurrent_one_time_consumed_once,
             concurrent_totp_step_accepted_once, concurrent_batch_and_claim,
-            concurrent_create_users_once, concurrent_recorded_changes_lose_nothing);
+            concurrent_create_users_once, concurrent_recorded_changes_lose_nothing,
+            concurrent_profile_changes_and_deletion);
     };
     (single $make:expr) => {
         $crate::conformance_tests!(@single (|| ::core::option::Option::Some(($make)()));
@@ -119,7 +121,8 @@ macro_rules! conformance_tests {
             audit_append_and_query, untrusted_text_with_nul_matches_nothing,
             create_users_skips_taken, create_users_decides_in_order,
             usernames_fold_and_lookalikes_are_refused, prune_audit_deletes_only_older_events,
-            change_recorded_commits_change_and_events_together);
+            change_recorded_commits_change_and_events_together,
+            profile_changes_commit_with_their_events, deletion_keeps_the_trail);
     };
     (@single $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1981,6 +1984,228 @@ pub fn change_recorded_commits_change_and_events_together(store: &dyn UserStore)
         .expect("change_recorded failed");
     assert_eq!(get(store, &id).user.last_sign_in_at, Some(signed_in));
     assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 3);
+}
+
+/// `change_profile_recorded` writes the profile (username, groups, role, status, contact
+/// details) with the credentials and its events in one transaction; a taken or confusable
+/// username, or a change of id, site or creation time, writes nothing at all; a change with no
+/// events changes nothing.
+pub fn profile_changes_commit_with_their_events(store: &dyn UserStore) {
+    let r = person(site(), "profiled", "Pro", "Filed");
+    let other = person(site(), "taken", "Tak", "En");
+    create(store, &r);
+    create(store, &other);
+    let id = r.user.id.clone();
+    let event = batch_event(Some(&id));
+    let mut want = r.clone();
+    want.user.username = "Renamed".into();
+    want.user.surname = "Ünchanged".into();
+    want.user.groups = vec!["Year 9".into(), "Choir".into()];
+    want.user.role = Role::Moderator;
+    want.user.managed_sites = vec![other_site()];
+    want.user.status = UserStatus::Disabled;
+    want.user.email = Some("new@example.org".into());
+    want.user.email_verified = true;
+    want.contact_code = Some(OneTimeCredential::new(
+        hash("contact"),
+        T0,
+        T0 + Duration::hours(1),
+    ));
+    let target = want.clone();
+    let mut change = |rec: &mut UserRecord| {
+        rec.user = target.user.clone();
+        rec.contact_code.clone_from(&target.contact_code);
+        vec![event.clone()]
+    };
+    store
+        .change_profile_recorded(&id, &mut change)
+        .expect("change_profile_recorded failed");
+    assert_eq!(get(store, &id), want, "the change as written");
+    assert!(store.find_user(&site(), "renamed").expect("find").is_some());
+    assert!(
+        store
+            .find_user(&site(), "profiled")
+            .expect("find")
+            .is_none(),
+        "old name freed"
+    );
+    assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 1);
+
+    let refusals: [(&str, Box<dyn Fn(&mut UserRecord) + Send + Sync>); 5] = [
+        (
+            "a taken username",
+            Box::new(|rec| rec.user.username = "TAKEN".into()),
+        ),
+        (
+            "a confusable username",
+            Box::new(|rec| rec.user.username = "t\u{430}ken".into()),
+        ),
+        (
+            "another id",
+            Box::new(|rec| rec.user.id = UserId::generate()),
+        ),
+        ("another site", Box::new(|rec| rec.user.site = other_site())),
+        (
+            "another creation time",
+            Box::new(|rec| rec.user.created_at = T0 + Duration::days(1)),
+        ),
+    ];
+    for (what, refused) in &refusals {
+        let mut change = |rec: &mut UserRecord| {
+            rec.user.groups = vec!["Should not stay".into()];
+            rec.pin = Some(PinCredential::new(hash("pin"), T0));
+            refused(rec);
+            vec![event.clone()]
+        };
+        let result = store.change_profile_recorded(&id, &mut change);
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Conflict { .. } | StoreError::InvalidQuery { .. })
+            ),
+            "{what}: {result:?}"
+        );
+        assert_eq!(get(store, &id), want, "{what}: nothing is written");
+        assert_eq!(
+            events_of(store, AuditAction::TemporaryPasswordSet).len(),
+            1,
+            "{what}: no event is written"
+        );
+    }
+    let mut silent = |rec: &mut UserRecord| {
+        rec.user.forename = "Silent".into();
+        Vec::new()
+    };
+    store
+        .change_profile_recorded(&id, &mut silent)
+        .expect("change_profile_recorded failed");
+    assert_eq!(
+        get(store, &id),
+        want,
+        "a change with no events changes nothing"
+    );
+    let missing = UserId::generate();
+    let mut nothing = |_: &mut UserRecord| vec![event.clone()];
+    is_not_found(
+        store.change_profile_recorded(&missing, &mut nothing),
+        &missing,
+        "change_profile_recorded",
+    );
+}
+
+/// `delete_recorded` removes the user (record, groups, username) with its events in one
+/// transaction and leaves the user's past events; a decision with no events deletes nothing.
+pub fn deletion_keeps_the_trail(store: &dyn UserStore) {
+    let mut r = person(site(), "leaving", "Lea", "Ving");
+    r.user.groups = vec!["Year 11".into()];
+    r.password = Some(PasswordCredential::permanent(hash("pw"), T0));
+    create(store, &r);
+    let id = r.user.id.clone();
+    let earlier = batch_event(Some(&id));
+    store.append_audit(&earlier).expect("append_audit failed");
+    let mut keep = |seen: &UserRecord| {
+        assert_eq!(
+            seen.user.groups,
+            vec!["Year 11".to_owned()],
+            "the whole record is seen"
+        );
+        Vec::new()
+    };
+    assert!(
+        !store
+            .delete_recorded(&id, &mut keep)
+            .expect("delete_recorded failed")
+    );
+    assert_eq!(
+        get(store, &id),
+        r,
+        "a decision without events deletes nothing"
+    );
+    let mut gone = AuditEvent::new(
+        T0,
+        None,
+        AuditAction::UserDeleted,
+        Some(id.clone()),
+        site(),
+        AuditOutcome::Succeeded,
+    );
+    gone.details = Some("username=leaving".into());
+    let mut delete = |_: &UserRecord| vec![gone.clone()];
+    assert!(
+        store
+            .delete_recorded(&id, &mut delete)
+            .expect("delete_recorded failed")
+    );
+    assert!(store.get_user(&id).expect("get_user").is_none());
+    assert!(store.find_user(&site(), "leaving").expect("find").is_none());
+    let groups = store
+        .list_groups(&GroupQuery::new(site()))
+        .expect("list_groups failed");
+    assert!(
+        groups.items.iter().all(|g| g.name != "Year 11"),
+        "groups go with the user"
+    );
+    let trail = store
+        .query_audit(&AuditQuery::for_user(id.clone()).page(0, 100))
+        .expect("query_audit failed");
+    let actions: Vec<AuditAction> = trail.items.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        vec![AuditAction::TemporaryPasswordSet, AuditAction::UserDeleted]
+    );
+    // The username is free again.
+    create(store, &person(site(), "leaving", "New", "Comer"));
+    is_not_found(
+        store.delete_recorded(&id, &mut delete),
+        &id,
+        "delete_recorded",
+    );
+}
+
+/// Two handles race: 8 threads rename one user's groups through `change_profile_recorded`
+/// (one event each) while 8 threads try to delete it: it is deleted exactly once, and no
+/// profile change is stored without its event or after the deletion.
+pub fn concurrent_profile_changes_and_deletion(open: Opener<'_>) {
+    let r = seeded(open, |_| {});
+    let id = r.user.id.clone();
+    let event = batch_event(Some(&id));
+    let deleted = race(open, 16, |store| {
+        let mut n = 0;
+        for i in 0..4 {
+            let mut change = |rec: &mut UserRecord| {
+                rec.user.groups = vec![format!("Group {i}")];
+                vec![event.clone()]
+            };
+            match store.change_profile_recorded(&id, &mut change) {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => panic!("change_profile_recorded failed: {e:?}"),
+            }
+            let mut delete = |_: &UserRecord| {
+                let mut gone = event.clone();
+                gone.action = AuditAction::UserDeleted;
+                vec![gone]
+            };
+            match store.delete_recorded(&id, &mut delete) {
+                Ok(true) => n += 1,
+                Ok(false) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => panic!("delete_recorded failed: {e:?}"),
+            }
+        }
+        n
+    });
+    assert_eq!(deleted.iter().sum::<u32>(), 1, "deleted exactly once");
+    let store = open();
+    assert!(store.get_user(&id).expect("get_user").is_none());
+    assert_eq!(events_of(&*store, AuditAction::UserDeleted).len(), 1);
+    let trail = store
+        .query_audit(&AuditQuery::for_user(id.clone()).page(0, 1000))
+        .expect("query_audit failed");
+    let last = trail.items.last().expect("events");
+    assert_eq!(
+        last.action,
+        AuditAction::UserDeleted,
+        "no change after the deletion"
+    );
 }
 
 /// 16 threads over two handles each count 8 failures through `change_recorded`, with the

@@ -103,6 +103,12 @@ mod fixtures {
 
     /// The SQL that turns a current database holding [`legacy_trio`] into a version-3 one:
     /// no skeleton, the old keys (`trim().to_lowercase()`), all three in the first's site.
+    /// What migration 5 added (recovery codes, contact codes), dropped again.
+    pub(crate) const DROP_VERSION_5: &str = "ALTER TABLE users DROP COLUMN totp_recovery; \
+         ALTER TABLE users DROP COLUMN cc_hash; ALTER TABLE users DROP COLUMN cc_issued_ns; \
+         ALTER TABLE users DROP COLUMN cc_expires_ns; \
+         ALTER TABLE users DROP COLUMN cc_failed_tries; ";
+
     pub(crate) fn back_to_version_3(
         older: &UserRecord,
         newer: &UserRecord,
@@ -113,6 +119,7 @@ mod fixtures {
         let mut sql = String::from(
             "DROP INDEX users_skeleton; ALTER TABLE users DROP COLUMN username_skeleton; ",
         );
+        sql.push_str(DROP_VERSION_5);
         for r in [newer, lookalike] {
             let old_key = r.user.username.trim().to_lowercase();
             sql.push_str(&format!(
@@ -196,6 +203,16 @@ mod fixtures {
         ("bad id", "pl_unlocked_by = 'not an id!'"),
         ("bad site list", "managed_sites = 'a,,b'"),
         ("short unknown temporary mode", "pw_tmp_mode = 'x'"),
+        (
+            "not a recovery-code digest",
+            "totp_recovery = '$sha256$abc'",
+        ),
+        (
+            "a recovery code in plain",
+            "totp_recovery = 'abcd-efgh-ijkl-mnop'",
+        ),
+        ("an empty recovery-code entry", "totp_recovery = ' '"),
+        ("a contact code without its times", "cc_hash = 'x'"),
     ];
 }
 
@@ -271,13 +288,14 @@ mod sqlite_specific {
         }
         // Back to version 1: the escrow and epoch columns did not exist yet.
         let raw = rusqlite::Connection::open(&path).unwrap();
-        raw.execute_batch(
-            "ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
+        raw.execute_batch(&format!(
+            "{}ALTER TABLE users DROP COLUMN pw_tmp_escrow; \
              ALTER TABLE users DROP COLUMN pl_epoch; \
              ALTER TABLE users DROP COLUMN tl_epoch; \
              DROP INDEX users_role; DROP INDEX users_skeleton; \
              ALTER TABLE users DROP COLUMN username_skeleton",
-        )
+            super::fixtures::DROP_VERSION_5
+        ))
         .unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
         drop(raw);
@@ -408,11 +426,12 @@ mod postgres_specific {
             let store = schema.open();
             store.create_user(&r).unwrap();
         }
-        schema.execute(
-            "ALTER TABLE users DROP COLUMN pw_tmp_escrow, DROP COLUMN pl_epoch, \
+        schema.execute(&format!(
+            "{}ALTER TABLE users DROP COLUMN pw_tmp_escrow, DROP COLUMN pl_epoch, \
              DROP COLUMN tl_epoch, DROP COLUMN username_skeleton; DROP INDEX users_role; \
              DELETE FROM keyward_schema_version WHERE version > 1",
-        );
+            super::fixtures::DROP_VERSION_5
+        ));
         let store = schema.open();
         assert_eq!(store.get_user(&r.user.id).unwrap(), Some(r));
     }
