@@ -321,6 +321,18 @@ pub enum LockDecision {
     Stale,
 }
 
+/// Starts a new epoch of a counter without changing its lock or counts: what disabling an
+/// account does. Guesses already being evaluated settle without counting (as after an
+/// unlock), and every session stamp made before goes stale for good, because the stamp holds
+/// the epoch: enabling the account again does not bring those sessions back.
+#[must_use]
+pub fn new_epoch(state: &LockState) -> LockState {
+    LockState {
+        epoch: state.epoch.wrapping_add(1),
+        ..state.clone()
+    }
+}
+
 /// The pure lockout machine. Never panics; all arithmetic saturates.
 pub fn transition(
     rule: &LockoutRule,

@@ -17,6 +17,7 @@ use time::Date;
 use super::Channel;
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 use crate::error::Error;
+use crate::lockout;
 use crate::permission::{DenyReason, Permission, PermissionDenied};
 use crate::secret::{Password, Pin};
 use crate::service::{Keyward, Pins, stored};
@@ -151,9 +152,11 @@ impl ProfileChange {
 enum Also {
     /// Nothing.
     Nothing,
-    /// Every code in flight is withdrawn (reset link, device code, contact code): a disabled
-    /// account must not be reachable through one.
-    WithdrawCodes,
+    /// Disabling: every code in flight is withdrawn (reset link, device code, contact code),
+    /// since a disabled account must not be reachable through one, and the password counter
+    /// starts a new epoch ([`lockout::new_epoch`]), so that the sessions of before stay
+    /// stale once the account is enabled again.
+    Disabling,
     /// The contact code in flight is withdrawn (it went to the old address).
     WithdrawContactCode,
 }
@@ -270,7 +273,7 @@ impl Keyward {
                 next,
                 details: None,
                 reason: Some(reason),
-                also: Also::WithdrawCodes,
+                also: Also::Disabling,
             },
         )
         .map(drop)
@@ -529,7 +532,7 @@ impl Keyward {
             match change.also {
                 Also::Nothing => {}
                 Also::WithdrawContactCode => r.contact_code = None,
-                Also::WithdrawCodes => {
+                Also::Disabling => {
                     for kind in [
                         OneTimeKind::ResetToken,
                         OneTimeKind::DeviceCode,
@@ -537,6 +540,7 @@ impl Keyward {
                     ] {
                         *ops::one_time_slot(r, kind) = None;
                     }
+                    r.password_lock = lockout::new_epoch(&r.password_lock);
                 }
             }
             after = Some(r.user.clone());
