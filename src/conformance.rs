@@ -1986,6 +1986,9 @@ pub fn change_recorded_commits_change_and_events_together(store: &dyn UserStore)
     assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 3);
 }
 
+/// A change a store must refuse, named.
+type Refusal = (&'static str, fn(&mut UserRecord));
+
 /// `change_profile_recorded` writes the profile (username, groups, role, status, contact
 /// details) with the credentials and its events in one transaction; a taken or confusable
 /// username, or a change of id, site or creation time, writes nothing at all; a change with no
@@ -2031,24 +2034,16 @@ pub fn profile_changes_commit_with_their_events(store: &dyn UserStore) {
     );
     assert_eq!(events_of(store, AuditAction::TemporaryPasswordSet).len(), 1);
 
-    let refusals: [(&str, Box<dyn Fn(&mut UserRecord) + Send + Sync>); 5] = [
-        (
-            "a taken username",
-            Box::new(|rec| rec.user.username = "TAKEN".into()),
-        ),
-        (
-            "a confusable username",
-            Box::new(|rec| rec.user.username = "t\u{430}ken".into()),
-        ),
-        (
-            "another id",
-            Box::new(|rec| rec.user.id = UserId::generate()),
-        ),
-        ("another site", Box::new(|rec| rec.user.site = other_site())),
-        (
-            "another creation time",
-            Box::new(|rec| rec.user.created_at = T0 + Duration::days(1)),
-        ),
+    let refusals: [Refusal; 5] = [
+        ("a taken username", |rec| rec.user.username = "TAKEN".into()),
+        ("a confusable username", |rec| {
+            rec.user.username = "t\u{430}ken".into()
+        }),
+        ("another id", |rec| rec.user.id = UserId::generate()),
+        ("another site", |rec| rec.user.site = other_site()),
+        ("another creation time", |rec| {
+            rec.user.created_at = T0 + Duration::days(1)
+        }),
     ];
     for (what, refused) in &refusals {
         let mut change = |rec: &mut UserRecord| {

@@ -325,7 +325,7 @@ impl Keyward {
             stamp: self.stamp_of(&after)?,
             user: after.user,
             hash_upgraded: ctx.hash_upgraded,
-            recovery_codes: codes.map(|(codes, _)| codes),
+            recovery_codes: codes.map(|(codes, _)| Box::new(codes)),
         }))
     }
 

@@ -282,7 +282,12 @@ fn roles_change_within_the_actors_reach_and_end_sessions() {
     // Nobody hands out a site they do not manage.
     let elsewhere = SiteId::new("southfield").unwrap();
     denied_because(
-        f.kw.set_role(&f.admin.id, &sam.id, Role::Moderator, &[elsewhere.clone()]),
+        f.kw.set_role(
+            &f.admin.id,
+            &sam.id,
+            Role::Moderator,
+            std::slice::from_ref(&elsewhere),
+        ),
         DenyReason::TargetOutranksActor,
     );
     assert!(f.record(&sam.id).user.managed_sites.is_empty());
@@ -561,12 +566,17 @@ fn a_change_made_meanwhile_wins() {
     let (inner, slot) = (store.clone(), armed.clone());
     let changes = std::sync::atomic::AtomicUsize::new(0);
     let hook = move |op: &'static str| {
-        if op == "change_profile_recorded" || op == "delete_recorded" {
-            if let Some(mut user) = slot.lock().unwrap().take() {
-                let n = changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                user.surname = format!("Meanwhile {n}");
-                inner.update_profile(&user).unwrap();
-            }
+        let ours = op == "change_profile_recorded" || op == "delete_recorded";
+        // Taken only by the write it is meant for (the reads before it pass).
+        let taken = if ours {
+            slot.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(mut user) = taken {
+            let n = changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            user.surname = format!("Meanwhile {n}");
+            inner.update_profile(&user).unwrap();
         }
         Ok(())
     };

@@ -1,7 +1,8 @@
 //! The trace of every flow — sign-in with PIN, temporary password and forced change, TOTP
 //! enrollment and codes, authenticator reset with device code and re-enrollment, sealed
-//! steps, password reset, lock and unlock, bulk regeneration, import of legacy hashes and
-//! their wrapping — captured at TRACE level with every span and field, holds each decision
+//! steps, recovery codes, password reset, contact verification and the rest of the user
+//! lifecycle, lock and unlock, bulk regeneration, import of legacy hashes and their
+//! wrapping — captured at TRACE level with every span and field, holds each decision
 //! and none of the secrets the flows handled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -155,10 +156,53 @@ fn the_trace_of_every_flow_holds_its_decisions_and_no_secret() {
     secrets.push(enrollment.enrollment().expose_uri().to_owned());
     let right = code(&new_secret, f.kw.now());
     codes.push(right.expose_secret().to_owned());
-    step!(
+    let mut done = step!(
         f.kw.confirm_enrollment(enrollment, &right).unwrap(),
         SignIn::Authenticated
     );
+    // Its recovery codes; one of them signs in, a wrong one is denied.
+    let recovery: Vec<String> = (done.take_recovery_codes().unwrap())
+        .expose_secrets()
+        .map(str::to_owned)
+        .collect();
+    for code in &recovery {
+        secrets.push(code.clone());
+        secrets.push(code.replace('-', ""));
+    }
+    f.clock.advance(Duration::seconds(60));
+    let pending = step!(f.sign_in_as("ada"), SignIn::TotpRequired);
+    let wrong_recovery = keyward::RecoveryCode::new("zzzz-zzzz-zzzz-zzzz");
+    secrets.push("zzzz-zzzz-zzzz-zzzz".into());
+    let pending = step!(
+        f.kw.verify_recovery_code(pending, &wrong_recovery).unwrap(),
+        SignIn::TotpRequired
+    );
+    let used = keyward::RecoveryCode::new(recovery[0].as_str());
+    step!(
+        f.kw.verify_recovery_code(pending, &used).unwrap(),
+        SignIn::Authenticated
+    );
+
+    // The lifecycle: a new email, verified by its code; disable, enable, role, delete.
+    use keyward::admin::{Channel, ProfileChange};
+    let email = "ada@new.example";
+    f.kw.set_contact(&f.admin.id, &ada.id, Channel::Email, Some(email))
+        .unwrap();
+    let _ = f.kw.send_contact_code(&ada.id, Channel::Email).unwrap();
+    let contact_code = digits_in(&f.mail_to(email), 8);
+    secrets.push(contact_code.clone());
+    let confirmed =
+        f.kw.confirm_contact(&ada.id, Channel::Email, &OneTimeCode::new(contact_code))
+            .unwrap();
+    assert_eq!(confirmed, keyward::account::ContactConfirmation::Verified);
+    let change = ProfileChange::new().surname("Lovelace");
+    f.kw.update_user(&f.admin.id, &ada.id, &change).unwrap();
+    f.kw.disable_user(&f.admin.id, &ada.id, "on leave").unwrap();
+    f.kw.enable_user(&f.admin.id, &ada.id).unwrap();
+    let moved = f.user("moved");
+    let role = keyward::user::Role::Moderator;
+    f.kw.set_role(&f.admin.id, &moved.id, role, &[]).unwrap();
+    f.kw.delete_user(&f.admin.id, &moved.id).unwrap();
 
     // Password reset by token.
     f.kw.request_password_reset(&f.site, "sam").unwrap();
@@ -230,6 +274,9 @@ fn the_trace_of_every_flow_holds_its_decisions_and_no_secret() {
         if let Some(t) = &record.totp.secret {
             secrets.push(t.as_str().to_owned());
         }
+        for digest in &record.totp.recovery_codes {
+            secrets.push(digest.as_str().to_owned());
+        }
     }
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -239,6 +286,14 @@ fn the_trace_of_every_flow_holds_its_decisions_and_no_secret() {
         "keyward.verify_totp",
         "keyward.authorize_device",
         "keyward.complete_password_change",
+        "keyward.verify_recovery_code",
+        "keyward.confirm_contact",
+        "reason=\"wrong_recovery_code\"",
+        "action=\"recovery_code_used\"",
+        "action=\"contact_verified\"",
+        "action=\"user_disabled\"",
+        "action=\"role_changed\"",
+        "action=\"user_deleted\"",
         "keyward.regenerate",
         "reason=\"wrong_password\"",
         "reason=\"wrong_pin\"",

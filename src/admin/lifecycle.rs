@@ -375,7 +375,7 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::PinsDisabled`] when the deployment does not use PINs
-    /// ([`Pins::Off`](crate::service::Pins::Off)); removing one is always allowed.
+    /// ([`Pins::Off`]); removing one is always allowed.
     /// [`Error::PermissionDenied`] (audited); store and hashing errors.
     pub fn set_pin(&self, actor: &UserId, target: &UserId, pin: Option<&Pin>) -> Result<(), Error> {
         let _span = tracing::info_span!("keyward.set_pin").entered();

@@ -72,7 +72,8 @@ pub struct Authenticated {
     pub(super) user: User,
     pub(super) hash_upgraded: bool,
     pub(super) stamp: SecurityStamp,
-    pub(super) recovery_codes: Option<RecoveryCodes>,
+    /// Boxed: rare, and it would grow every `SignIn`.
+    pub(super) recovery_codes: Option<Box<RecoveryCodes>>,
 }
 
 impl Authenticated {
@@ -102,7 +103,7 @@ impl Authenticated {
     /// authenticator reset), to show the user now: this is the only time they can be read.
     /// `None` for every other sign-in.
     pub fn take_recovery_codes(&mut self) -> Option<RecoveryCodes> {
-        self.recovery_codes.take()
+        self.recovery_codes.take().map(|codes| *codes)
     }
 }
 
