@@ -244,18 +244,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         UserQuery::new(site.clone(), kw.now()).locked_only(),
     )?;
     kw.unlock(&admin.id, &alan.id)?;
-    let record = kw.store().get_user(&alan.id)?.expect("exists");
-    let unlocked_by = match record.password_lock.unlocked_by {
-        Some(id) => kw
-            .store()
-            .get_user(&id)?
-            .map(|r| r.user.username)
-            .unwrap_or_default(),
+    let summary = kw.user_summary(&admin.id, &alan.id)?;
+    let unlocked_by = match &summary.password_lock.unlocked_by {
+        Some(id) => kw.user_summary(&admin.id, id)?.user.username,
         None => String::new(),
     };
     println!(
         "  unlocked by {unlocked_by} at {}",
-        record
+        summary
             .password_lock
             .unlocked_at
             .map(|t| t.to_string())
@@ -330,10 +326,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "  code from the new authenticator: {}",
         code.expose_secret()
     );
-    println!(
-        "  confirm: {}",
-        describe(&kw.confirm_enrollment(enrollment, &code)?)
-    );
+    let mut confirmed = kw.confirm_enrollment(enrollment, &code)?;
+    println!("  confirm: {}", describe(&confirmed));
+    if let SignIn::Authenticated(done) = &mut confirmed
+        && let Some(codes) = done.take_recovery_codes()
+    {
+        // Shown once (print or download them); keyward keeps only their digests.
+        println!(
+            "  {} recovery codes to keep, each signs in once instead of a TOTP code",
+            codes.len()
+        );
+    }
 
     // ---------------------------------------------------------------------------------------
     println!("\n== 6. A cohort: preview, confirm, progress, printable list, unclaimed list");
@@ -419,9 +422,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // ---------------------------------------------------------------------------------------
     println!("\n== Audit trail of alan (newest last)");
-    let events = kw
-        .store()
-        .query_audit(&keyward::audit::AuditQuery::for_user(alan.id.clone()).page(0, 100))?;
+    let query = keyward::audit::AuditQuery::for_user(alan.id.clone())
+        .site(site.clone())
+        .page(0, 100);
+    let events = kw.audit_trail(&admin.id, &query)?;
     for e in events.items.iter().rev().take(8).rev() {
         println!(
             "  {} {:<26} {:<10} {}",

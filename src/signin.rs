@@ -302,7 +302,8 @@ impl Keyward {
             false => None,
         };
         if let Some((codes, _)) = &codes {
-            events.push(self.recovery_codes_event(id, site, codes.len()));
+            // Recorded before the sign-in it completes.
+            events.insert(0, self.recovery_codes_event(id, site, codes.len()));
         }
         let mut after = None;
         let current = self.change_with_events(id, events, |r| {
