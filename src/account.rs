@@ -4,7 +4,7 @@
 
 mod contact;
 
-pub use contact::{ContactCodeSending, ContactConfirmation};
+pub use contact::{ContactCodeSending, ContactConfirmation, RESEND_AFTER};
 
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
@@ -121,7 +121,9 @@ impl Keyward {
             return Ok(OwnChange::Denied);
         };
         let event = self.own_event(AuditAction::PinSet, user, &record.user.site);
-        self.write_pin(user, pin, event)?;
+        if !self.write_pin(user, pin, event, |_| true)? {
+            return Err(Error::ChangedMeanwhile { what: "user" });
+        }
         Ok(OwnChange::Changed)
     }
 

@@ -1329,7 +1329,7 @@ pub fn one_time_codes(store: &dyn UserStore) {
     let id = &r.user.id;
     let expires = T0 + Duration::minutes(10);
     let code = OneTimeCredential::new(hash("code"), T0, expires);
-    for kind in [OneTimeKind::ResetToken, OneTimeKind::DeviceCode] {
+    for kind in ONE_TIME_KINDS {
         let t = |max: u32, now| {
             store
                 .try_one_time(id, kind, max, now)
@@ -1355,10 +1355,7 @@ pub fn one_time_codes(store: &dyn UserStore) {
         );
         assert_eq!(t(10, expires), OneTimeTry::Expired, "{kind:?} at expiry");
         let stored = get(store, id);
-        let slot = match kind {
-            OneTimeKind::ResetToken => stored.reset_token.clone(),
-            _ => stored.totp.device_code.clone(),
-        };
+        let slot = slot_of(&stored, kind);
         assert_eq!(
             slot.map(|c| c.failed_tries),
             Some(4),
@@ -1385,16 +1382,41 @@ pub fn one_time_codes(store: &dyn UserStore) {
     let stored = get(store, id);
     assert_eq!(stored.reset_token, None);
     assert_eq!(stored.totp.device_code, None);
-    // The kinds do not share a slot.
-    store
-        .set_one_time(id, OneTimeKind::DeviceCode, Some(&code))
-        .expect("set_one_time failed");
-    assert_eq!(
+    assert_eq!(stored.contact_code, None);
+    // The kinds do not share a slot: each set lands in its own, and touches no other.
+    for kind in ONE_TIME_KINDS {
         store
-            .try_one_time(id, OneTimeKind::ResetToken, 3, T0)
-            .expect("try_one_time failed"),
-        OneTimeTry::Absent
-    );
+            .set_one_time(id, kind, Some(&code))
+            .expect("set_one_time failed");
+        let stored = get(store, id);
+        for other in ONE_TIME_KINDS {
+            let want = (other == kind).then(|| code.clone());
+            assert_eq!(
+                slot_of(&stored, other),
+                want,
+                "{kind:?} set, {other:?} read"
+            );
+        }
+        store
+            .set_one_time(id, kind, None)
+            .expect("set_one_time failed");
+    }
+}
+
+/// Every kind of single-use code.
+const ONE_TIME_KINDS: [OneTimeKind; 3] = [
+    OneTimeKind::ResetToken,
+    OneTimeKind::DeviceCode,
+    OneTimeKind::ContactCode,
+];
+
+/// The slot of `kind` in a record.
+fn slot_of(record: &UserRecord, kind: OneTimeKind) -> Option<OneTimeCredential> {
+    match kind {
+        OneTimeKind::ResetToken => record.reset_token.clone(),
+        OneTimeKind::DeviceCode => record.totp.device_code.clone(),
+        _ => record.contact_code.clone(),
+    }
 }
 
 /// A TOTP step is accepted only if newer than the last accepted one.
@@ -2351,17 +2373,23 @@ pub fn concurrent_temporary_password_consumed_once(open: Opener<'_>) {
 /// A single-use code consumed by 32 racing threads succeeds exactly once.
 pub fn concurrent_one_time_consumed_once(open: Opener<'_>) {
     let code = OneTimeCredential::new(hash("code"), T0, T0 + Duration::minutes(10));
-    let r = seeded(open, |r| r.reset_token = Some(code));
-    let results = race(open, 32, |store| {
-        store
-            .consume_one_time(&r.user.id, OneTimeKind::ResetToken, &hash("code"))
-            .expect("consume_one_time failed")
+    let r = seeded(open, |r| {
+        r.reset_token = Some(code.clone());
+        r.totp.device_code = Some(code.clone());
+        r.contact_code = Some(code.clone());
     });
-    assert_eq!(
-        results.iter().filter(|c| **c == Consumed::Now).count(),
-        1,
-        "{results:?}"
-    );
+    for kind in ONE_TIME_KINDS {
+        let results = race(open, 32, |store| {
+            store
+                .consume_one_time(&r.user.id, kind, &hash("code"))
+                .expect("consume_one_time failed")
+        });
+        assert_eq!(
+            results.iter().filter(|c| **c == Consumed::Now).count(),
+            1,
+            "{kind:?}: {results:?}"
+        );
+    }
 }
 
 /// A user claims their account (compare-and-swap from the temporary password to their own)

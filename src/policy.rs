@@ -492,7 +492,8 @@ pub struct CodeRules {
     pub step_up_lifetime: Duration,
     /// Recovery codes in a set (default 10, at most
     /// [`recovery_codes::MAX_CODES`](crate::totp::recovery_codes::MAX_CODES)); 0 turns
-    /// recovery codes off: none are made and asking for a set is refused.
+    /// recovery codes off: none are made and asking for a set is refused. A larger value is
+    /// taken as that maximum.
     pub recovery_codes: u32,
 }
 

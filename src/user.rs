@@ -336,7 +336,7 @@ impl User {
     /// and user type of at most 200 and 64 characters, no control characters or outer
     /// whitespace anywhere, a plausible email (`local@domain`, at most 254 characters) and
     /// phone number (digits, spaces and `+-()`, at most 32 characters), at most 100 groups
-    /// of 1 to 100 characters.
+    /// of 1 to 100 characters, at most 100 managed sites.
     ///
     /// # Errors
     /// [`InvalidField`] naming the first field that fails.
@@ -367,6 +367,12 @@ impl User {
                     reason: "may hold only digits, spaces and +-()",
                 });
             }
+        }
+        if self.managed_sites.len() > 100 {
+            return Err(InvalidField {
+                field: "managed_sites",
+                reason: "more than 100 sites",
+            });
         }
         if self.groups.len() > 100 {
             return Err(InvalidField {

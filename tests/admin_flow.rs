@@ -212,8 +212,12 @@ fn bulk_regeneration_confirms_lists_and_voids_the_previous_list() {
     }
     let groups = ["Year 7".to_owned(), "Year 8".to_owned()];
     // The administrator's own password confirms the action (their PIN is not asked for).
-    f.kw.set_pin(&f.admin.id, &f.admin.id, Some(&keyward::Pin::new("2468")))
-        .unwrap();
+    let own = f.kw.change_own_pin(
+        &f.admin.id,
+        &Password::new(ADMIN_PASSWORD),
+        Some(&keyward::Pin::new("2468")),
+    );
+    assert_eq!(own.unwrap(), keyward::account::OwnChange::Changed);
     let regenerate = |confirmation: &str| {
         f.kw.bulk_regenerate(&f.admin.id, &Password::new(confirmation), &f.site, &groups)
     };

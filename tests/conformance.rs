@@ -187,6 +187,37 @@ mod fixtures {
     }
 
     /// Planted corruptions: `(what, SQL SET clause)`; each makes a row unreadable.
+    /// One well-formed recovery-code digest and a space.
+    macro_rules! digest {
+        () => {
+            "$sha256$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+        };
+    }
+    /// Eight of them.
+    macro_rules! eight {
+        () => {
+            concat!(
+                digest!(),
+                digest!(),
+                digest!(),
+                digest!(),
+                digest!(),
+                digest!(),
+                digest!(),
+                digest!()
+            )
+        };
+    }
+    /// 33 well-formed digests: one more than a set may hold.
+    const MORE_DIGESTS_THAN_A_SET: &str = concat!(
+        "totp_recovery = '",
+        eight!(),
+        eight!(),
+        eight!(),
+        eight!(),
+        "$sha256$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'"
+    );
+
     pub(crate) const CORRUPTIONS: &[(&str, &str)] = &[
         ("unknown role", "role = 'emperor'"),
         ("unknown status", "status = 'gone'"),
@@ -213,6 +244,10 @@ mod fixtures {
         ),
         ("an empty recovery-code entry", "totp_recovery = ' '"),
         ("a contact code without its times", "cc_hash = 'x'"),
+        (
+            "more recovery-code digests than a set holds",
+            MORE_DIGESTS_THAN_A_SET,
+        ),
     ];
 }
 

@@ -251,6 +251,21 @@ fn nobody_disables_deletes_or_reranks_their_own_account() {
         f.kw.set_role(&f.admin.id, &f.admin.id, Role::User, &[]),
         DenyReason::OwnAccount,
     );
+    // Nor their own contact details or PIN by the administrator's path, which would skip the
+    // step-up and the password the self-service paths ask for.
+    denied_because(
+        f.kw.set_contact(
+            &f.admin.id,
+            &f.admin.id,
+            Channel::Email,
+            Some("x@evil.example"),
+        ),
+        DenyReason::OwnAccount,
+    );
+    denied_because(
+        f.kw.set_pin(&f.admin.id, &f.admin.id, None),
+        DenyReason::OwnAccount,
+    );
     assert_eq!(f.record(&f.admin.id).user, f.admin);
     let refused = f
         .audit(&AuditQuery::for_user(f.admin.id.clone()).page(0, 100))
@@ -258,7 +273,7 @@ fn nobody_disables_deletes_or_reranks_their_own_account() {
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("own_account"))
         .count();
-    assert_eq!(refused, 3);
+    assert_eq!(refused, 5);
 }
 
 #[test]
@@ -291,6 +306,14 @@ fn roles_change_within_the_actors_reach_and_end_sessions() {
         DenyReason::TargetOutranksActor,
     );
     assert!(f.record(&sam.id).user.managed_sites.is_empty());
+    // At most 100 further sites.
+    let many: Vec<SiteId> = (0..101)
+        .map(|i| SiteId::new(&format!("s{i}")).unwrap())
+        .collect();
+    assert!(matches!(
+        f.kw.set_role(&f.admin.id, &sam.id, Role::Moderator, &many),
+        Err(Error::InvalidUser(_))
+    ));
     // A plain user manages no further site.
     assert!(matches!(
         f.kw.set_role(&f.admin.id, &sam.id, Role::User, &[elsewhere]),
@@ -355,7 +378,7 @@ fn deletion(f: Fx) {
     assert_eq!(deleted.actor.as_ref(), Some(&f.admin.id));
     assert_eq!(
         deleted.details.as_deref(),
-        Some("username=sam; name=Sam sam")
+        Some(r#"username="sam"; name="Sam sam"; role=user"#)
     );
     // The username is free again, for a new account with a new id.
     let again = f.user("sam");
@@ -426,6 +449,62 @@ fn email_verification(f: Fx) {
         f.kw.send_contact_code(&sam.id, Channel::Email).unwrap(),
         ContactCodeSending::AlreadyVerified
     );
+}
+
+#[test]
+fn a_new_email_withdraws_what_went_to_the_old_one() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.send_password_reset(&f.admin.id, &sam.id).unwrap();
+    let mut record = f.record(&sam.id);
+    assert!(record.reset_token.is_some());
+    // A device code sent there too (planted: the flow that sends one is the sign-in's).
+    record.totp.device_code = record.reset_token.clone();
+    f.kw.store().set_totp(&sam.id, &record.totp).unwrap();
+    f.kw.set_contact(
+        &f.admin.id,
+        &sam.id,
+        Channel::Email,
+        Some("sam@new.example"),
+    )
+    .unwrap();
+    let record = f.record(&sam.id);
+    assert!(
+        record.reset_token.is_none(),
+        "the reset link went to the old mailbox"
+    );
+    assert!(record.totp.device_code.is_none(), "so did the device code");
+    // A new phone number leaves the email's reset link alone (planted: the new email is
+    // unverified, so no link goes out now).
+    let token = keyward::user::OneTimeCredential::new(
+        keyward::user::StoredHash::new("$sha256$00"),
+        T0,
+        T0 + Duration::hours(1),
+    );
+    f.kw.store()
+        .set_one_time(&sam.id, OneTimeKind::ResetToken, Some(&token))
+        .unwrap();
+    f.kw.set_contact(&f.admin.id, &sam.id, Channel::Sms, Some("+44 1234 567890"))
+        .unwrap();
+    assert!(f.record(&sam.id).reset_token.is_some());
+}
+
+#[test]
+fn contact_codes_are_sent_once_a_minute_at_most() {
+    let f = fx();
+    let sam = f.user("sam");
+    f.kw.set_contact(&f.admin.id, &sam.id, Channel::Sms, Some("+44 1234 567890"))
+        .unwrap();
+    let first = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
+    assert!(matches!(first, ContactCodeSending::Sent { .. }));
+    f.clock.advance(Duration::seconds(59));
+    let again = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
+    let retry_at = T0 + Duration::minutes(1);
+    assert_eq!(again, ContactCodeSending::TooSoon { retry_at });
+    assert_eq!(events(&f, &sam.id, AuditAction::ContactCodeSent).len(), 1);
+    f.clock.advance(Duration::seconds(1));
+    let later = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
+    assert!(matches!(later, ContactCodeSending::Sent { .. }));
 }
 
 #[test]
@@ -658,5 +737,4 @@ fn contact_codes_are_kept_apart_from_reset_links() {
     let _ = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
     let record = f.record(&sam.id);
     assert!(record.reset_token.is_some() && record.contact_code.is_some());
-    let _ = OneTimeKind::ContactCode;
 }

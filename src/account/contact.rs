@@ -9,7 +9,7 @@
 use zeroize::Zeroizing;
 
 use crate::admin::Channel;
-use crate::admin::lifecycle::{channel_name, same_profile, set_contact_of};
+use crate::admin::lifecycle::{channel_name, same_profile, set_contact_of, withdraw_sent_to_old};
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::error::Error;
 use crate::notify::{Message, MessageKind, Recipient};
@@ -32,7 +32,16 @@ pub enum ContactCodeSending {
     },
     /// The address is verified already: nothing was sent.
     AlreadyVerified,
+    /// A code went out less than [`RESEND_AFTER`] ago: nothing was sent (so that nobody can
+    /// flood an address with messages); the code sent then still works.
+    TooSoon {
+        /// When a new code may be sent.
+        retry_at: time::OffsetDateTime,
+    },
 }
+
+/// How long after one contact code the next may be sent (one minute).
+pub const RESEND_AFTER: time::Duration = time::Duration::minutes(1);
 
 /// The answer of [`Keyward::confirm_contact`].
 #[must_use = "every outcome must be handled"]
@@ -90,7 +99,7 @@ impl Keyward {
             let last_sign_in_at = r.user.last_sign_in_at;
             r.user = next.clone();
             r.user.last_sign_in_at = last_sign_in_at;
-            r.contact_code = None;
+            withdraw_sent_to_old(r, channel);
             after = Some(r.user.clone());
             vec![event.clone()]
         };
@@ -105,7 +114,8 @@ impl Keyward {
     /// Sends a code to the user's email address (`Channel::Email`) or phone number
     /// (`Channel::Sms`) through the notifier, to prove they control it. The code and its
     /// `contact_code_sent` event commit before the message goes out; an undelivered code is
-    /// withdrawn again (with a `delivery_failed` event) and the delivery error returned.
+    /// withdrawn again (with a `delivery_failed` event) and the delivery error returned. One
+    /// code per [`RESEND_AFTER`] at most.
     ///
     /// # Errors
     /// [`Error::InvalidUser`] when the user has no address on that channel;
@@ -129,6 +139,12 @@ impl Keyward {
             return Ok(ContactCodeSending::AlreadyVerified);
         }
         let now = self.now();
+        if let Some(last) = &record.contact_code {
+            let retry_at = last.issued_at.saturating_add(RESEND_AFTER);
+            if now < retry_at {
+                return Ok(ContactCodeSending::TooSoon { retry_at });
+            }
+        }
         let code = self.codes.device_code();
         let hash = self
             .hasher

@@ -307,6 +307,14 @@ fn parse_recovery(text: Option<String>) -> Result<Vec<StoredHash>, StoreError> {
     let Some(text) = text else {
         return Ok(Vec::new());
     };
+    // Never more than a set holds: a planted column of a million digests is corrupt, not a
+    // million comparisons on every sign-in.
+    if text.split(' ').count() > crate::totp::recovery_codes::MAX_CODES {
+        return Err(StoreError::corrupt(
+            "totp_recovery",
+            "more digests than a set holds",
+        ));
+    }
     text.split(' ')
         .map(|digest| {
             let hex = digest.strip_prefix(RECOVERY_DIGEST_PREFIX);

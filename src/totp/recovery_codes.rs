@@ -222,6 +222,42 @@ mod tests {
         assert!(debug.contains("len: 3"));
     }
 
+    proptest::proptest! {
+        /// Any text at all: never a panic, and a digest only for what could be a code.
+        #[test]
+        fn typed_text_never_panics(text in ".{0,80}") {
+            let user = UserId::generate();
+            let digest = digest_typed(&user, &RecoveryCode::new(text.as_str()));
+            let letters = text.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')).count();
+            if digest.is_some() {
+                proptest::prop_assert_eq!(letters, CODE_CHARS);
+            }
+        }
+
+        /// A code typed with any case and any separators between its characters is the code.
+        #[test]
+        fn case_and_separators_do_not_matter(
+            seps in proptest::collection::vec("[- \t]{0,2}", CODE_CHARS),
+            upper in proptest::collection::vec(proptest::bool::ANY, CODE_CHARS),
+        ) {
+            let user = UserId::generate();
+            let (codes, digests) = generate(&user, 1).unwrap();
+            let plain: String = codes.expose_secrets().next().unwrap().replace('-', "");
+            let typed: String = plain
+                .chars()
+                .zip(seps.iter().zip(&upper))
+                .map(|(c, (sep, up))| {
+                    let c = if *up { c.to_ascii_uppercase() } else { c };
+                    format!("{sep}{c}")
+                })
+                .collect();
+            if typed.len() <= MAX_TYPED_LEN {
+                let digest = digest_typed(&user, &RecoveryCode::new(typed));
+                proptest::prop_assert_eq!(digest.as_ref(), Some(&digests[0]));
+            }
+        }
+    }
+
     #[test]
     fn position_finds_the_entry() {
         let user = UserId::generate();
