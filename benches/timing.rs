@@ -95,7 +95,7 @@ fn store_cost(c: &mut Criterion) {
         b.iter(|| black_box(hasher.verify(&password, &stored).unwrap()));
     });
     for (name, store) in stores {
-        let kw = Keyward::builder(store)
+        let kw = Keyward::builder(store.clone())
             .hasher(Hasher::for_tests())
             .pins(Pins::Off)
             .build();
@@ -104,6 +104,27 @@ fn store_cost(c: &mut Criterion) {
             .unwrap();
         group.bench_function(format!("{name}: successful sign-in"), |b| {
             b.iter(|| black_box(kw.sign_in(&site, "known", &password, None).unwrap()));
+        });
+        // The store work a wrong guess costs, for a known and an unknown username: what
+        // `known_vs_unknown` must not let show.
+        let kw = Keyward::builder(store)
+            .hasher(Hasher::for_tests())
+            .pins(Pins::Off)
+            .lockout(Arc::new(
+                LockoutRule::new(
+                    u32::MAX,
+                    time::Duration::hours(1),
+                    LockoutMode::UntilUnlocked,
+                )
+                .unwrap(),
+            ))
+            .build();
+        let wrong = Password::new("not the password");
+        group.bench_function(format!("{name}: known user, wrong password"), |b| {
+            b.iter(|| black_box(kw.sign_in(&site, "known", &wrong, None).unwrap()));
+        });
+        group.bench_function(format!("{name}: unknown username"), |b| {
+            b.iter(|| black_box(kw.sign_in(&site, "nobody", &wrong, None).unwrap()));
         });
     }
     group.finish();

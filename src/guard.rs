@@ -247,6 +247,23 @@ impl Keyward {
         Ok(Guarded::Failed { found, lock })
     }
 
+    /// Spends what a counted first-factor check spends — the reserve, the verifications and
+    /// the settle — without checking anything: for an unknown username, and for an account
+    /// that cannot sign in with a password (disabled, SSO only). The reserve and the settle go
+    /// to a user id nobody has (`Keyward::decoy`): each reads the store as the real steps do,
+    /// finds nothing and writes nothing (measured in `benches/timing.rs`, `known_vs_unknown`;
+    /// before, a known account's two store steps showed beside the hashing on PostgreSQL).
+    pub(crate) fn first_factor_decoy(&self, password: &Password) {
+        let now = self.now();
+        let rule = LockoutRule::DEFAULT;
+        let (decoy, counter) = (&self.decoy, LockCounter::Password);
+        // `NotFound` is the expected answer; any other failure would have stopped the real
+        // check just as well, and the sign-in is refused either way.
+        let _ = (self.store).apply_lock_event(decoy, counter, &rule, &LockEvent::Attempt, now);
+        self.first_factor_dummy(password);
+        let _ = self.store.change_recorded(decoy, &mut |_| Vec::new());
+    }
+
     /// Spends what a first-factor check spends (two verifications: password and PIN) without
     /// checking anything: for unknown, disabled and locked accounts.
     pub(crate) fn first_factor_dummy(&self, password: &Password) {

@@ -76,6 +76,10 @@ pub struct Keyward {
     pub(crate) pins: Pins,
     /// Seals pending steps and keys security stamps.
     pub(crate) steps: TotpSealer,
+    /// A user id nobody has (128 random bits, drawn when the service is built): the account a
+    /// refused first factor "reserves" and "settles" on, so that an unknown username costs the
+    /// store what a known one does (see `Keyward::first_factor_decoy`).
+    pub(crate) decoy: UserId,
 }
 
 /// Whether a deployment uses PINs (a second secret beside the password, asked at every
@@ -284,6 +288,7 @@ impl KeywardBuilder {
             codes: self.codes,
             errors: self.errors,
             pins: self.pins,
+            decoy: UserId::generate(),
         }
     }
 }

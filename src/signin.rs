@@ -67,7 +67,7 @@ impl Keyward {
         let _span = tracing::info_span!("keyward.sign_in").entered();
         let now = self.now();
         let Some(mut record) = self.store.find_user(site, username)? else {
-            self.first_factor_dummy(password);
+            self.first_factor_decoy(password);
             return self.deny(site, None, DenialReason::UnknownUser);
         };
         let user = &record.user;
@@ -79,7 +79,7 @@ impl Keyward {
             _ => None,
         };
         let Some(credential) = credential else {
-            self.first_factor_dummy(password);
+            self.first_factor_decoy(password);
             let reason = if user.status == UserStatus::Active {
                 DenialReason::NoPasswordLogin
             } else {

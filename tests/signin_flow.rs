@@ -534,3 +534,58 @@ fn the_failure_that_locks_says_so_in_its_event() {
     expected.push((Some("wrong_password"), locking));
     assert_eq!(denials, expected);
 }
+
+/// An unknown username, a disabled account and a known account with a wrong password ask the
+/// store for the same steps (find, reserve, settle), so that the store's time does not tell
+/// them apart; the unknown and refused ones write nothing but their denial.
+#[test]
+fn refused_and_unknown_sign_ins_cost_the_store_what_a_wrong_password_does() {
+    let calls: Arc<std::sync::Mutex<Vec<&'static str>>> = Arc::default();
+    let log = calls.clone();
+    let hook = move |op: &'static str| {
+        log.lock().unwrap().push(op);
+        Ok(())
+    };
+    let inner: Arc<dyn UserStore> = Arc::new(InMemoryStore::new());
+    let spy = Arc::new(support::spy::Spy::new(inner.clone(), Box::new(hook)));
+    let f = fx_with(spy, |b| b.pins(keyward::service::Pins::Off));
+    let sam = f.user("sam");
+    let gone = f.user("gone");
+    f.kw.disable_user(&f.admin.id, &gone.id, "left").unwrap();
+    let before = inner
+        .search_users(&UserQuery::new(f.site.clone(), T0))
+        .unwrap()
+        .items;
+    let steps = |username: &str| {
+        calls.lock().unwrap().clear();
+        let _ = step!(f.sign_in(username, &Password::new("wrong")), SignIn::Denied);
+        calls.lock().unwrap().clone()
+    };
+    let known = steps("sam");
+    let unknown = steps("nobody");
+    let disabled = steps("gone");
+    assert_eq!(
+        known,
+        vec!["find_user", "apply_lock_event", "change_recorded"]
+    );
+    // The same steps, then the denial (the known one's commits with its settle).
+    let refused = vec![
+        "find_user",
+        "apply_lock_event",
+        "change_recorded",
+        "append_audit",
+    ];
+    assert_eq!(unknown, refused);
+    assert_eq!(disabled, refused);
+    // Nothing was written but the denials: the users are as they were (but sam's count).
+    let after = inner
+        .search_users(&UserQuery::new(f.site.clone(), T0))
+        .unwrap()
+        .items;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        if a.user.id != sam.id {
+            assert_eq!(a, b);
+        }
+    }
+}

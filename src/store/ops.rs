@@ -275,6 +275,21 @@ pub(crate) trait RecordBackend {
 
     /// Overwrites one part of the record of `id` ([`StoreError::NotFound`] for a missing user).
     fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError>;
+
+    /// [`atomic`](Self::atomic) for a step whose effect is transient: a lockout reservation
+    /// ([`LockEvent::Attempt`]), which the settle that always follows releases. It must be as
+    /// atomic and as visible to every other writer as any step, but a backend may commit it
+    /// without waiting for it to be durable (the PostgreSQL store does): if the server crashes
+    /// before the write reaches the disk, what is lost is a reservation, never a counted
+    /// failure, because the settle's durable commit flushes everything written before it.
+    fn atomic_transient<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnMut(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.atomic(context, id, f)
+    }
 }
 
 /// The `UserStore` methods that every built-in backend implements the same way: the plain
@@ -293,14 +308,30 @@ macro_rules! record_store_methods {
             ) => OneTime(kind, credential);
             record_sign_in(at: ::time::OffsetDateTime) => SignedIn(at);
         }
+        fn apply_lock_event(
+            &self,
+            id: &$crate::user::UserId,
+            counter: $crate::store::LockCounter,
+            rule: &$crate::lockout::LockoutRule,
+            event: &$crate::lockout::LockEvent,
+            now: ::time::OffsetDateTime,
+        ) -> ::core::result::Result<
+            ($crate::lockout::LockState, $crate::lockout::LockDecision),
+            $crate::store::StoreError,
+        > {
+            let body = |r: &mut $crate::store::UserRecord| {
+                $crate::store::ops::apply_lock_event_to(r, counter, rule, event, now)
+            };
+            let context = "applying a lock event";
+            // A reservation is transient (its settle always follows); every other lock
+            // event is a decision that must be durable when the call returns.
+            if ::core::matches!(event, $crate::lockout::LockEvent::Attempt) {
+                $crate::store::ops::RecordBackend::atomic_transient(self, context, id, body)
+            } else {
+                $crate::store::ops::RecordBackend::atomic(self, context, id, body)
+            }
+        }
         $crate::store::ops::record_store_methods! { @atomic
-            apply_lock_event(
-                counter: $crate::store::LockCounter,
-                rule: &$crate::lockout::LockoutRule,
-                event: &$crate::lockout::LockEvent,
-                now: ::time::OffsetDateTime
-            ) -> ($crate::lockout::LockState, $crate::lockout::LockDecision)
-                = "applying a lock event", apply_lock_event_to;
             replace_password(
                 expected: Option<&$crate::user::StoredHash>,
                 new: Option<&$crate::user::PasswordCredential>

@@ -541,6 +541,51 @@ impl RecordBackend for PostgresStore {
         &self,
         context: &'static str,
         id: &UserId,
+        f: impl FnMut(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.optimistic(context, id, Commit::Durable, f)
+    }
+
+    /// A reservation commits without waiting for the WAL flush (`synchronous_commit = off`
+    /// for its own statement only): visible to every other server at once, as atomic as any
+    /// update, and half a millisecond cheaper. A crash of the server may lose it, never a
+    /// counted failure: the settle's commit is durable and flushes the WAL up to itself.
+    fn atomic_transient<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        f: impl FnMut(&mut UserRecord) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.optimistic(context, id, Commit::Transient, f)
+    }
+
+    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
+        let cols = sql::part_cols(part)?;
+        // One statement: autocommit, one round trip (a transaction around it would add two).
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            let Pooled { client, statements } = &mut *conn;
+            cached_update(client, statements, cols, id)
+        })
+    }
+}
+
+/// Whether a write waits for its commit to be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// The default: the commit returns once its WAL is on disk.
+    Durable,
+    /// A transient step (a lockout reservation): the commit returns once it is visible.
+    Transient,
+}
+
+impl PostgresStore {
+    /// The optimistic atomic step of [`RecordBackend::atomic`], committed as `commit` says.
+    fn optimistic<T: Send>(
+        &self,
+        context: &'static str,
+        id: &UserId,
+        commit: Commit,
         mut f: impl FnMut(&mut UserRecord) -> T + Send,
     ) -> Result<T, StoreError> {
         off_runtime(|| {
@@ -554,7 +599,10 @@ impl RecordBackend for PostgresStore {
                 return Ok(out);
             }
             let cols = sql::credential_cols(&record)?;
-            let update = versioned_update_sql(&cols);
+            let update = match commit {
+                Commit::Durable => versioned_update_sql(&cols),
+                Commit::Transient => transient_update_sql(&cols),
+            };
             let mut vals = sql::update_values(cols, id);
             vals.push(Val::Text(Some(version)));
             if cached_execute(client, statements, context, &update, &vals)? == 1 {
@@ -572,16 +620,6 @@ impl RecordBackend for PostgresStore {
             )?;
             tx.commit().map_err(be(context))?;
             Ok(out)
-        })
-    }
-
-    fn write_part(&self, id: &UserId, part: Part<'_>) -> Result<(), StoreError> {
-        let cols = sql::part_cols(part)?;
-        // One statement: autocommit, one round trip (a transaction around it would add two).
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            let Pooled { client, statements } = &mut *conn;
-            cached_update(client, statements, cols, id)
         })
     }
 }
@@ -874,6 +912,19 @@ fn versioned_update_sql(cols: &sql::Cols) -> String {
     format!(
         "{} AND xmin::text = ?{}",
         sql::update_sql(cols),
+        cols.len() + 2
+    )
+}
+
+/// [`versioned_update_sql`] for a transient step: the statement turns `synchronous_commit`
+/// off for its own implicit transaction (`set_config(…, true)` lasts until that transaction
+/// ends, and its commit reads the setting), so its commit does not wait for the WAL flush.
+fn transient_update_sql(cols: &sql::Cols) -> String {
+    format!(
+        "{} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS transient \
+         WHERE users.id = ?{} AND users.xmin::text = ?{}",
+        sql::update_set_sql(cols),
+        cols.len() + 1,
         cols.len() + 2
     )
 }

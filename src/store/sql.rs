@@ -475,16 +475,17 @@ pub(crate) fn insert_sql(cols: &Cols) -> String {
 
 /// `UPDATE users SET a = ?1, ... WHERE id = ?N`; the id is pushed as the last value.
 pub(crate) fn update_sql(cols: &Cols) -> String {
+    format!("{} WHERE id = ?{}", update_set_sql(cols), cols.len() + 1)
+}
+
+/// `UPDATE users SET a = ?1, ...` without its condition.
+pub(crate) fn update_set_sql(cols: &Cols) -> String {
     let sets: Vec<String> = cols
         .iter()
         .enumerate()
         .map(|(i, (n, _))| format!("{n} = ?{}", i + 1))
         .collect();
-    format!(
-        "UPDATE users SET {} WHERE id = ?{}",
-        sets.join(", "),
-        cols.len() + 1
-    )
+    format!("UPDATE users SET {}", sets.join(", "))
 }
 
 /// The values of `cols` followed by the user id (for [`update_sql`]).
