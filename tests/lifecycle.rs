@@ -10,26 +10,17 @@ use std::sync::Arc;
 
 use keyward::account::{ContactCodeSending, ContactConfirmation};
 use keyward::admin::{Channel, ProfileChange};
-use keyward::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
 use keyward::notify::Recipient;
 use keyward::permission::{DenyReason, PermissionDenied};
-use keyward::signin::{Reauthentication, StepUp};
 use keyward::store::{OneTimeKind, StoreError};
-use keyward::user::{Role, SiteId, User, UserId, UserStatus};
+use keyward::user::{Role, SiteId, User, UserStatus};
 use keyward::{
     DenialReason, Error, InMemoryStore, OneTimeCode, Password, Pin, SessionCheck, SignIn, UserStore,
 };
 use support::spy::Spy;
 use support::{ADMIN_PASSWORD, Fx, T0, USER_PASSWORD, fx, fx_with};
 use time::Duration;
-
-fn events(f: &Fx, user: &UserId, action: AuditAction) -> Vec<AuditEvent> {
-    let all = f.audit(&AuditQuery::for_user(user.clone()).page(0, 1000));
-    all.items
-        .into_iter()
-        .filter(|e| e.action == action)
-        .collect()
-}
 
 fn denied_because(result: Result<impl std::fmt::Debug, Error>, reason: DenyReason) {
     match result {
@@ -43,17 +34,6 @@ fn moderator(f: &Fx) -> User {
         User::new(f.site.clone(), "mod", "Mo", "Derator", "staff", T0).with_role(Role::Moderator);
     f.kw.create_user(Some(&f.admin.id), user, Some(Password::new(ADMIN_PASSWORD)))
         .unwrap()
-}
-
-fn step_up(f: &Fx, user: &UserId) -> StepUp {
-    match f
-        .kw
-        .reauthenticate(user, &Password::new(USER_PASSWORD))
-        .unwrap()
-    {
-        Reauthentication::Confirmed(proof) => proof,
-        other => panic!("expected a step-up, got {other:?}"),
-    }
 }
 
 /// Runs `check` on memory, SQLite and PostgreSQL.
@@ -91,7 +71,7 @@ fn profile_change(f: Fx) {
     let _ = step!(f.sign_in_as("samuel"), SignIn::Authenticated);
     let old = step!(f.sign_in_as("sam"), SignIn::Denied);
     assert_eq!(old.reason(), DenialReason::UnknownUser);
-    let updated = events(&f, &sam.id, AuditAction::UserUpdated);
+    let updated = f.events_of(&sam.id, AuditAction::UserUpdated);
     assert_eq!(updated.len(), 1);
     assert_eq!(updated[0].actor.as_ref(), Some(&f.admin.id));
     assert_eq!(
@@ -102,7 +82,7 @@ fn profile_change(f: Fx) {
     // A change that changes nothing records nothing.
     let same = f.kw.update_user(&f.admin.id, &sam.id, &change).unwrap();
     assert_eq!(same, f.record(&sam.id).user);
-    assert_eq!(events(&f, &sam.id, AuditAction::UserUpdated).len(), 1);
+    assert_eq!(f.events_of(&sam.id, AuditAction::UserUpdated).len(), 1);
 }
 
 #[test]
@@ -132,7 +112,7 @@ fn a_bad_or_taken_username_changes_nothing() {
         );
     }
     assert_eq!(f.record(&sam.id), before);
-    assert!(events(&f, &sam.id, AuditAction::UserUpdated).is_empty());
+    assert!(f.events_of(&sam.id, AuditAction::UserUpdated).is_empty());
 }
 
 #[test]
@@ -209,12 +189,12 @@ fn disabling(f: Fx) {
         f.kw.check_session(&sam.id, session.stamp()).unwrap(),
         SessionCheck::Stale
     ));
-    let disabled = events(&f, &sam.id, AuditAction::UserDisabled);
+    let disabled = f.events_of(&sam.id, AuditAction::UserDisabled);
     assert_eq!(disabled.len(), 1);
     assert_eq!(disabled[0].reason.as_deref(), Some("left the school"));
     // Twice changes nothing; enabling brings sign-in back, not the old session.
     f.kw.disable_user(&f.admin.id, &sam.id, "again").unwrap();
-    assert_eq!(events(&f, &sam.id, AuditAction::UserDisabled).len(), 1);
+    assert_eq!(f.events_of(&sam.id, AuditAction::UserDisabled).len(), 1);
     f.kw.enable_user(&f.admin.id, &sam.id).unwrap();
     let fresh = step!(f.sign_in_as("sam"), SignIn::Authenticated);
     assert!(matches!(
@@ -228,7 +208,7 @@ fn disabling(f: Fx) {
         ),
         "a session from before the account was disabled stays stale"
     );
-    assert_eq!(events(&f, &sam.id, AuditAction::UserEnabled).len(), 1);
+    assert_eq!(f.events_of(&sam.id, AuditAction::UserEnabled).len(), 1);
     // A reason must be given.
     assert!(matches!(
         f.kw.disable_user(&f.admin.id, &sam.id, "  "),
@@ -289,7 +269,7 @@ fn roles_change_within_the_actors_reach_and_end_sessions() {
         f.kw.check_session(&sam.id, session.stamp()).unwrap(),
         SessionCheck::Stale
     ));
-    let changed = events(&f, &sam.id, AuditAction::RoleChanged);
+    let changed = f.events_of(&sam.id, AuditAction::RoleChanged);
     assert_eq!(
         changed[0].details.as_deref(),
         Some("from=user []; to=moderator []")
@@ -339,7 +319,7 @@ fn an_administrators_pin_change_is_audited_as_theirs() {
     let sam = f.user("sam");
     f.kw.set_pin(&f.admin.id, &sam.id, Some(&Pin::new("4711")))
         .unwrap();
-    let set = events(&f, &sam.id, AuditAction::PinSet);
+    let set = f.events_of(&sam.id, AuditAction::PinSet);
     assert_eq!(set.len(), 1);
     assert_eq!(set[0].actor.as_ref(), Some(&f.admin.id));
     assert_eq!(set[0].target.as_ref(), Some(&sam.id));
@@ -406,7 +386,7 @@ fn email_verification(f: Fx) {
         .unwrap();
     assert_eq!(after.email.as_deref(), Some("sam@new.example"));
     assert!(!after.email_verified, "a new address is unverified");
-    let changed = events(&f, &sam.id, AuditAction::ContactChanged);
+    let changed = f.events_of(&sam.id, AuditAction::ContactChanged);
     assert_eq!(changed[0].details.as_deref(), Some("channel=email"));
     let sent = f.kw.send_contact_code(&sam.id, Channel::Email).unwrap();
     assert!(matches!(sent, ContactCodeSending::Sent { .. }));
@@ -438,7 +418,7 @@ fn email_verification(f: Fx) {
     let record = f.record(&sam.id);
     assert!(record.user.email_verified);
     assert!(record.contact_code.is_none(), "used up");
-    let verified = events(&f, &sam.id, AuditAction::ContactVerified);
+    let verified = f.events_of(&sam.id, AuditAction::ContactVerified);
     let outcomes: Vec<AuditOutcome> = verified.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,
@@ -501,7 +481,7 @@ fn contact_codes_are_sent_once_a_minute_at_most() {
     let again = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
     let retry_at = T0 + Duration::minutes(1);
     assert_eq!(again, ContactCodeSending::TooSoon { retry_at });
-    assert_eq!(events(&f, &sam.id, AuditAction::ContactCodeSent).len(), 1);
+    assert_eq!(f.events_of(&sam.id, AuditAction::ContactCodeSent).len(), 1);
     f.clock.advance(Duration::seconds(1));
     let later = f.kw.send_contact_code(&sam.id, Channel::Sms).unwrap();
     assert!(matches!(later, ContactCodeSending::Sent { .. }));
@@ -573,7 +553,7 @@ fn an_undelivered_contact_code_is_withdrawn_and_audited() {
     let result = f.kw.send_contact_code(&sam.id, Channel::Email);
     assert!(matches!(result, Err(Error::Notify(_))), "{result:?}");
     assert!(f.record(&sam.id).contact_code.is_none());
-    let sent = events(&f, &sam.id, AuditAction::ContactCodeSent);
+    let sent = f.events_of(&sam.id, AuditAction::ContactCodeSent);
     let outcomes: Vec<(AuditOutcome, Option<&str>)> = sent
         .iter()
         .map(|e| (e.outcome, e.reason.as_deref()))
@@ -599,12 +579,12 @@ fn a_users_own_contact_change_needs_a_step_up() {
     let f = fx();
     let sam = f.user("sam");
     let kim = f.user("kim");
-    let kims = step_up(&f, &kim.id);
+    let kims = f.step_up(&kim.id);
     assert!(matches!(
         f.kw.change_own_contact(&sam.id, kims, Channel::Email, Some("thief@example.org")),
         Err(Error::StepUpRequired { .. })
     ));
-    let proof = step_up(&f, &sam.id);
+    let proof = f.step_up(&sam.id);
     // The account changes after the step-up (an administrator resets the password): void.
     f.kw.lock_user(&f.admin.id, &sam.id, "check").unwrap();
     f.kw.unlock(&f.admin.id, &sam.id).unwrap();
@@ -619,19 +599,19 @@ fn a_users_own_contact_change_needs_a_step_up() {
     let after =
         f.kw.change_own_contact(
             &sam.id,
-            step_up(&f, &sam.id),
+            f.step_up(&sam.id),
             Channel::Email,
             Some("sam@home.example"),
         )
         .unwrap();
     assert_eq!(after.email.as_deref(), Some("sam@home.example"));
     assert!(!after.email_verified);
-    let changed = events(&f, &sam.id, AuditAction::ContactChanged);
+    let changed = f.events_of(&sam.id, AuditAction::ContactChanged);
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].actor.as_ref(), Some(&sam.id));
     // An invalid address is refused.
     assert!(matches!(
-        f.kw.change_own_contact(&sam.id, step_up(&f, &sam.id), Channel::Email, Some("no-at")),
+        f.kw.change_own_contact(&sam.id, f.step_up(&sam.id), Channel::Email, Some("no-at")),
         Err(Error::InvalidUser(_))
     ));
 }
@@ -693,7 +673,7 @@ fn a_change_made_meanwhile_wins() {
         AuditAction::RoleChanged,
         AuditAction::UserDeleted,
     ] {
-        assert!(events(&f, &sam.id, action).is_empty(), "{action:?}");
+        assert!(f.events_of(&sam.id, action).is_empty(), "{action:?}");
     }
 }
 

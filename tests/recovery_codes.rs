@@ -8,9 +8,9 @@ mod support;
 
 use std::sync::{Arc, Barrier};
 
-use keyward::audit::{AuditAction, AuditOutcome, AuditQuery};
+use keyward::audit::{AuditAction, AuditOutcome};
 use keyward::policy::CodeRules;
-use keyward::signin::{PendingTotp, Reauthentication, StepUp};
+use keyward::signin::PendingTotp;
 use keyward::totp::{self, TotpConfig};
 use keyward::{
     DenialReason, Error, InMemoryStore, Password, RecoveryCode, SignIn, TotpSecret, UserStore,
@@ -45,29 +45,6 @@ fn totp_step(f: &Fx, username: &str) -> PendingTotp {
     step!(f.sign_in_as(username), SignIn::TotpRequired)
 }
 
-fn step_up(f: &Fx, user: &keyward::user::UserId) -> StepUp {
-    match f
-        .kw
-        .reauthenticate(user, &Password::new(USER_PASSWORD))
-        .unwrap()
-    {
-        Reauthentication::Confirmed(proof) => proof,
-        other => panic!("expected a step-up, got {other:?}"),
-    }
-}
-
-fn events(
-    f: &Fx,
-    user: &keyward::user::UserId,
-    action: AuditAction,
-) -> Vec<keyward::audit::AuditEvent> {
-    let all = f.audit(&AuditQuery::for_user(user.clone()).page(0, 1000));
-    all.items
-        .into_iter()
-        .filter(|e| e.action == action)
-        .collect()
-}
-
 #[test]
 fn a_self_service_enrollment_shows_ten_codes_once_and_keeps_only_digests() {
     let f = fx();
@@ -81,7 +58,7 @@ fn a_self_service_enrollment_shows_ten_codes_once_and_keeps_only_digests() {
         assert!(!digests.contains(code.as_str()));
         assert!(!digests.contains(&code.replace('-', "")));
     }
-    let generated = events(&f, &sam.id, AuditAction::RecoveryCodesGenerated);
+    let generated = f.events_of(&sam.id, AuditAction::RecoveryCodesGenerated);
     assert_eq!(generated.len(), 1);
     assert_eq!(generated[0].details.as_deref(), Some("count=10"));
     let summary = f.kw.user_summary(&f.admin.id, &sam.id).unwrap();
@@ -101,7 +78,7 @@ fn a_code_signs_in_once_and_is_audited_with_what_remains() {
         SignIn::Authenticated
     );
     assert_eq!(done.user().id, sam.id);
-    let used = events(&f, &sam.id, AuditAction::RecoveryCodeUsed);
+    let used = f.events_of(&sam.id, AuditAction::RecoveryCodeUsed);
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].outcome, AuditOutcome::Succeeded);
     assert_eq!(used[0].details.as_deref(), Some("remaining=9"));
@@ -114,7 +91,8 @@ fn a_code_signs_in_once_and_is_audited_with_what_remains() {
         SignIn::TotpRequired
     );
     assert!(again.is_retry());
-    let denied = events(&f, &sam.id, AuditAction::SignIn)
+    let denied = f
+        .events_of(&sam.id, AuditAction::SignIn)
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("wrong_recovery_code"))
         .count();
@@ -189,19 +167,19 @@ fn a_new_set_needs_a_step_up_and_voids_the_old_one() {
     let (_, old) = enroll(&f, &sam.id);
     // A step-up of someone else, or a stale one, does not do.
     let kim = f.user("kim");
-    let kims = step_up(&f, &kim.id);
+    let kims = f.step_up(&kim.id);
     assert!(matches!(
         f.kw.regenerate_recovery_codes(&sam.id, kims),
         Err(Error::StepUpRequired { .. })
     ));
-    let stale = step_up(&f, &sam.id);
+    let stale = f.step_up(&sam.id);
     f.clock.advance(Duration::minutes(6));
     assert!(matches!(
         f.kw.regenerate_recovery_codes(&sam.id, stale),
         Err(Error::StepUpRequired { .. })
     ));
     let fresh =
-        f.kw.regenerate_recovery_codes(&sam.id, step_up(&f, &sam.id))
+        f.kw.regenerate_recovery_codes(&sam.id, f.step_up(&sam.id))
             .unwrap();
     assert_eq!(fresh.len(), 10);
     assert!(!format!("{fresh:?}").contains(fresh.expose_secrets().next().unwrap()));
@@ -218,7 +196,8 @@ fn a_new_set_needs_a_step_up_and_voids_the_old_one() {
         SignIn::Authenticated
     );
     assert_eq!(
-        events(&f, &sam.id, AuditAction::RecoveryCodesGenerated).len(),
+        f.events_of(&sam.id, AuditAction::RecoveryCodesGenerated)
+            .len(),
         2
     );
 }
@@ -228,7 +207,7 @@ fn no_set_without_an_authenticator_or_when_turned_off() {
     let f = fx();
     let sam = f.user("sam");
     assert!(matches!(
-        f.kw.regenerate_recovery_codes(&sam.id, step_up(&f, &sam.id)),
+        f.kw.regenerate_recovery_codes(&sam.id, f.step_up(&sam.id)),
         Err(Error::NoAuthenticator { .. })
     ));
     let off = fx_with(Arc::new(InMemoryStore::new()), |b| {
@@ -253,7 +232,7 @@ fn no_set_without_an_authenticator_or_when_turned_off() {
     assert!(off.record(&kim.id).totp.recovery_codes.is_empty());
     assert!(matches!(
         off.kw
-            .regenerate_recovery_codes(&kim.id, step_up(&off, &kim.id)),
+            .regenerate_recovery_codes(&kim.id, off.step_up(&kim.id)),
         Err(Error::RecoveryCodesOff)
     ));
 }
@@ -400,7 +379,7 @@ fn racing_sign_ins_accept_a_code_once(a: Arc<dyn UserStore>, b: Arc<dyn UserStor
     }
     assert_eq!(passed, 1, "one code, one sign-in");
     assert_eq!(f.record(&sam.id).totp.recovery_codes.len(), 9);
-    assert_eq!(events(&f, &sam.id, AuditAction::RecoveryCodeUsed).len(), 1);
+    assert_eq!(f.events_of(&sam.id, AuditAction::RecoveryCodeUsed).len(), 1);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Untrusted TOTP inputs: `otpauth://` URIs, user-typed codes and stored (sealed or plain)
-//! secrets. Nothing may panic; whatever parses must print back to something that parses to
+//! Untrusted TOTP inputs: `otpauth://` URIs, user-typed codes and recovery codes, and stored
+//! (sealed or plain) secrets. Nothing may panic; whatever parses must print back to something that parses to
 //! the same value.
 #![no_main]
 
@@ -21,6 +21,17 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.account(), uri.account());
         assert_eq!(again.secret().expose_secret(), uri.secret().expose_secret());
         assert_eq!(again.to_uri_string().as_str(), printed.as_str());
+    }
+
+    // A typed recovery code: a digest only for 16 code characters, the same digest whatever
+    // the case and separators.
+    let user = keyward::user::UserId::generate();
+    let typed = keyward::RecoveryCode::new(text);
+    if let Some(digest) = totp::recovery_codes::digest_typed(&user, &typed) {
+        let letters: String = text.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')).collect();
+        assert_eq!(letters.len(), 16);
+        let lower = keyward::RecoveryCode::new(letters.to_lowercase());
+        assert_eq!(totp::recovery_codes::digest_typed(&user, &lower), Some(digest));
     }
 
     // Code normalizer and verifier, for both code lengths.

@@ -261,26 +261,7 @@ impl Keyward {
     pub fn disable_user(&self, actor: &UserId, target: &UserId, reason: &str) -> Result<(), Error> {
         let _span = tracing::info_span!("keyward.disable_user").entered();
         let reason = checked_reason(reason)?;
-        let action = AuditAction::UserDisabled;
-        let (actor, record) = self.lifecycle_parties(actor, target, action)?;
-        self.refuse_own_account(&actor, &record, action)?;
-        if record.user.status == UserStatus::Disabled {
-            return Ok(());
-        }
-        let mut next = record.user.clone();
-        next.status = UserStatus::Disabled;
-        self.change_user(
-            &actor,
-            &record,
-            UserChange {
-                action,
-                next,
-                details: None,
-                reason: Some(reason),
-                also: Also::Disabling,
-            },
-        )
-        .map(drop)
+        self.set_status(actor, target, UserStatus::Disabled, Some(reason))
     }
 
     /// Enables a disabled account again. Its credentials are as they were; sessions from
@@ -291,25 +272,39 @@ impl Keyward {
     /// [`Error::PermissionDenied`] (audited); [`Error::ChangedMeanwhile`]; store errors.
     pub fn enable_user(&self, actor: &UserId, target: &UserId) -> Result<(), Error> {
         let _span = tracing::info_span!("keyward.enable_user").entered();
-        let action = AuditAction::UserEnabled;
+        self.set_status(actor, target, UserStatus::Active, None)
+    }
+
+    /// Disables (refused on one's own account, with its codes and sessions ended) or enables
+    /// an account; nothing when it already has that status.
+    fn set_status(
+        &self,
+        actor: &UserId,
+        target: &UserId,
+        status: UserStatus,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let (action, also) = match status {
+            UserStatus::Disabled => (AuditAction::UserDisabled, Also::Disabling),
+            _ => (AuditAction::UserEnabled, Also::Nothing),
+        };
         let (actor, record) = self.lifecycle_parties(actor, target, action)?;
-        if record.user.status == UserStatus::Active {
+        if also == Also::Disabling {
+            self.refuse_own_account(&actor, &record, action)?;
+        }
+        if record.user.status == status {
             return Ok(());
         }
         let mut next = record.user.clone();
-        next.status = UserStatus::Active;
-        self.change_user(
-            &actor,
-            &record,
-            UserChange {
-                action,
-                next,
-                details: None,
-                reason: None,
-                also: Also::Nothing,
-            },
-        )
-        .map(drop)
+        next.status = status;
+        let change = UserChange {
+            action,
+            next,
+            details: None,
+            reason,
+            also,
+        };
+        self.change_user(&actor, &record, change).map(drop)
     }
 
     /// Changes a user's role and the further sites they manage. The actor must be allowed to

@@ -1045,6 +1045,23 @@ impl sql::WriteTx for Transaction<'_> {
     }
 }
 
+impl sql::ProfileTx for Transaction<'_> {
+    fn locked_whole(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
+        locked_whole(self, id)
+    }
+
+    /// The unique indexes on the username key and skeleton refuse a taken or confusable
+    /// username ([`write_error`] names which).
+    fn write_profile(&mut self, user: &User) -> Result<(), StoreError> {
+        update(self, sql::profile_cols(user)?, &user.id)?;
+        write_groups(self, user)
+    }
+
+    fn delete_rows(&mut self, sql: &str, id: &UserId) -> Result<(), StoreError> {
+        execute(self, "deleting a user", sql, &[text_val(id.as_str())]).map(drop)
+    }
+}
+
 fn insert_audit(c: &mut impl GenericClient, vals: &[Val]) -> Result<(), StoreError> {
     execute(
         c,
@@ -1230,23 +1247,7 @@ impl UserStore for PostgresStore {
         change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
     ) -> Result<(), StoreError> {
         self.write("recording a profile change", |tx| {
-            let mut record = locked_whole(tx, id)?;
-            let before = record.clone();
-            let events = super::ops::profile_recorded(&mut record, change)?;
-            if events.is_empty() {
-                return Ok(());
-            }
-            if record.user != before.user {
-                update(tx, sql::profile_cols(&record.user)?, id)?;
-                write_groups(tx, &record.user)?;
-            }
-            if record != before {
-                update(tx, sql::credential_cols(&record)?, id)?;
-            }
-            for event in &events {
-                insert_audit(tx, &sql::audit_values(event)?)?;
-            }
-            Ok(())
+            sql::change_profile_recorded_in(tx, id, change)
         })
     }
 
@@ -1256,22 +1257,7 @@ impl UserStore for PostgresStore {
         decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
     ) -> Result<bool, StoreError> {
         self.write("deleting a user", |tx| {
-            let record = locked_whole(tx, id)?;
-            let events = decide(&record);
-            if events.is_empty() {
-                return Ok(false);
-            }
-            let vals = [text_val(id.as_str())];
-            for sql in [
-                "DELETE FROM user_groups WHERE user_id = ?1",
-                "DELETE FROM users WHERE id = ?1",
-            ] {
-                execute(tx, "deleting a user", sql, &vals)?;
-            }
-            for event in &events {
-                insert_audit(tx, &sql::audit_values(event)?)?;
-            }
-            Ok(true)
+            sql::delete_recorded_in(tx, id, decide)
         })
     }
 

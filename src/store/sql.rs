@@ -1150,6 +1150,72 @@ pub(crate) trait WriteTx {
     fn insert_new(&mut self, record: &UserRecord) -> Result<Creation, StoreError>;
 }
 
+/// What a SQL backend's write transaction offers the shared bodies of the profile change and
+/// the deletion, beside [`WriteTx`].
+pub(crate) trait ProfileTx: WriteTx {
+    /// The whole record of `id`, groups included, under the write lock (`NotFound` if
+    /// missing).
+    fn locked_whole(&mut self, id: &UserId) -> Result<UserRecord, StoreError>;
+    /// Overwrites the profile columns and groups of `user.id`; a username taken or
+    /// confusable in the site is [`StoreError::Conflict`].
+    fn write_profile(&mut self, user: &User) -> Result<(), StoreError>;
+    /// Runs one statement of [`DELETE_USER_ROWS`] with the user id as `?1`.
+    fn delete_rows(&mut self, sql: &str, id: &UserId) -> Result<(), StoreError>;
+}
+
+/// The statements deleting a user: their groups, then their row (audit events stay).
+pub(crate) const DELETE_USER_ROWS: [&str; 2] = [
+    "DELETE FROM user_groups WHERE user_id = ?1",
+    "DELETE FROM users WHERE id = ?1",
+];
+
+/// The body of `change_profile_recorded` inside one write transaction: the whole record
+/// through [`ops::profile_recorded`](super::ops::profile_recorded), the profile and the
+/// credential columns written back if they changed, then the events; nothing without events.
+pub(crate) fn change_profile_recorded_in(
+    tx: &mut impl ProfileTx,
+    id: &UserId,
+    change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
+) -> Result<(), StoreError> {
+    let mut record = tx.locked_whole(id)?;
+    let before = record.clone();
+    let events = super::ops::profile_recorded(&mut record, change)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    if record.user != before.user {
+        tx.write_profile(&record.user)?;
+    }
+    if record != before {
+        tx.update(credential_cols(&record)?, id)?;
+    }
+    for event in &events {
+        tx.insert_audit(&audit_values(event)?)?;
+    }
+    Ok(())
+}
+
+/// The body of `delete_recorded` inside one write transaction: the whole record to `decide`
+/// on, then the rows deleted and the events appended, or nothing.
+pub(crate) fn delete_recorded_in(
+    tx: &mut impl ProfileTx,
+    id: &UserId,
+    decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
+) -> Result<bool, StoreError> {
+    let record = tx.locked_whole(id)?;
+    let events = decide(&record);
+    if events.is_empty() {
+        return Ok(false);
+    }
+    for sql in DELETE_USER_ROWS {
+        tx.delete_rows(sql, id)?;
+    }
+    for event in &events {
+        tx.insert_audit(&audit_values(event)?)?;
+    }
+    Ok(true)
+}
+
 /// The insert of [`WriteTx::insert_new`]: one statement that writes nothing when the id or
 /// the username is taken (so a PostgreSQL transaction is not aborted by the conflict).
 pub(crate) fn insert_new_sql(cols: &Cols) -> String {

@@ -466,6 +466,24 @@ impl sql::WriteTx for Tx<'_> {
     }
 }
 
+impl sql::ProfileTx for Tx<'_> {
+    fn locked_whole(&mut self, id: &UserId) -> Result<UserRecord, StoreError> {
+        locked_whole(self.0, id)
+    }
+
+    fn write_profile(&mut self, user: &User) -> Result<(), StoreError> {
+        write_profile(self.0, user)
+    }
+
+    fn delete_rows(&mut self, sql: &str, id: &UserId) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([id.as_str()]))
+            .map_err(be("deleting a user"))
+            .map(drop)
+    }
+}
+
 fn insert_audit(tx: &Connection, vals: &[Val]) -> Result<(), StoreError> {
     tx.prepare_cached(&sql::audit_insert_sql())
         .and_then(|mut s| s.execute(params_from_iter(vals.iter())))
@@ -789,22 +807,7 @@ impl UserStore for SqliteStore {
         change: &mut (dyn FnMut(&mut UserRecord) -> Vec<AuditEvent> + Send),
     ) -> Result<(), StoreError> {
         self.write("recording a profile change", |tx| {
-            let mut record = locked_whole(tx, id)?;
-            let before = record.clone();
-            let events = super::ops::profile_recorded(&mut record, change)?;
-            if events.is_empty() {
-                return Ok(());
-            }
-            if record.user != before.user {
-                write_profile(tx, &record.user)?;
-            }
-            if record != before {
-                update(tx, sql::credential_cols(&record)?, id)?;
-            }
-            for event in &events {
-                insert_audit(tx, &sql::audit_values(event)?)?;
-            }
-            Ok(())
+            sql::change_profile_recorded_in(&mut Tx(tx), id, change)
         })
     }
 
@@ -814,23 +817,7 @@ impl UserStore for SqliteStore {
         decide: &mut (dyn FnMut(&UserRecord) -> Vec<AuditEvent> + Send),
     ) -> Result<bool, StoreError> {
         self.write("deleting a user", |tx| {
-            let record = locked_whole(tx, id)?;
-            let events = decide(&record);
-            if events.is_empty() {
-                return Ok(false);
-            }
-            for sql in [
-                "DELETE FROM user_groups WHERE user_id = ?1",
-                "DELETE FROM users WHERE id = ?1",
-            ] {
-                tx.prepare_cached(sql)
-                    .and_then(|mut s| s.execute([id.as_str()]))
-                    .map_err(be("deleting a user"))?;
-            }
-            for event in &events {
-                insert_audit(tx, &sql::audit_values(event)?)?;
-            }
-            Ok(true)
+            sql::delete_recorded_in(&mut Tx(tx), id, decide)
         })
     }
 

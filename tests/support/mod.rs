@@ -149,6 +149,24 @@ impl Fx {
         self.kw.store().query_audit(query).unwrap()
     }
 
+    /// A fresh step-up of `user` with the standard user password.
+    pub fn step_up(&self, user: &UserId) -> keyward::signin::StepUp {
+        let proof = self.kw.reauthenticate(user, &Password::new(USER_PASSWORD));
+        match proof.unwrap() {
+            keyward::signin::Reauthentication::Confirmed(proof) => proof,
+            other => panic!("expected a step-up, got {other:?}"),
+        }
+    }
+
+    /// The events of `action` involving `user`, oldest first.
+    pub fn events_of(&self, user: &UserId, action: keyward::audit::AuditAction) -> Vec<AuditEvent> {
+        let all = self.audit(&AuditQuery::for_user(user.clone()).page(0, 1000));
+        all.items
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect()
+    }
+
     /// Has the administrator issue a temporary password for `user` with `options`.
     pub fn issue(
         &self,
