@@ -49,10 +49,12 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, Key, PrivateCookieJar, Same
 use clap::{Parser, Subcommand};
 use keyward::notify::Notifier;
 use keyward::signin::{PasswordChange, PendingStep, Reauthentication};
+use keyward::totp::recovery_codes::RecoveryCodes;
 use keyward::totp::{TotpConfig, TotpSealer};
 use keyward::user::{SiteId, User, UserId};
 use keyward::{
-    Keyward, OneTimeCode, Password, Pin, SecurityStamp, SessionCheck, SignIn, SqliteStore,
+    Keyward, OneTimeCode, Password, Pin, RecoveryCode, SecurityStamp, SessionCheck, SignIn,
+    SqliteStore,
 };
 use mail_drop::{MailDrop, NoTransport};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -522,7 +524,7 @@ async fn sign_in(
 /// back to the sign-in form with the one message a denial may show.
 async fn land(app: &App, jar: PrivateCookieJar, outcome: SignIn) -> Result<Response, Fail> {
     let step: PendingStep = match outcome {
-        SignIn::Authenticated(done) => {
+        SignIn::Authenticated(mut done) => {
             let session = SessionCookie {
                 user: done.user().id.clone(),
                 signed_in_at: OffsetDateTime::now_utc(),
@@ -531,9 +533,13 @@ async fn land(app: &App, jar: PrivateCookieJar, outcome: SignIn) -> Result<Respo
             let jar = jar
                 .remove(removal(STEP))
                 .add(cookie(app, SESSION, session.to_value()));
-            return Ok((jar, Redirect::to("/")).into_response());
+            // A sign-in that enrolled a new authenticator brings its recovery codes.
+            return Ok(match done.take_recovery_codes() {
+                Some(codes) => (jar, recovery_codes_page(app, &codes)).into_response(),
+                None => (jar, Redirect::to("/")).into_response(),
+            });
         }
-        SignIn::AuthenticatorAdded(added) => {
+        SignIn::AuthenticatorAdded(mut added) => {
             // A set-up while signed in: the account's stamp changed with the new secret.
             let session = SessionCookie {
                 user: added.user().clone(),
@@ -543,7 +549,10 @@ async fn land(app: &App, jar: PrivateCookieJar, outcome: SignIn) -> Result<Respo
             let jar = jar
                 .remove(removal(STEP))
                 .add(cookie(app, SESSION, session.to_value()));
-            return Ok((jar, Redirect::to("/")).into_response());
+            return Ok(match added.take_recovery_codes() {
+                Some(codes) => (jar, recovery_codes_page(app, &codes)).into_response(),
+                None => (jar, Redirect::to("/")).into_response(),
+            });
         }
         SignIn::Denied(denial) => {
             // The precise reason is for the log and the audit trail, never for the page.
@@ -611,6 +620,9 @@ async fn step_form(
 struct StepForm {
     #[serde(default)]
     code: String,
+    /// In place of a TOTP code, when the authenticator is lost.
+    #[serde(default)]
+    recovery_code: String,
     #[serde(default)]
     new_password: String,
     #[serde(default)]
@@ -629,6 +641,10 @@ async fn step_answer(
     };
     let code = OneTimeCode::new(form.code);
     let outcome = match step {
+        PendingStep::Totp(pending) if !form.recovery_code.is_empty() => {
+            let code = RecoveryCode::new(form.recovery_code);
+            call(&app, move |kw| kw.verify_recovery_code(pending, &code)).await
+        }
         PendingStep::Totp(pending) => call(&app, move |kw| kw.verify_totp(pending, &code)).await,
         PendingStep::DeviceAuthorization(pending) => {
             call(&app, move |kw| kw.authorize_device(pending, &code)).await
@@ -870,11 +886,34 @@ fn step_page(app: &App, step: &PendingStep, message: Option<&str>) -> Html<Strin
             (body)
             button type="submit" { "Continue" }
         }
+        @if let PendingStep::Totp(_) = step {
+            // The same step, answered with a recovery code instead.
+            form method="post" action="/step" {
+                label for="recovery_code" { "Lost your authenticator? Use a recovery code" }
+                input #recovery_code name="recovery_code" autocomplete="off" required;
+                button type="submit" { "Use a recovery code" }
+            }
+        }
         form method="post" action="/step/cancel" {
             button.link type="submit" { "Start again" }
         }
     };
     page(title, body, &app.served_by)
+}
+
+/// A new authenticator's recovery codes, shown this once (the response is `no-store`, like
+/// every page here); keyward keeps only their digests.
+fn recovery_codes_page(app: &App, codes: &RecoveryCodes) -> Html<String> {
+    let body = html! {
+        p { "Your authenticator is set up. If you ever lose it, each of these codes signs you "
+            "in once instead of a code from the app. Print them or keep them somewhere safe: "
+            "they are shown only now." }
+        ul.recovery {
+            @for code in codes.expose_secrets() { li { code { (code) } } }
+        }
+        p { a #continue href="/" { "Continue" } }
+    };
+    page("Save your recovery codes", body, &app.served_by)
 }
 
 /// The `<svg>` element of a standalone SVG document (without its XML declaration, which has no

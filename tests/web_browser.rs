@@ -221,6 +221,20 @@ async fn a_browser_signs_in_through_device_code_and_enrollment() {
     let page = client.source().await.unwrap();
     let secret = enrollment_secret(&page);
     submit(&client, "/step", &[("code", &current_code(&secret))]).await;
+    // The new authenticator's recovery codes, shown once; then on.
+    expect_page(&client, "Save your recovery codes").await;
+    let codes = client
+        .find_all(Locator::Css("ul.recovery li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    client
+        .find(Locator::Css("#continue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     expect_page(&client, "Welcome").await;
     let welcome = client.find(Locator::Css("p.ok")).await.unwrap();
     assert!(welcome.text().await.unwrap().contains("(kim)"));

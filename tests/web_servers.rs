@@ -183,7 +183,9 @@ fn a_forced_password_change_and_sign_out_alternate_between_two_servers() {
     assert_eq!(refused.location(), Some("/sign-in"));
     assert!(!step_only.has("kw_session") && !step_only.has("kw_step"));
     let confirmed = browser.post(&d.b, "/step", &[("code", &current_code(&secret))]);
-    assert_eq!(confirmed.location(), Some("/"));
+    // Signed in, and shown the new authenticator's recovery codes once.
+    let codes = recovery_codes_in(&confirmed.body);
+    assert_eq!(codes.len(), 10, "{}", confirmed.body);
     // The enrollment changed the stamp; the new session cookie carries the new one.
     assert_ne!(browser.cookie("kw_session").unwrap(), before);
     assert!(browser.get(&d.a, "/").body.contains("(lee)"));
@@ -203,6 +205,35 @@ fn a_forced_password_change_and_sign_out_alternate_between_two_servers() {
     let code = browser.post(&d.a, "/step", &[("code", &next_code(&secret))]);
     assert_eq!(code.location(), Some("/"));
     assert!(browser.get(&d.b, "/").body.contains("(lee)"));
+
+    // The authenticator lost: a recovery code at the TOTP step, on the other server; the
+    // same code again is refused.
+    let _ = browser.post(&d.a, "/sign-out", &[]);
+    let again = browser.post(&d.a, "/sign-in", &[("username", "lee"), ("password", new)]);
+    assert_eq!(again.location(), Some("/step"));
+    assert!(browser.get(&d.b, "/step").body.contains("recovery code"));
+    let used = browser.post(&d.b, "/step", &[("recovery_code", &codes[0])]);
+    assert_eq!(used.location(), Some("/"), "{}", used.body);
+    assert!(browser.get(&d.a, "/").body.contains("(lee)"));
+    let _ = browser.post(&d.a, "/sign-out", &[]);
+    let again = browser.post(&d.b, "/sign-in", &[("username", "lee"), ("password", new)]);
+    assert_eq!(again.location(), Some("/step"));
+    let reused = browser.post(&d.a, "/step", &[("recovery_code", &codes[0])]);
+    assert_eq!(
+        reused.location(),
+        Some("/step"),
+        "handed back as a wrong code"
+    );
+    assert!(browser.get(&d.b, "/step").body.contains("incorrect"));
+    assert!(!browser.has("kw_session"));
+}
+
+/// The recovery codes listed on a page.
+fn recovery_codes_in(body: &str) -> Vec<String> {
+    body.split("<li><code>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</code>").map(|(code, _)| code.to_owned()))
+        .collect()
 }
 
 /// After an administrator's authenticator reset: the password on A, the emailed device code
@@ -240,7 +271,7 @@ fn device_code_and_enrollment_alternate_between_two_servers() {
     assert!(!copy.has("kw_session") && !copy.has("kw_step"));
     // The new authenticator's first code on B.
     let done = browser.post(&d.b, "/step", &[("code", &current_code(&secret))]);
-    assert_eq!(done.location(), Some("/"));
+    assert_eq!(recovery_codes_in(&done.body).len(), 10, "{}", done.body);
     let home = browser.get(&d.a, "/");
     assert!(home.body.contains("(kim)"), "{}", home.body);
     let record: UserRecord = d.kw.store().get_user(&kim.id).unwrap().unwrap();
