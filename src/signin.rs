@@ -297,9 +297,10 @@ impl Keyward {
         };
         // A sign-in that enrolled a new authenticator gets its recovery codes now, with the
         // sign-in, so that no pending step ever carried them.
-        let codes = match ctx.recovery_codes_due {
-            true => self.new_recovery_codes(id)?,
-            false => None,
+        let codes = if ctx.recovery_codes_due {
+            self.new_recovery_codes(id)?
+        } else {
+            None
         };
         if let Some((codes, _)) = &codes {
             // Recorded before the sign-in it completes.

@@ -13,9 +13,9 @@
 //! digests; a plain digest handed to a client would be an offline oracle for the password.
 //!
 //! The same account state, plus the progress of a sign-in (the last accepted TOTP step, the
-//! pending secret, the device code, the recovery codes left), is what a pending step is bound to (its *binding*): any of
-//! those changing voids the step, and finishing a step changes one of them, so a step cannot
-//! be finished twice.
+//! pending secret, the device code, the recovery codes left), is what a pending step is bound
+//! to (its *binding*): any of those changing voids the step, and finishing a step changes one
+//! of them, so a step cannot be finished twice.
 
 use std::fmt;
 

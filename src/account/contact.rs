@@ -78,7 +78,7 @@ impl Keyward {
     ) -> Result<User, Error> {
         let _span = tracing::info_span!("keyward.change_own_contact").entered();
         let record = self.load(user)?;
-        if !self.step_up_holds(user, &step_up)? {
+        if !self.step_up_holds_on(&record, &step_up) {
             return Err(Error::StepUpRequired { user: user.clone() });
         }
         let mut next = record.user.clone();

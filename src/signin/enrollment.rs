@@ -43,7 +43,7 @@ impl Keyward {
         }
         if record.totp.secret.is_some() {
             let holds = match &step_up {
-                Some(proof) => self.step_up_holds(user, proof)?,
+                Some(proof) => self.step_up_holds_on(&record, proof),
                 None => false,
             };
             if !holds {
@@ -133,9 +133,10 @@ impl Keyward {
         // A new authenticator voids the old recovery codes. A self-service enrollment gets
         // its new set with the secret; a sign-in gets it when it completes (`finish`).
         let id = &record.user.id;
-        let fresh = match pending.ctx.signing_in {
-            false => self.new_recovery_codes(id)?,
-            true => None,
+        let fresh = if pending.ctx.signing_in {
+            None
+        } else {
+            self.new_recovery_codes(id)?
         };
         let (codes, recovery_codes) = match fresh {
             Some((codes, digests)) => (Some(codes), digests),

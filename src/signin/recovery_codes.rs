@@ -109,7 +109,7 @@ impl Keyward {
     ) -> Result<RecoveryCodes, Error> {
         let _span = tracing::info_span!("keyward.regenerate_recovery_codes").entered();
         let record = self.load(user)?;
-        if !self.step_up_holds(user, &step_up)? {
+        if !self.step_up_holds_on(&record, &step_up) {
             tracing::info!(
                 user = user.as_str(),
                 "new recovery codes refused: no step-up"

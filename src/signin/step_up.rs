@@ -166,18 +166,17 @@ impl Keyward {
 
     /// [`check_step_up`](Self::check_step_up) without consuming the proof.
     pub(crate) fn step_up_holds(&self, user: &UserId, proof: &StepUp) -> Result<bool, Error> {
-        if &proof.user != user {
-            return Ok(false);
-        }
+        Ok(self.step_up_holds_on(&self.load(user)?, proof))
+    }
+
+    /// Whether `proof` holds for the account as `record` holds it now: the same user, young
+    /// enough, the account unchanged since (for a caller that has just read the record).
+    pub(crate) fn step_up_holds_on(&self, record: &UserRecord, proof: &StepUp) -> bool {
         let now = self.now();
-        if now >= proof.at.saturating_add(self.codes.step_up_lifetime) || now < proof.at {
-            return Ok(false);
-        }
-        let record = self.load(user)?;
-        Ok(stamp::same_binding(
-            &stamp::binding(&record),
-            &proof.binding,
-        ))
+        proof.user == record.user.id
+            && now >= proof.at
+            && now < proof.at.saturating_add(self.codes.step_up_lifetime)
+            && stamp::same_binding(&stamp::binding(record), &proof.binding)
     }
 
     fn step_up_confirmed(&self, record: &UserRecord, by: &str) -> Result<Reauthentication, Error> {

@@ -287,9 +287,6 @@ const CONTACT_CODE: [&str; 4] = [
     "cc_failed_tries",
 ];
 
-/// The prefix of every recovery-code digest ([`crate::totp::recovery_codes`]).
-const RECOVERY_DIGEST_PREFIX: &str = "$sha256$";
-
 /// The recovery-code digests as one column: space-separated (a digest holds no space), `NULL`
 /// for none.
 fn recovery_text(digests: &[StoredHash]) -> Val {
@@ -302,7 +299,8 @@ fn recovery_text(digests: &[StoredHash]) -> Val {
 }
 
 /// Reads the recovery-code column back: each entry must be a digest as keyward writes it
-/// (its prefix and 64 hex digits), anything else is a corrupt row.
+/// ([`recovery_codes::is_digest`](crate::totp::recovery_codes::is_digest)), anything else is
+/// a corrupt row.
 fn parse_recovery(text: Option<String>) -> Result<Vec<StoredHash>, StoreError> {
     let Some(text) = text else {
         return Ok(Vec::new());
@@ -317,11 +315,7 @@ fn parse_recovery(text: Option<String>) -> Result<Vec<StoredHash>, StoreError> {
     }
     text.split(' ')
         .map(|digest| {
-            let hex = digest.strip_prefix(RECOVERY_DIGEST_PREFIX);
-            let well_formed = hex.is_some_and(|h| {
-                h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            });
-            if well_formed {
+            if crate::totp::recovery_codes::is_digest(digest) {
                 Ok(StoredHash::new(digest))
             } else {
                 Err(StoreError::corrupt(

@@ -129,6 +129,15 @@ pub fn digest_typed(user: &UserId, typed: &RecoveryCode) -> Option<StoredHash> {
     (n == CODE_CHARS).then(|| digest_of(user, &chars))
 }
 
+/// Whether `stored` has the form of a digest this module writes (its prefix and 64 lowercase
+/// hex digits): what a store reading one back checks.
+#[must_use]
+pub fn is_digest(stored: &str) -> bool {
+    stored.strip_prefix(DIGEST_PREFIX).is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// Where `digest` stands among `stored`, compared with every entry in constant time.
 #[must_use]
 pub fn position(stored: &[StoredHash], digest: &StoredHash) -> Option<usize> {
@@ -256,6 +265,17 @@ mod tests {
                 proptest::prop_assert_eq!(digest.as_ref(), Some(&digests[0]));
             }
         }
+    }
+
+    #[test]
+    fn every_digest_made_has_the_stored_form() {
+        let (_, digests) = generate(&UserId::generate(), 3).unwrap();
+        assert!(digests.iter().all(|d| is_digest(d.as_str())));
+        for bad in ["", "$sha256$", "$sha256$ABCD", "abcd-efgh-ijkl-mnop"] {
+            assert!(!is_digest(bad), "{bad:?}");
+        }
+        let upper = digests[0].as_str().to_uppercase();
+        assert!(!is_digest(&upper));
     }
 
     #[test]
